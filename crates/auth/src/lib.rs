@@ -1,0 +1,52 @@
+//! Authenticators for sessiond, behind one trait.
+//!
+//! An authenticator turns (realm, user, password) into a verified user or a
+//! typed failure. Each runs its blocking work (argon2, libpam) on tokio's
+//! blocking pool so slow checks never stall the request executor.
+
+mod error;
+#[cfg(feature = "pam")]
+pub mod pam;
+pub mod password_file;
+mod secret;
+
+pub use error::AuthError;
+pub use password_file::PasswordFileAuthenticator;
+pub use secret::Password;
+
+use async_trait::async_trait;
+
+/// A user an authenticator vouched for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The canonical user name (an authenticator may normalise what was typed).
+    pub user: String,
+    /// Unix ids, for PAM logins of users that exist in the passwd database.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl Verified {
+    pub fn user(user: impl Into<String>) -> Verified {
+        Verified {
+            user: user.into(),
+            uid: None,
+            gid: None,
+        }
+    }
+}
+
+/// One authentication module (`file`, `pam`, …).
+#[async_trait]
+pub trait Authenticator: Send + Sync + 'static {
+    /// The module name clients select with `module=`.
+    fn name(&self) -> &str;
+
+    /// Checks `password` for `user` in `realm`.
+    async fn authenticate(
+        &self,
+        realm: &str,
+        user: &str,
+        password: &Password,
+    ) -> Result<Verified, AuthError>;
+}

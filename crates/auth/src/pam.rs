@@ -1,0 +1,124 @@
+//! The `pam` authenticator: a real PAM transaction (authenticate, then
+//! account management), as SessionKeyServer's JNI module did, with the user's
+//! uid/gid from the passwd database.
+//!
+//! The PAM service is fixed by configuration (`-pam-app` or `pam.service`).
+//! Only when explicitly configured does the client's realm text choose the
+//! service, which in SessionKeyServer let any client pick the PAM stack.
+
+use crate::{AuthError, Authenticator, Password, Verified};
+use async_trait::async_trait;
+use nonstick::{AuthnFlags, ConversationAdapter, ErrorCode, Transaction, TransactionBuilder};
+use std::ffi::{OsStr, OsString};
+
+/// Which PAM service a login uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PamService {
+    /// Always this service (`/etc/pam.d/<name>`).
+    Fixed(String),
+    /// The request's realm text, as SessionKeyServer did without `-pam-app`.
+    FromRealm,
+}
+
+pub struct PamAuthenticator {
+    name: String,
+    service: PamService,
+}
+
+impl PamAuthenticator {
+    pub fn new(name: impl Into<String>, service: PamService) -> PamAuthenticator {
+        PamAuthenticator {
+            name: name.into(),
+            service,
+        }
+    }
+}
+
+/// Answers PAM's prompts: echoed prompts get the user name, hidden ones the password.
+struct Answers {
+    user: String,
+    password: Password,
+}
+
+impl ConversationAdapter for Answers {
+    fn prompt(&self, _request: impl AsRef<OsStr>) -> nonstick::Result<OsString> {
+        Ok(OsString::from(&self.user))
+    }
+    fn masked_prompt(&self, _request: impl AsRef<OsStr>) -> nonstick::Result<OsString> {
+        Ok(OsString::from(self.password.expose()))
+    }
+    fn error_msg(&self, _message: impl AsRef<OsStr>) {}
+    fn info_msg(&self, _message: impl AsRef<OsStr>) {}
+}
+
+/// PAM results that mean "this user may not log in with this password", as
+/// opposed to "PAM cannot answer".
+fn is_rejection(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::AuthenticationError
+            | ErrorCode::UserUnknown
+            | ErrorCode::MaxTries
+            | ErrorCode::PermissionDenied
+            | ErrorCode::AccountExpired
+            | ErrorCode::NewAuthTokRequired
+            | ErrorCode::CredentialsInsufficient
+            | ErrorCode::AuthTokExpired
+    )
+}
+
+fn run_transaction(service: &str, user: &str, password: Password) -> Result<Verified, AuthError> {
+    let answers = Answers {
+        user: user.to_owned(),
+        password,
+    };
+    let fail = |code: ErrorCode| {
+        if is_rejection(code) {
+            tracing::info!(pam_result = ?code, "PAM refused the login");
+            AuthError::Rejected
+        } else {
+            tracing::error!(pam_result = ?code, service, "PAM could not check the login");
+            AuthError::Unavailable(format!("PAM service {service:?}: {code:?}"))
+        }
+    };
+    let mut txn = TransactionBuilder::new_with_service(service)
+        .username(user)
+        .build(answers.into_conversation())
+        .map_err(fail)?;
+    txn.authenticate(AuthnFlags::empty()).map_err(fail)?;
+    txn.account_management(AuthnFlags::empty()).map_err(fail)?;
+    let mut verified = Verified::user(user);
+    if let Ok(Some(entry)) = nix::unistd::User::from_name(user) {
+        verified.uid = Some(entry.uid.as_raw());
+        verified.gid = Some(entry.gid.as_raw());
+    }
+    Ok(verified)
+}
+
+#[async_trait]
+impl Authenticator for PamAuthenticator {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn authenticate(
+        &self,
+        realm: &str,
+        user: &str,
+        password: &Password,
+    ) -> Result<Verified, AuthError> {
+        let service = match &self.service {
+            PamService::Fixed(s) => s.clone(),
+            PamService::FromRealm => realm.to_owned(),
+        };
+        if service.is_empty() || service.contains('/') || service.chars().any(char::is_control) {
+            return Err(AuthError::Unavailable(format!(
+                "invalid PAM service name {service:?}"
+            )));
+        }
+        let (user, password) = (user.to_owned(), password.clone());
+        tokio::task::spawn_blocking(move || run_transaction(&service, &user, password))
+            .await
+            .map_err(|e| AuthError::Unavailable(format!("PAM task failed: {e}")))?
+    }
+}

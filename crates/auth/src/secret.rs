@@ -1,0 +1,22 @@
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// A password in memory: redacted in `Debug`, wiped when dropped.
+#[derive(Clone)]
+pub struct Password(Zeroizing<String>);
+
+impl Password {
+    pub fn new(text: impl Into<String>) -> Password {
+        Password(Zeroizing::new(text.into()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}

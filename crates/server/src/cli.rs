@@ -1,0 +1,172 @@
+//! Command line: `sessiond [serve] [flags]`, `sessiond user …`, `sessiond check-config`.
+//!
+//! SessionKeyServer's flags are accepted as written in its scripts
+//! (`-d -l -p -pam-app -default -tls`). Its multi-letter flags take a single
+//! dash, which clap would read as bundled short flags (`-pam-app` = `-p am-app`),
+//! so [`translate_legacy_flags`] rewrites them to their `--` form first.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sessiond",
+    version,
+    about = "Authentication-session server",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Without a subcommand, sessiond serves (SessionKeyServer-style invocation).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Manage the `file` authenticator's users.
+    User(UserArgs),
+    /// Load and check the configuration, print the effective settings, and exit.
+    CheckConfig(ServeArgs),
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "SESSIOND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Keep sessions in the crash-safe file store in this directory (SessionKeyServer's -d).
+    #[arg(short = 'd', long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Store kind: memory or file.
+    #[arg(long, value_name = "KIND")]
+    pub store: Option<String>,
+    /// Address to listen on; `*` means all interfaces (SessionKeyServer's -l).
+    #[arg(short = 'l', long = "listen", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Port to listen on; 0 picks a free one (SessionKeyServer's -p).
+    #[arg(short = 'p', long = "port")]
+    pub port: Option<u16>,
+    /// PAM service name (SessionKeyServer's -pam-app).
+    #[arg(long = "pam-app", value_name = "NAME")]
+    pub pam_app: Option<String>,
+    /// Module used when a request names none (SessionKeyServer's -default).
+    #[arg(long = "default", value_name = "MODULE")]
+    pub default_module: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (may also hold the key) (SessionKeyServer's -tls).
+    #[arg(long = "tls", value_name = "CERT_PEM")]
+    pub tls: Option<PathBuf>,
+    /// PEM private key, when not inside the -tls file.
+    #[arg(long = "tls-key", value_name = "KEY_PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// Password file of the `file` authenticator.
+    #[arg(long = "password-file", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Refuse passwords sent in URL query strings (require a POST body).
+    #[arg(long)]
+    pub refuse_query_credentials: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// Password file to manage (default: the configured one, `sessiond-data/passwd`).
+    #[arg(
+        long = "password-file",
+        short = 'f',
+        global = true,
+        value_name = "FILE"
+    )]
+    pub password_file: Option<PathBuf>,
+    /// Data directory whose `passwd` file to manage.
+    #[arg(short = 'd', long = "data-dir", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub action: UserAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Add a user. The password is read from standard input (first line), or
+    /// asked for twice on a terminal; never from the command line.
+    Add { name: String },
+    /// Change a user's password (read like `add`).
+    Passwd { name: String },
+    /// Delete a user.
+    Del { name: String },
+    /// List users.
+    List,
+}
+
+/// SessionKeyServer's single-dash long flags, and their `--` form here.
+const LEGACY_FLAGS: &[(&str, &str)] = &[
+    ("-pam-app", "--pam-app"),
+    ("-default", "--default"),
+    ("-tls", "--tls"),
+];
+
+/// Rewrites SessionKeyServer-style flags so clap can parse them.
+pub fn translate_legacy_flags(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .map(|a| {
+            LEGACY_FLAGS
+                .iter()
+                .find(|(legacy, _)| *legacy == a)
+                .map(|(_, modern)| (*modern).to_owned())
+                .unwrap_or(a)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let args = translate_legacy_flags(args.iter().map(|s| s.to_string()));
+        Cli::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn sessionkeyserver_invocation() {
+        let cli = parse(&[
+            "sessiond",
+            "-l",
+            "127.0.0.1",
+            "-p",
+            "4301",
+            "-d",
+            "key.db",
+            "-pam-app",
+            "login",
+            "-default",
+            "pam",
+        ]);
+        assert!(cli.command.is_none());
+        let s = cli.serve;
+        assert_eq!(s.listen.as_deref(), Some("127.0.0.1"));
+        assert_eq!(s.port, Some(4301));
+        assert_eq!(s.data_dir, Some(PathBuf::from("key.db")));
+        assert_eq!(s.pam_app.as_deref(), Some("login"));
+        assert_eq!(s.default_module.as_deref(), Some("pam"));
+    }
+
+    #[test]
+    fn subcommands() {
+        let cli = parse(&["sessiond", "serve", "-tls", "server.pem", "-p", "0"]);
+        match cli.command {
+            Some(Command::Serve(s)) => assert_eq!(s.tls, Some(PathBuf::from("server.pem"))),
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&["sessiond", "user", "add", "alice", "-d", "data"]);
+        assert!(matches!(
+            cli.command,
+            Some(Command::User(UserArgs {
+                action: UserAction::Add { .. },
+                ..
+            }))
+        ));
+    }
+}

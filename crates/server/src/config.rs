@@ -1,0 +1,432 @@
+//! Configuration: built-in defaults, then a TOML file, then `SESSIOND_*`
+//! environment variables (`SESSIOND_SERVER__BIND=…`), then command-line flags.
+//!
+//! Every value is checked at start-up; an invalid one stops the server with
+//! the file, the key and the reason.
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sessiond_core::duration::format_duration;
+use sessiond_core::{parse_duration, RealmPolicy};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A duration written in FreeIPA's syntax (`1h30m`) or as whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Seconds(s) => Ok(Span(Duration::from_secs(s))),
+            Raw::Text(t) => parse_duration(&t)
+                .map(Span)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(self.0))
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    /// Policy for every realm not listed under `realms`.
+    pub realm_defaults: RealmConfig,
+    /// Per-realm overrides, keyed by the exact (case-sensitive) realm text.
+    pub realms: BTreeMap<String, RealmConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub bind: String,
+    /// PEM file with the certificate chain (and possibly the key): serve HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the private key, if not in `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Longest time one request may take, including reading its body.
+    pub request_timeout: Span,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Refuse `/auth_token` and `/pam_token` requests whose password is in the URL.
+    pub refuse_query_credentials: bool,
+    /// File holding the admin credential that unlocks `/stored_token` (first
+    /// line). `SESSIOND_ADMIN_TOKEN` may give it instead. Unset = no admin API.
+    pub admin_token_file: Option<PathBuf>,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
+    /// names the real client, for login limits and session records.
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Memory,
+    File,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    /// Data directory of the `file` store.
+    pub path: PathBuf,
+    /// How long superseded tokens keep answering SUPERCEDED after the user's latest login.
+    pub superseded_retention: Span,
+    /// Most frequent refresh of a session's last-access time on validation.
+    pub touch_interval: Span,
+    /// How often expired and superseded sessions are purged.
+    pub sweep_interval: Span,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Modules clients may select with `module=`.
+    pub modules: Vec<String>,
+    /// Module used when a request names none (SessionKeyServer's `-default`).
+    pub default_module: String,
+    /// The `file` module's password file.
+    pub password_file: PathBuf,
+    /// PAM service name (SessionKeyServer's `-pam-app`).
+    pub pam_service: String,
+    /// Use the request's realm text as the PAM service, as SessionKeyServer did
+    /// without `-pam-app`. Lets clients choose the PAM stack: off by default.
+    pub pam_service_from_realm: bool,
+    /// Failed logins for one user name within `failure_window` before it is blocked (0 = off).
+    pub max_failures_per_user: u32,
+    /// Failed logins from one client address within `failure_window` before it is blocked (0 = off).
+    pub max_failures_per_address: u32,
+    pub failure_window: Span,
+    /// Password checks running at once; more wait their turn (within the
+    /// request timeout). Each argon2id check holds ~19 MiB, so an unbounded
+    /// burst of logins could exhaust memory.
+    pub max_concurrent_checks: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RealmConfig {
+    pub idle_timeout: Option<Span>,
+    pub max_lifetime: Option<Span>,
+    pub credential_skew: Span,
+    pub supersede: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:4431".into(),
+            tls_cert: None,
+            tls_key: None,
+            request_timeout: Span(Duration::from_secs(30)),
+            max_body_bytes: 64 * 1024,
+            refuse_query_credentials: false,
+            admin_token_file: None,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            kind: StoreKind::Memory,
+            path: PathBuf::from("sessiond-data"),
+            superseded_retention: Span(Duration::from_secs(24 * 3600)),
+            touch_interval: Span(Duration::from_secs(60)),
+            sweep_interval: Span(Duration::from_secs(300)),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        let mut modules = vec!["file".to_owned()];
+        if cfg!(feature = "pam") {
+            modules.push("pam".to_owned());
+        }
+        AuthConfig {
+            modules,
+            default_module: "file".into(),
+            password_file: PathBuf::from("sessiond-data/passwd"),
+            pam_service: "sessiond".into(),
+            pam_service_from_realm: false,
+            max_failures_per_user: 5,
+            max_failures_per_address: 50,
+            failure_window: Span(Duration::from_secs(300)),
+            max_concurrent_checks: 16,
+        }
+    }
+}
+
+impl Default for RealmConfig {
+    fn default() -> Self {
+        let p = RealmPolicy::default();
+        RealmConfig {
+            idle_timeout: None,
+            max_lifetime: None,
+            credential_skew: Span(p.credential_skew),
+            supersede: p.supersede,
+        }
+    }
+}
+
+impl RealmConfig {
+    pub fn policy(&self) -> RealmPolicy {
+        RealmPolicy {
+            idle_timeout: self.idle_timeout.map(|s| s.0),
+            max_lifetime: self.max_lifetime.map(|s| s.0),
+            credential_skew: self.credential_skew.0,
+            supersede: self.supersede,
+        }
+    }
+}
+
+/// `SESSIOND_*` variables that are not configuration keys (`SESSIOND_TEST_*`
+/// are the test suite's own and ignored too).
+const NON_CONFIG_ENV: &[&str] = &["config", "admin_token", "log", "log_format"];
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                bail!("configuration file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(
+            Env::prefixed("SESSIOND_")
+                .filter(|k| {
+                    let k = k.as_str().to_ascii_lowercase();
+                    !NON_CONFIG_ENV.contains(&k.as_str()) && !k.starts_with("test_")
+                })
+                .split("__"),
+        );
+        let config: Config = figment.extract().map_err(describe_figment_error)?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot; called after command-line overrides.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.bind_addr()?;
+        self.trusted_proxies()?;
+        if self.auth.modules.is_empty() {
+            bail!("auth.modules: at least one authentication module must be enabled");
+        }
+        for m in &self.auth.modules {
+            match m.to_ascii_lowercase().as_str() {
+                "file" => {}
+                "pam" if cfg!(feature = "pam") => {}
+                "pam" => {
+                    bail!("auth.modules: \"pam\" needs a sessiond built with `--features pam`")
+                }
+                other => bail!("auth.modules: unknown module {other:?} (known: file, pam)"),
+            }
+        }
+        if !self.module_enabled(&self.auth.default_module) {
+            bail!(
+                "auth.default_module: {:?} is not one of the enabled modules {:?}",
+                self.auth.default_module,
+                self.auth.modules
+            );
+        }
+        if self.server.tls_key.is_some() && self.server.tls_cert.is_none() {
+            bail!("server.tls_key: set server.tls_cert (-tls) too");
+        }
+        for (key, span) in [
+            ("store.sweep_interval", self.store.sweep_interval),
+            ("server.request_timeout", self.server.request_timeout),
+            ("auth.failure_window", self.auth.failure_window),
+        ] {
+            if span.0.is_zero() {
+                bail!("{key}: must be more than zero");
+            }
+        }
+        if self.auth.max_concurrent_checks == 0 {
+            bail!("auth.max_concurrent_checks: must be at least 1");
+        }
+        if self.server.max_body_bytes == 0 {
+            bail!("server.max_body_bytes: must be more than 0");
+        }
+        for (name, realm) in std::iter::once(("realm_defaults".to_owned(), &self.realm_defaults))
+            .chain(
+                self.realms
+                    .iter()
+                    .map(|(k, v)| (format!("realms.{k:?}"), v)),
+            )
+        {
+            for (key, span) in [
+                ("idle_timeout", realm.idle_timeout),
+                ("max_lifetime", realm.max_lifetime),
+            ] {
+                if span.is_some_and(|s| s.0.as_secs() == 0) {
+                    bail!("{name}.{key}: must be at least one second (omit it for no limit)");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.server
+            .bind
+            .parse()
+            .with_context(|| format!("server.bind: {:?} is not an address:port", self.server.bind))
+    }
+
+    /// `server.trusted_proxies`, parsed: a plain address means just that address.
+    pub fn trusted_proxies(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.server
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "server.trusted_proxies: {p:?} is not an IP address or CIDR range"
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    pub fn module_enabled(&self, name: &str) -> bool {
+        self.auth
+            .modules
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(name))
+    }
+
+    /// The policy for `realm`: its own section, or the defaults.
+    pub fn realm_policy(&self, realm: &str) -> RealmPolicy {
+        self.realms
+            .get(realm)
+            .unwrap_or(&self.realm_defaults)
+            .policy()
+    }
+}
+
+/// Reports each error as `source: key: reason`, where the source is the file
+/// or the environment variable the bad value came from.
+fn describe_figment_error(err: figment::Error) -> anyhow::Error {
+    let lines: Vec<String> = err
+        .into_iter()
+        .map(|e| {
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(figment::Source::File(path)) => path.display().to_string(),
+                    _ => m.name.to_string(),
+                })
+                .unwrap_or_else(|| "configuration".to_owned());
+            format!("{source}: {}: {}", e.path.join("."), e.kind)
+        })
+        .collect();
+    anyhow::anyhow!("invalid configuration: {}", lines.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessiond.toml");
+        std::fs::write(&path, toml).unwrap();
+        let c = Config::load(Some(&path))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.bind_addr().unwrap().to_string(), "127.0.0.1:4431");
+        assert_eq!(c.realm_policy("any"), RealmPolicy::default());
+    }
+
+    #[test]
+    fn durations_and_realms() {
+        let c = load_str(
+            r#"
+            [realm_defaults]
+            idle_timeout = "30 minutes"
+            [realms."web app"]
+            idle_timeout = "1h30m"
+            max_lifetime = 86400
+            supersede = false
+            "#,
+        )
+        .unwrap();
+        let p = c.realm_policy("web app");
+        assert_eq!(p.idle_timeout, Some(Duration::from_secs(5400)));
+        assert_eq!(p.max_lifetime, Some(Duration::from_secs(86400)));
+        assert!(!p.supersede);
+        assert_eq!(
+            c.realm_policy("other").idle_timeout,
+            Some(Duration::from_secs(1800))
+        );
+    }
+
+    #[test]
+    fn errors_name_file_key_and_reason() {
+        let err = load_str("[realm_defaults]\nidle_timeout = \"5 fortnights\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("idle_timeout"), "{err}");
+        assert!(err.contains("fortnights"), "{err}");
+        assert!(err.contains("sessiond.toml"), "{err}");
+        let err = load_str("[server]\nbnid = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bnid"), "{err}");
+        let err = load_str("[server]\nbind = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.bind"), "{err}");
+        let err = load_str("[auth]\ndefault_module = \"ldap\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auth.default_module"), "{err}");
+        let err = load_str("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.trusted_proxies: \"proxy\""), "{err}");
+        let err = load_str("[store]\nsweep_interval = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("store.sweep_interval: must be more than zero"),
+            "{err}"
+        );
+        let err = load_str("[realms.x]\nidle_timeout = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("realms.\"x\".idle_timeout"), "{err}");
+    }
+}

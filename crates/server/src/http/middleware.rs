@@ -1,0 +1,100 @@
+//! Per-request metrics and logs. Only the path of a *known* endpoint is ever
+//! recorded: query strings carry passwords and tokens, and an unknown path
+//! could too.
+
+use crate::http::ClientAddr;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use std::time::Instant;
+
+const KNOWN_PATHS: &[&str] = &[
+    "/version",
+    "/valid",
+    "/revoke",
+    "/replace",
+    "/auth_token",
+    "/pam_token",
+    "/stored_token",
+    "/get_key",
+    "/gen_key",
+    "/create_group",
+    "/mod_group",
+    "/group_hash",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/v1/login",
+    "/v1/validate",
+    "/v1/revoke",
+    "/v1/replace",
+    "/v1/session/data",
+];
+
+fn endpoint(path: &str) -> &'static str {
+    KNOWN_PATHS
+        .iter()
+        .find(|p| **p == path)
+        .copied()
+        .unwrap_or("other")
+}
+
+pub async fn observe(req: Request, next: Next) -> Response {
+    let endpoint = endpoint(req.uri().path());
+    let method = req.method().clone();
+    let started = Instant::now();
+    let mut response = next.run(req).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    metrics::counter!("sessiond_http_requests_total", "endpoint" => endpoint, "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("sessiond_http_request_seconds", "endpoint" => endpoint)
+        .record(elapsed.as_secs_f64());
+    tracing::debug!(%method, endpoint, status, micros = elapsed.as_micros() as u64, "request");
+    response.headers_mut().insert(
+        "server",
+        HeaderValue::from_static(concat!("sessiond/", env!("CARGO_PKG_VERSION"))),
+    );
+    response
+}
+
+/// Replaces the client address with the one a trusted proxy forwarded: the
+/// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (the
+/// entries to its left were written by the client and prove nothing).
+pub async fn resolve_client(
+    axum::extract::State(proxies): axum::extract::State<std::sync::Arc<Vec<ipnet::IpNet>>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let trusted = |ip: &std::net::IpAddr| proxies.iter().any(|net| net.contains(ip));
+    let forwarded = req
+        .extensions()
+        .get::<ClientAddr>()
+        .copied()
+        .and_then(|addr| {
+            if !trusted(&addr.peer.ip()) {
+                return None;
+            }
+            let chain = req
+                .headers()
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            let hops: Vec<std::net::IpAddr> = chain
+                .flat_map(|v| v.split(','))
+                .filter_map(|hop| hop.trim().parse().ok())
+                .collect();
+            let client = hops
+                .iter()
+                .rev()
+                .find(|ip| !trusted(ip))
+                .or(hops.first())
+                .copied()?;
+            Some(ClientAddr { client, ..addr })
+        });
+    if let Some(addr) = forwarded {
+        req.extensions_mut().insert(addr);
+    }
+    next.run(req).await
+}

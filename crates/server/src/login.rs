@@ -1,0 +1,201 @@
+//! Logging a user in: pick the module, apply the failure limits, run the
+//! authenticator, issue the session. Shared by the text protocol and `/v1`.
+
+use crate::app::{now, App};
+use crate::config::AuthConfig;
+use parking_lot::Mutex;
+use sessiond_auth::{AuthError, Password};
+use sessiond_core::limiter::FailureLimiter;
+use sessiond_core::names::{check_name, check_text};
+use sessiond_core::session::SessionRecord;
+use sessiond_core::{Identity, NewSession, Token};
+use sessiond_store::StoreError;
+use std::net::IpAddr;
+
+/// Why a login did not produce a session.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("unknown authentication module {0:?}")]
+    UnknownModule(String),
+    #[error("too many failed logins {scope}; retry in {retry_after} s")]
+    RateLimited {
+        scope: &'static str,
+        retry_after: u64,
+    },
+    #[error("authentication failed")]
+    Rejected,
+    #[error("authentication back end unavailable")]
+    AuthUnavailable,
+    #[error("session store unavailable")]
+    Store(#[from] StoreError),
+}
+
+/// Failed-login counters per user name and per client address.
+pub struct LoginGuard {
+    per_user: Option<Mutex<FailureLimiter>>,
+    per_addr: Option<Mutex<FailureLimiter>>,
+    /// Bounds the password checks running at once.
+    checks: tokio::sync::Semaphore,
+}
+
+impl LoginGuard {
+    pub fn new(cfg: &AuthConfig) -> LoginGuard {
+        let make = |max: u32| {
+            (max > 0).then(|| Mutex::new(FailureLimiter::new(max, cfg.failure_window.0)))
+        };
+        LoginGuard {
+            per_user: make(cfg.max_failures_per_user),
+            per_addr: make(cfg.max_failures_per_address),
+            checks: tokio::sync::Semaphore::new(cfg.max_concurrent_checks),
+        }
+    }
+
+    fn check(&self, user: &str, addr: Option<IpAddr>) -> Result<(), LoginError> {
+        let t = now();
+        if let (Some(l), Some(a)) = (&self.per_addr, addr) {
+            l.lock()
+                .check(&a.to_string(), t)
+                .map_err(|retry_after| LoginError::RateLimited {
+                    scope: "from this address",
+                    retry_after,
+                })?;
+        }
+        if let Some(l) = &self.per_user {
+            l.lock()
+                .check(user, t)
+                .map_err(|retry_after| LoginError::RateLimited {
+                    scope: "for this user",
+                    retry_after,
+                })?;
+        }
+        Ok(())
+    }
+
+    fn failed(&self, user: &str, addr: Option<IpAddr>) {
+        let t = now();
+        if let (Some(l), Some(a)) = (&self.per_addr, addr) {
+            l.lock().record_failure(&a.to_string(), t);
+        }
+        if let Some(l) = &self.per_user {
+            l.lock().record_failure(user, t);
+        }
+    }
+
+    fn succeeded(&self, user: &str) {
+        if let Some(l) = &self.per_user {
+            l.lock().clear(user);
+        }
+    }
+
+    /// Drops finished windows; called by the sweeper.
+    pub fn prune(&self) {
+        let t = now();
+        for l in [&self.per_user, &self.per_addr].into_iter().flatten() {
+            l.lock().prune(t);
+        }
+    }
+}
+
+/// A password login as the client asked for it.
+pub struct PasswordLogin<'a> {
+    pub realm: &'a str,
+    pub user: &'a str,
+    pub password: Password,
+    /// Module as the client wrote it (kept verbatim in the source, `auth/<module>`).
+    pub module: Option<&'a str>,
+    /// Source to record instead of `auth/<module>` (legacy `/pam_token` records `pam`).
+    pub source: Option<&'a str>,
+    pub client: Option<IpAddr>,
+}
+
+pub fn check_realm(realm: &str) -> Result<(), LoginError> {
+    check_text("realm", realm).map_err(|e| LoginError::BadRequest(e.to_string()))
+}
+
+pub async fn password_login(
+    app: &App,
+    req: PasswordLogin<'_>,
+) -> Result<(Token, SessionRecord), LoginError> {
+    check_realm(req.realm)?;
+    check_name("user", req.user).map_err(|e| LoginError::BadRequest(e.to_string()))?;
+    let module_text = req.module.unwrap_or(&app.config.auth.default_module);
+    let module_key = module_text.to_ascii_lowercase();
+    let Some(authenticator) = app.modules.get(&module_key) else {
+        return Err(LoginError::UnknownModule(module_text.to_owned()));
+    };
+    app.guard.check(req.user, req.client)?;
+    let permit = app
+        .guard
+        .checks
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
+    // Again: failures may have been recorded while this login waited its turn.
+    app.guard.check(req.user, req.client)?;
+    let outcome = authenticator
+        .authenticate(req.realm, req.user, &req.password)
+        .await;
+    drop(permit);
+    let verified = match outcome {
+        Ok(v) => v,
+        Err(AuthError::Rejected) => {
+            app.guard.failed(req.user, req.client);
+            metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "rejected").increment(1);
+            tracing::info!(realm = req.realm, user = req.user, module = module_text, client = ?req.client, "login rejected");
+            return Err(LoginError::Rejected);
+        }
+        Err(AuthError::Unavailable(reason)) => {
+            metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "unavailable").increment(1);
+            tracing::error!(module = module_text, %reason, "authentication back end unavailable");
+            return Err(LoginError::AuthUnavailable);
+        }
+    };
+    app.guard.succeeded(req.user);
+    metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "ok")
+        .increment(1);
+    let identity = Identity {
+        source: req
+            .source
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("auth/{module_text}")),
+        user: verified.user,
+        uid: verified.uid,
+        gid: verified.gid,
+    };
+    issue(app, req.realm, identity, req.client, Token::generate()).await
+}
+
+/// Stores a session for an already-established identity under `token`.
+pub async fn issue(
+    app: &App,
+    realm: &str,
+    identity: Identity,
+    client: Option<IpAddr>,
+    token: Token,
+) -> Result<(Token, SessionRecord), LoginError> {
+    let new = NewSession {
+        realm: realm.to_owned(),
+        policy: app.config.realm_policy(realm),
+        identity,
+        credential_end: None,
+        client_addr: client,
+    };
+    let record = app
+        .store
+        .create(token.hash(), new, now())
+        .await
+        .inspect_err(|e| {
+            metrics::counter!("sessiond_store_errors_total", "op" => "create").increment(1);
+            tracing::error!(error = %e, "cannot store new session");
+        })?;
+    tracing::info!(
+        realm,
+        user = %record.identity.user,
+        source = %record.identity.source,
+        session = %token.hash().short(),
+        "session issued"
+    );
+    Ok((token, record))
+}

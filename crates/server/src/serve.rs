@@ -1,0 +1,132 @@
+//! Accepting connections: plain TCP or TLS, HTTP/1.1 keep-alive, TCP_NODELAY
+//! (the original's missing NODELAY cost ~40 ms per keep-alive response), a
+//! header read timeout, graceful shutdown on SIGTERM/SIGINT, and the
+//! background sweep of expired sessions.
+
+use crate::app::{now, App};
+use crate::http::{self, ClientAddr};
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+/// Time a client gets to send a request's headers, and a TLS handshake to finish.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn run(
+    app: Arc<App>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+) -> anyhow::Result<()> {
+    let router = http::router(app.clone());
+    let graceful = GracefulShutdown::new();
+    let sweeper = tokio::spawn(sweep(app.clone()));
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(v) => v,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .map_request(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ClientAddr::direct(peer));
+                req
+            });
+        let service = TowerToHyperService::new(service);
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .keep_alive(true);
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let result = match tls {
+                None => {
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(acceptor) => {
+                    let stream =
+                        match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    sweeper.abort();
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections were still open after 10 s; closing them");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("cannot install the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Purges expired and long-superseded sessions, and old failure counters.
+async fn sweep(app: Arc<App>) {
+    let mut tick = tokio::time::interval(app.config.store.sweep_interval.0);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        app.guard.prune();
+        match app.store.purge(now()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                metrics::counter!("sessiond_sessions_purged_total").increment(n);
+                tracing::info!(purged = n, "expired sessions purged");
+            }
+            Err(e) => {
+                metrics::counter!("sessiond_store_errors_total", "op" => "purge").increment(1);
+                tracing::warn!(error = %e, "purge failed; will retry");
+            }
+        }
+    }
+}

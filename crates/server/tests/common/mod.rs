@@ -1,0 +1,302 @@
+//! Black-box harness: starts the real `sessiond` binary and talks raw
+//! HTTP/1.1 to it, so tests see exactly the bytes a client would.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sessiond");
+
+/// A running server in its own temporary directory.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub dir: PathBuf,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+/// What a test wants the server started with.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Users (name, password) to add to the password file before start.
+    pub users: Vec<(String, String)>,
+    /// Start in this directory instead of a fresh temporary one.
+    pub dir: Option<PathBuf>,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Leave the password file where the server's own defaults put it.
+    pub default_password_file: bool,
+}
+
+impl Options {
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+    pub fn user(mut self, name: &str, pw: &str) -> Self {
+        self.users.push((name.into(), pw.into()));
+        self
+    }
+}
+
+/// Adds a user to `dir/passwd` with the real CLI.
+pub fn add_user(dir: &Path, name: &str, pw: &str) {
+    let mut child = Command::new(BIN)
+        .args(["user", "add", name, "-f"])
+        .arg(dir.join("passwd"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{pw}\n").as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "sessiond user add failed");
+}
+
+/// Test-friendly limits unless a test sets its own.
+const BASE_ENV: &[(&str, &str)] = &[
+    ("SESSIOND_AUTH__MAX_FAILURES_PER_USER", "1000"),
+    ("SESSIOND_AUTH__MAX_FAILURES_PER_ADDRESS", "1000"),
+];
+
+impl Server {
+    pub fn start(opts: Options) -> Server {
+        Self::try_start(opts).unwrap_or_else(|e| panic!("server did not start: {e}"))
+    }
+
+    /// Starts the server; `Err` carries its stderr if it exits instead.
+    pub fn try_start(opts: Options) -> Result<Server, String> {
+        let (tmp, dir) = match opts.dir.clone() {
+            Some(d) => (None, d),
+            None => {
+                let t = tempfile::tempdir().unwrap();
+                let d = t.path().to_owned();
+                (Some(t), d)
+            }
+        };
+        for (u, p) in &opts.users {
+            add_user(&dir, u, p);
+        }
+        let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(&dir).args(["serve", "-p", "0"]);
+        if !opts.default_password_file {
+            cmd.arg("--password-file").arg(dir.join("passwd"));
+        }
+        cmd.args(&opts.args)
+            .env_remove("SESSIOND_CONFIG")
+            .env("SESSIOND_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        for (k, v) in BASE_ENV {
+            cmd.env(k, v);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let Some(url) = line.split_whitespace().find(|w| w.contains("://")) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default());
+        };
+        let addr = url.split("://").nth(1).unwrap().to_owned();
+        Ok(Server {
+            child,
+            addr,
+            dir,
+            tls: opts.tls,
+            _tmp: tmp,
+        })
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+
+    pub async fn get(&self, target: &str) -> Resp {
+        self.request("GET", target, &[], b"").await
+    }
+
+    pub async fn post_form(&self, target: &str, body: &str) -> Resp {
+        self.request(
+            "POST",
+            target,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+        .await
+    }
+
+    pub async fn post_json(&self, target: &str, body: serde_json::Value) -> Resp {
+        self.request(
+            "POST",
+            target,
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+        .await
+    }
+
+    /// One request on a fresh connection (`Connection: close`), read to the end.
+    pub async fn request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut req =
+            format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" || method == "PUT" || method == "PATCH" {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        self.raw(&bytes).await
+    }
+
+    /// Sends raw bytes and parses the response.
+    pub async fn raw(&self, bytes: &[u8]) -> Resp {
+        let tcp = TcpStream::connect(&self.addr).await.expect("connect");
+        match &self.tls {
+            None => exchange(tcp, bytes).await,
+            Some(cfg) => {
+                let connector = tokio_rustls::TlsConnector::from(cfg.clone());
+                let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+                exchange(tls, bytes).await
+            }
+        }
+    }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, bytes: &[u8]) -> Resp {
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), s.read_to_end(&mut out))
+        .await
+        .expect("response within 30 s");
+    Resp::parse(&out)
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    fn parse(raw: &[u8]) -> Resp {
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(raw)));
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .unwrap()
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        Resp {
+            status,
+            headers,
+            body: raw[split + 4..].to_vec(),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// Asserts the original's "bare status": no body, no content type.
+    pub fn assert_bare(&self, status: u16) {
+        assert_eq!(self.status, status, "{self:?}");
+        assert!(self.body.is_empty(), "{self:?}");
+        assert_eq!(self.header("content-length"), Some("0"));
+        assert!(self.header("content-type").is_none(), "{self:?}");
+    }
+
+    /// Asserts a `text/plain` response with exactly this body.
+    pub fn assert_text(&self, status: u16, body: &str) {
+        assert_eq!(
+            (self.status, self.text().as_str()),
+            (status, body),
+            "{self:?}"
+        );
+        assert_eq!(self.header("content-type"), Some("text/plain"));
+        assert_eq!(
+            self.header("content-length"),
+            Some(body.len().to_string().as_str())
+        );
+    }
+}
+
+/// Logs in through `/auth_token` and returns the token.
+pub async fn login(s: &Server, realm: &str, user: &str, pw: &str) -> String {
+    let r = s
+        .get(&format!("/auth_token?realm={realm}&user={user}&pwd={pw}"))
+        .await;
+    assert_eq!(r.status, 200, "login failed: {r:?}");
+    r.text().lines().next().unwrap().to_owned()
+}

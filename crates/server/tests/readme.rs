@@ -1,0 +1,62 @@
+//! The README's newcomer commands, run as written (with the test server's
+//! address and binary path substituted), so the README cannot rot.
+
+mod common;
+
+use common::{Options, Server, BIN};
+
+#[tokio::test]
+async fn readme_commands_work_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    assert!(
+        readme.contains("cargo run --release -- serve -d sessiond-data"),
+        "the start command changed; update this test"
+    );
+    let block: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.contains("user add alice"))
+        .take_while(|l| !l.starts_with("```"))
+        .collect();
+    assert!(block.len() > 5, "README steps not found");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(Options {
+        dir: Some(tmp.path().to_owned()),
+        default_password_file: true,
+        ..Options::default().args(&["-d", "sessiond-data"])
+    });
+    let script = block
+        .join("\n")
+        .replace("./target/release/sessiond", BIN)
+        .replace("127.0.0.1:4431", &s.addr);
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "added user alice to sessiond-data/passwd");
+    assert_eq!(lines[1].len(), 64, "{stdout}");
+    assert_eq!(
+        &lines[2..],
+        [
+            "alice",
+            "auth/file",
+            "YES",
+            "alice",
+            "auth/file",
+            "",
+            "NO",
+            "OK",
+            "NO"
+        ],
+        "{stdout}"
+    );
+}

@@ -1,0 +1,231 @@
+//! Start-up behaviour: TLS from PEM files, SessionKeyServer-style flags, and
+//! configuration errors that name the file, the key and the reason.
+
+mod common;
+
+use common::{login, Options, Server, BIN};
+use std::process::Command;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn tls_from_pem_files() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cert_pem = dir.path().join("cert.pem");
+    let key_pem = dir.path().join("key.pem");
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
+    let combined = dir.path().join("combined.pem");
+    std::fs::write(
+        &combined,
+        format!("{}{}", cert.cert.pem(), cert.signing_key.serialize_pem()),
+    )
+    .unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let client = Arc::new(client);
+
+    let separate = Options {
+        tls: Some(client.clone()),
+        ..Options::default().user("alice", "alice-pw").args(&[
+            "-tls",
+            cert_pem.to_str().unwrap(),
+            "--tls-key",
+            key_pem.to_str().unwrap(),
+        ])
+    };
+    let s = Server::start(separate);
+    let t = login(&s, "rc", "alice", "alice-pw").await;
+    s.get(&format!("/valid?realm=rc&token={t}"))
+        .await
+        .assert_text(200, "YES\nalice\nauth/file\n\n");
+
+    let one_file = Options {
+        tls: Some(client),
+        ..Options::default().args(&["-tls", combined.to_str().unwrap()])
+    };
+    let s = Server::start(one_file);
+    s.get("/version").await.assert_text(200, "1.5\n");
+    // plain HTTP to the TLS port gets no HTTP answer
+    let mut stream = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /version HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = stream.read_to_end(&mut buf).await;
+    assert!(!String::from_utf8_lossy(&buf).contains("1.5"));
+
+    let err = Server::try_start(Options::default().args(&["-tls", cert_pem.to_str().unwrap()]))
+        .err()
+        .unwrap();
+    assert!(err.contains("no private key found"), "{err}");
+}
+
+fn start_error(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir.path())
+        .args(args)
+        .env_remove("SESSIOND_CONFIG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "should fail: {args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn invalid_configuration_fails_with_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[realms.web]\nidle_timeout = \"10 parsecs\"\n").unwrap();
+    let err = start_error(&["serve", "-c", file.to_str().unwrap()], &[]);
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(err.contains("idle_timeout"), "{err}");
+    assert!(
+        err.contains("unknown time duration unit \"parsecs\""),
+        "{err}"
+    );
+
+    let err = start_error(&["serve"], &[("SESSIOND_SERVER__BIND", "not-an-address")]);
+    assert!(err.contains("server.bind"), "{err}");
+    let err = start_error(&["serve"], &[("SESSIOND_SERVER__BIDN", "x")]);
+    assert!(err.contains("BIDN") || err.contains("bidn"), "{err}");
+    let err = start_error(&["serve", "-c", "/nonexistent/sessiond.toml"], &[]);
+    assert!(
+        err.contains("/nonexistent/sessiond.toml does not exist"),
+        "{err}"
+    );
+    let err = start_error(&["serve", "-default", "krb5"], &[]);
+    assert!(err.contains("auth.default_module"), "{err}");
+    let err = start_error(&["serve"], &[("SESSIOND_ADMIN_TOKEN", "short")]);
+    assert!(err.contains("at least 16 characters"), "{err}");
+}
+
+#[tokio::test]
+async fn sessionkeyserver_flags_without_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    common::add_user(dir.path(), "alice", "alice-pw");
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["-l", "127.0.0.1", "-p", "0", "-d", "db", "-default", "file"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.starts_with("sessiond "), "{line}");
+    assert!(line.contains("is listening on http://127.0.0.1:"), "{line}");
+    assert!(line.contains("store: file db/sessions.redb"), "{line}");
+    assert!(dir.path().join("db/sessions.redb").exists());
+}
+
+#[test]
+fn user_cli_manages_the_password_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut c = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = c.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    assert!(run(&["user", "add", "alice"], "pw1\n").0);
+    assert!(
+        dir.path().join("sessiond-data/passwd").exists(),
+        "default data directory"
+    );
+    let (ok, out) = run(&["user", "add", "alice"], "pw2\n");
+    assert!(!ok && out.contains("already exists"), "{out}");
+    let (ok, out) = run(&["user", "add", "bob"], "");
+    assert!(!ok && out.contains("password is empty"), "{out}");
+    assert!(run(&["user", "add", "bob"], "pw-b\n").0);
+    assert!(run(&["user", "passwd", "alice"], "pw3\n").0);
+    assert_eq!(run(&["user", "list"], "").1, "alice\nbob\n");
+    assert!(run(&["user", "del", "bob"], "").0);
+    let (ok, out) = run(&["user", "del", "bob"], "");
+    assert!(!ok && out.contains("no such user"), "{out}");
+    let text = std::fs::read_to_string(dir.path().join("sessiond-data/passwd")).unwrap();
+    assert!(
+        !text.contains("pw3") && text.contains("alice:$argon2id$"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_second_server_cannot_open_the_same_file_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        dir: Some(dir.path().to_owned()),
+        ..Options::default().args(&["-d", "data"])
+    };
+    let _first = Server::start(opts.clone());
+    let err = Server::try_start(opts)
+        .err()
+        .expect("second server must not start");
+    assert!(err.contains("cannot open session store"), "{err}");
+    assert!(err.contains("data/sessions.redb"), "{err}");
+}
+
+#[test]
+fn check_config_prints_a_usable_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["check-config", "-d", "db", "-p", "9000", "-default", "file"])
+        .env("SESSIOND_REALMS__WEB__IDLE_TIMEOUT", "1h30m")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("bind = \"127.0.0.1:9000\""), "{text}");
+    assert!(text.contains("kind = \"file\""), "{text}");
+    assert!(text.contains("idle_timeout = \"1h30m\""), "{text}");
+    assert!(text.ends_with("# configuration is valid\n"), "{text}");
+    // what it prints is itself a valid configuration file
+    std::fs::write(dir.path().join("printed.toml"), &text).unwrap();
+    let again = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["check-config", "-c", "printed.toml"])
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(String::from_utf8(again.stdout).unwrap(), text);
+}

@@ -1,0 +1,499 @@
+//! The embedded file store: one redb database file, crash-safe.
+//!
+//! Every operation that issues, revokes or replaces a session, or writes data,
+//! keys or groups, commits with `Durability::Immediate` (fsync) before it
+//! returns, so an acknowledged token survives `kill -9` and power loss.
+//! Refreshing `last_access` and purging commit without fsync: losing them in a
+//! crash only makes a session look a little older, or gets it purged again.
+//! See docs/decisions/0002-file-store-redb.md for why redb.
+
+use crate::ops::{self, role_key, user_key, Txn};
+use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions};
+use crate::{SessionStore, StoreError, StoreResult};
+use async_trait::async_trait;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use sessiond_core::session::{is_purgeable, SessionData, SessionRecord, UserState, Validity};
+use sessiond_core::{NewSession, Timestamp, TokenHash};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+const KEYS: TableDefinition<&str, &str> = TableDefinition::new("keys");
+const GROUP_KEYS: TableDefinition<&str, &str> = TableDefinition::new("group_keys");
+const ROLES: TableDefinition<&str, &str> = TableDefinition::new("group_roles");
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "sessions.redb";
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records always serialise")
+}
+
+// Reads shared by read and write transactions: one function per table,
+// generic over redb's read-only and writable table types.
+
+fn session_in(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: &TokenHash,
+) -> StoreResult<Option<SessionRecord>> {
+    let value = t.get(id.0.as_slice()).map_err(unavailable)?;
+    value.map(|v| decode("session", v.value())).transpose()
+}
+
+fn user_in(
+    t: &impl ReadableTable<&'static str, &'static [u8]>,
+    realm: &str,
+    user: &str,
+) -> StoreResult<UserState> {
+    let value = t.get(user_key(realm, user).as_str()).map_err(unavailable)?;
+    Ok(value
+        .map(|v| decode("user", v.value()))
+        .transpose()?
+        .unwrap_or_default())
+}
+
+fn text_in(
+    t: &impl ReadableTable<&'static str, &'static str>,
+    key: &str,
+) -> StoreResult<Option<String>> {
+    let value = t.get(key).map_err(unavailable)?;
+    Ok(value.map(|v| v.value().to_owned()))
+}
+
+fn role_in(
+    t: &impl ReadableTable<&'static str, &'static str>,
+    group: &str,
+    realm: &str,
+    user: &str,
+) -> StoreResult<Option<GroupRole>> {
+    Ok(text_in(t, &role_key(group, realm, user))?
+        .as_deref()
+        .and_then(GroupRole::parse))
+}
+
+/// Reads through a read transaction. Writes are not applied: they only note
+/// that the operation must be run again inside a write transaction. Most
+/// validations write nothing, so they never wait for the single writer.
+struct Reading {
+    txn: redb::ReadTransaction,
+    wants_write: bool,
+}
+
+/// Reads and writes through one write transaction.
+struct Writing<'a> {
+    txn: &'a redb::WriteTransaction,
+}
+
+/// Opens a table of a read or write transaction (read-only or writable,
+/// as the transaction allows), mapping redb's error to `Unavailable`.
+macro_rules! open_table {
+    ($txn:expr, $def:expr) => {
+        $txn.open_table($def).map_err(unavailable)?
+    };
+}
+
+impl Txn for Reading {
+    fn session(&mut self, id: &TokenHash) -> StoreResult<Option<SessionRecord>> {
+        session_in(&open_table!(self.txn, SESSIONS), id)
+    }
+    fn put_session(&mut self, _: &TokenHash, _: &SessionRecord) -> StoreResult<()> {
+        self.wants_write = true;
+        Ok(())
+    }
+    fn delete_session(&mut self, _: &TokenHash) -> StoreResult<()> {
+        self.wants_write = true;
+        Ok(())
+    }
+    fn user(&mut self, realm: &str, user: &str) -> StoreResult<UserState> {
+        user_in(&open_table!(self.txn, USERS), realm, user)
+    }
+    fn put_user(&mut self, _: &str, _: &str, _: UserState) -> StoreResult<()> {
+        self.wants_write = true;
+        Ok(())
+    }
+    fn key(&mut self, slot: &str) -> StoreResult<Option<String>> {
+        text_in(&open_table!(self.txn, KEYS), slot)
+    }
+    fn put_key(&mut self, _: &str, _: &str) -> StoreResult<()> {
+        self.wants_write = true;
+        Ok(())
+    }
+    fn group_key(&mut self, group: &str) -> StoreResult<Option<String>> {
+        text_in(&open_table!(self.txn, GROUP_KEYS), group)
+    }
+    fn put_group_key(&mut self, _: &str, _: &str) -> StoreResult<()> {
+        self.wants_write = true;
+        Ok(())
+    }
+    fn role(&mut self, group: &str, realm: &str, user: &str) -> StoreResult<Option<GroupRole>> {
+        role_in(&open_table!(self.txn, ROLES), group, realm, user)
+    }
+    fn set_role(&mut self, _: &str, _: &str, _: &str, _: Option<GroupRole>) -> StoreResult<()> {
+        self.wants_write = true;
+        Ok(())
+    }
+}
+
+impl Txn for Writing<'_> {
+    fn session(&mut self, id: &TokenHash) -> StoreResult<Option<SessionRecord>> {
+        session_in(&open_table!(self.txn, SESSIONS), id)
+    }
+    fn put_session(&mut self, id: &TokenHash, record: &SessionRecord) -> StoreResult<()> {
+        let mut table = open_table!(self.txn, SESSIONS);
+        table
+            .insert(id.0.as_slice(), encode(record).as_slice())
+            .map_err(unavailable)?;
+        Ok(())
+    }
+    fn delete_session(&mut self, id: &TokenHash) -> StoreResult<()> {
+        let mut table = open_table!(self.txn, SESSIONS);
+        table.remove(id.0.as_slice()).map_err(unavailable)?;
+        Ok(())
+    }
+    fn user(&mut self, realm: &str, user: &str) -> StoreResult<UserState> {
+        user_in(&open_table!(self.txn, USERS), realm, user)
+    }
+    fn put_user(&mut self, realm: &str, user: &str, state: UserState) -> StoreResult<()> {
+        let mut table = open_table!(self.txn, USERS);
+        table
+            .insert(user_key(realm, user).as_str(), encode(&state).as_slice())
+            .map_err(unavailable)?;
+        Ok(())
+    }
+    fn key(&mut self, slot: &str) -> StoreResult<Option<String>> {
+        text_in(&open_table!(self.txn, KEYS), slot)
+    }
+    fn put_key(&mut self, slot: &str, key: &str) -> StoreResult<()> {
+        let mut table = open_table!(self.txn, KEYS);
+        table.insert(slot, key).map_err(unavailable)?;
+        Ok(())
+    }
+    fn group_key(&mut self, group: &str) -> StoreResult<Option<String>> {
+        text_in(&open_table!(self.txn, GROUP_KEYS), group)
+    }
+    fn put_group_key(&mut self, group: &str, key: &str) -> StoreResult<()> {
+        let mut table = open_table!(self.txn, GROUP_KEYS);
+        table.insert(group, key).map_err(unavailable)?;
+        Ok(())
+    }
+    fn role(&mut self, group: &str, realm: &str, user: &str) -> StoreResult<Option<GroupRole>> {
+        role_in(&open_table!(self.txn, ROLES), group, realm, user)
+    }
+    fn set_role(
+        &mut self,
+        group: &str,
+        realm: &str,
+        user: &str,
+        role: Option<GroupRole>,
+    ) -> StoreResult<()> {
+        let mut table = open_table!(self.txn, ROLES);
+        let k = role_key(group, realm, user);
+        match role {
+            Some(r) => table.insert(k.as_str(), r.as_str()).map(|_| ()),
+            None => table.remove(k.as_str()).map(|_| ()),
+        }
+        .map_err(unavailable)
+    }
+}
+
+struct Inner {
+    db: Database,
+    opts: StoreOptions,
+    path: PathBuf,
+}
+
+impl Inner {
+    /// Runs `op` in one write transaction and commits it.
+    fn write<T>(
+        &self,
+        durable: bool,
+        op: impl FnOnce(&mut dyn Txn) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut txn = self.db.begin_write().map_err(unavailable)?;
+        if !durable {
+            txn.set_durability(Durability::None).map_err(unavailable)?;
+        }
+        let result = op(&mut Writing { txn: &txn })?;
+        txn.commit().map_err(unavailable)?;
+        Ok(result)
+    }
+}
+
+/// A crash-safe session store in one file (`<dir>/sessions.redb`).
+#[derive(Clone)]
+pub struct FileStore {
+    inner: Arc<Inner>,
+}
+
+impl FileStore {
+    /// Opens (creating if needed) the store in directory `dir`.
+    pub fn open(dir: &Path, opts: StoreOptions) -> StoreResult<FileStore> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Open(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join(DB_FILE);
+        let db = Database::create(&path)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
+        let txn = db
+            .begin_write()
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        {
+            let open = |e: redb::TableError| StoreError::Open(format!("{}: {e}", path.display()));
+            txn.open_table(SESSIONS).map_err(open)?;
+            txn.open_table(USERS).map_err(open)?;
+            txn.open_table(KEYS).map_err(open)?;
+            txn.open_table(GROUP_KEYS).map_err(open)?;
+            txn.open_table(ROLES).map_err(open)?;
+        }
+        txn.commit().map_err(|e| StoreError::Open(e.to_string()))?;
+        Ok(FileStore {
+            inner: Arc::new(Inner { db, opts, path }),
+        })
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs a read-mostly operation: first in a read transaction on the
+    /// calling task — a read from redb's cache takes a few microseconds, less
+    /// than the hop to the blocking pool (~16 µs here) — and only if it needs
+    /// to write (refresh last-access, delete an expired record) again in a
+    /// write transaction on the blocking pool, where waiting for the writer
+    /// lock or the disk cannot stall the async executor. See
+    /// docs/decisions/0006-inline-file-store-reads.md.
+    async fn read_mostly<T: Send + 'static>(
+        &self,
+        op: impl Fn(&Inner, &mut dyn Txn) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        {
+            let inner = &*self.inner;
+            let mut reading = Reading {
+                txn: inner.db.begin_read().map_err(unavailable)?,
+                wants_write: false,
+            };
+            let result = op(inner, &mut reading)?;
+            if !reading.wants_write {
+                return Ok(result);
+            }
+        }
+        self.blocking(move |i| i.write(false, |t| op(i, t))).await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || op(&inner))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("store task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl SessionStore for FileStore {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.blocking(|i| i.db.begin_read().map(|_| ()).map_err(unavailable))
+            .await
+    }
+
+    async fn create(
+        &self,
+        id: TokenHash,
+        new: NewSession,
+        now: Timestamp,
+    ) -> StoreResult<SessionRecord> {
+        self.blocking(move |i| i.write(true, |t| ops::create(t, &id, new, now)))
+            .await
+    }
+
+    async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
+        let realm = realm.to_owned();
+        self.read_mostly(move |i, t| ops::validate(t, &id, &realm, now, &i.opts))
+            .await
+    }
+
+    async fn revoke(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let realm = realm.to_owned();
+        self.blocking(move |i| i.write(true, |t| ops::revoke(t, &id, &realm, now, &i.opts)))
+            .await
+    }
+
+    async fn replace(
+        &self,
+        old: TokenHash,
+        new: TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let realm = realm.to_owned();
+        self.blocking(move |i| i.write(true, |t| ops::replace(t, &old, &new, &realm, now, &i.opts)))
+            .await
+    }
+
+    async fn read_data(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(SessionData, u64)>> {
+        let realm = realm.to_owned();
+        self.read_mostly(move |i, t| ops::read_data(t, &id, &realm, now, &i.opts))
+            .await
+    }
+
+    async fn write_data(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        expected_version: u64,
+        data: SessionData,
+        now: Timestamp,
+    ) -> StoreResult<DataWrite> {
+        let realm = realm.to_owned();
+        self.blocking(move |i| {
+            i.write(true, |t| {
+                ops::write_data(t, &id, &realm, expected_version, data, now, &i.opts)
+            })
+        })
+        .await
+    }
+
+    async fn purge(&self, now: Timestamp) -> StoreResult<u64> {
+        self.blocking(move |i| {
+            let retention = i.opts.superseded_retention;
+            // Find candidates without blocking writers, then delete each after
+            // checking it again inside the write transaction.
+            let mut candidates = Vec::new();
+            {
+                let txn = i.db.begin_read().map_err(unavailable)?;
+                let sessions = txn.open_table(SESSIONS).map_err(unavailable)?;
+                let users = txn.open_table(USERS).map_err(unavailable)?;
+                let mut user_cache: HashMap<String, UserState> = HashMap::new();
+                for entry in sessions.iter().map_err(unavailable)? {
+                    let (k, v) = entry.map_err(unavailable)?;
+                    let Ok(record) = decode::<SessionRecord>("session", v.value()) else {
+                        continue;
+                    };
+                    let uk = user_key(&record.realm, &record.identity.user);
+                    let user = match user_cache.get(&uk) {
+                        Some(u) => *u,
+                        None => {
+                            let u = user_in(&users, &record.realm, &record.identity.user)?;
+                            user_cache.insert(uk, u);
+                            u
+                        }
+                    };
+                    if is_purgeable(&record, &user, now, retention) {
+                        let mut id = [0u8; 32];
+                        id.copy_from_slice(k.value());
+                        candidates.push(TokenHash(id));
+                    }
+                }
+            }
+            if candidates.is_empty() {
+                return Ok(0);
+            }
+            i.write(false, |t| {
+                let mut deleted = 0;
+                for id in &candidates {
+                    let Some(record) = t.session(id)? else {
+                        continue;
+                    };
+                    let user = t.user(&record.realm, &record.identity.user)?;
+                    if is_purgeable(&record, &user, now, retention) {
+                        t.delete_session(id)?;
+                        deleted += 1;
+                    }
+                }
+                Ok(deleted)
+            })
+        })
+        .await
+    }
+
+    async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {
+        let slot = slot.to_owned();
+        self.read_mostly(move |_, t| t.key(&slot)).await
+    }
+
+    async fn put_key(&self, slot: &str, key: &str) -> StoreResult<()> {
+        let (slot, key) = (slot.to_owned(), key.to_owned());
+        self.blocking(move |i| i.write(true, |t| t.put_key(&slot, &key)))
+            .await
+    }
+
+    async fn create_group(
+        &self,
+        group: &str,
+        realm: &str,
+        user: &str,
+        key: &str,
+    ) -> StoreResult<bool> {
+        let (group, realm, user, key) = (
+            group.to_owned(),
+            realm.to_owned(),
+            user.to_owned(),
+            key.to_owned(),
+        );
+        self.blocking(move |i| i.write(true, |t| ops::create_group(t, &group, &realm, &user, &key)))
+            .await
+    }
+
+    async fn group_role(
+        &self,
+        group: &str,
+        realm: &str,
+        user: &str,
+    ) -> StoreResult<Option<GroupRole>> {
+        let (group, realm, user) = (group.to_owned(), realm.to_owned(), user.to_owned());
+        self.read_mostly(move |_, t| t.role(&group, &realm, &user))
+            .await
+    }
+
+    async fn group_key(&self, group: &str) -> StoreResult<Option<String>> {
+        let group = group.to_owned();
+        self.read_mostly(move |_, t| t.group_key(&group)).await
+    }
+
+    async fn update_group(
+        &self,
+        group: &str,
+        realm: &str,
+        caller: &str,
+        changes: &[GroupChange],
+    ) -> StoreResult<bool> {
+        let (group, realm, caller) = (group.to_owned(), realm.to_owned(), caller.to_owned());
+        let changes = changes.to_vec();
+        self.blocking(move |i| {
+            i.write(true, |t| {
+                ops::update_group(t, &group, &realm, &caller, &changes)
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,126 @@
+//! Session stores behind one async trait.
+//!
+//! Every store implements [`SessionStore`] with the same semantics, decided by
+//! `sessiond_core::session::classify`, and every store runs the same
+//! conformance suite (`tests/conformance`). Records are keyed by the SHA-256 of
+//! the token; no store ever sees a raw token.
+
+mod error;
+pub mod file;
+pub mod memory;
+mod ops;
+mod types;
+
+pub use error::StoreError;
+pub use file::FileStore;
+pub use memory::MemoryStore;
+pub use types::{DataWrite, GroupChange, GroupRole, StoreOptions};
+
+use async_trait::async_trait;
+use sessiond_core::session::{SessionData, SessionRecord, Validity};
+use sessiond_core::{NewSession, Timestamp, TokenHash};
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What every session store offers. Each method is one atomic step: no caller
+/// ever needs a read-modify-write sequence across calls, which is what made
+/// SessionKeyServer lose records under concurrency.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Short name for logs and metrics (`memory`, `file`, …).
+    fn kind(&self) -> &'static str;
+
+    /// Cheap reachability check for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Stores a new session under `id`, taking the user's next supersede
+    /// generation atomically. Returns the stored record. Once this returns Ok
+    /// the session is as durable as the store promises.
+    async fn create(
+        &self,
+        id: TokenHash,
+        new: NewSession,
+        now: Timestamp,
+    ) -> StoreResult<SessionRecord>;
+
+    /// Looks a session up in `realm`. Expired records answer `Unknown` and are
+    /// deleted; `last_access` is refreshed when the record asks for it.
+    async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity>;
+
+    /// Deletes a current or superseded session; returns it, or `None` if unknown.
+    async fn revoke(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>>;
+
+    /// If `old` is current in `realm`, atomically moves it to `new` (same user,
+    /// generation and data; `old` stops existing) and returns the new record.
+    async fn replace(
+        &self,
+        old: TokenHash,
+        new: TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>>;
+
+    /// A current session's data and its version.
+    async fn read_data(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(SessionData, u64)>>;
+
+    /// Compare-and-set of a current session's data: written only if the stored
+    /// version still equals `expected_version`.
+    async fn write_data(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        expected_version: u64,
+        data: SessionData,
+        now: Timestamp,
+    ) -> StoreResult<DataWrite>;
+
+    /// Deletes expired sessions and superseded ones past their retention.
+    /// Returns how many were deleted.
+    async fn purge(&self, now: Timestamp) -> StoreResult<u64>;
+
+    /// SessionKeyServer's per-identity key (`/gen_key`, `/get_key`).
+    async fn get_key(&self, slot: &str) -> StoreResult<Option<String>>;
+    async fn put_key(&self, slot: &str, key: &str) -> StoreResult<()>;
+
+    /// Creates `group` with `user` of `realm` as its admin, unless the group
+    /// exists (group names are global, as in SessionKeyServer). Returns whether
+    /// it was created.
+    async fn create_group(
+        &self,
+        group: &str,
+        realm: &str,
+        user: &str,
+        key: &str,
+    ) -> StoreResult<bool>;
+
+    /// The role of `user` of `realm` in `group`.
+    async fn group_role(
+        &self,
+        group: &str,
+        realm: &str,
+        user: &str,
+    ) -> StoreResult<Option<GroupRole>>;
+
+    /// The group's key, if the group exists.
+    async fn group_key(&self, group: &str) -> StoreResult<Option<String>>;
+
+    /// Applies membership changes in order, atomically, only if `caller` is an
+    /// admin of the group at that moment. Returns whether it was applied.
+    async fn update_group(
+        &self,
+        group: &str,
+        realm: &str,
+        caller: &str,
+        changes: &[GroupChange],
+    ) -> StoreResult<bool>;
+}

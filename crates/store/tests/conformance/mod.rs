@@ -1,0 +1,622 @@
+//! The store conformance suite: one set of behaviours every `SessionStore`
+//! must show. A store's test file builds a [`Harness`] and invokes
+//! [`conformance_suite!`], which turns each function here into a test.
+//!
+//! Time is passed explicitly (a controllable clock), never slept.
+
+#![allow(dead_code)]
+
+use sessiond_core::session::{SessionData, Validity};
+use sessiond_core::{Identity, NewSession, RealmPolicy, Timestamp, Token};
+use sessiond_store::{DataWrite, GroupChange, GroupRole, SessionStore};
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Retention the harnesses configure for superseded sessions.
+pub const RETENTION: Duration = Duration::from_secs(3600);
+
+pub type Dump = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>> + Send + Sync>;
+
+/// A store under test, a way to read its raw contents, and whatever must live
+/// as long as the store (a temporary directory, a server process).
+pub struct Harness {
+    pub store: Arc<dyn SessionStore>,
+    pub dump: Dump,
+    pub guard: Box<dyn std::any::Any + Send + Sync>,
+}
+
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:path) => {
+        $crate::conformance_suite!(@tests $make;
+            create_then_validate, unknown_and_other_realm, new_login_supersedes,
+            supersede_can_be_disabled, revoke_current_and_superseded, replace_moves_the_session,
+            idle_timeout_slides, absolute_lifetime_is_final, credential_end_caps_expiry,
+            superseded_retention_ends, purge_removes_only_dead_sessions, session_data_cas,
+            concurrent_data_writes_lose_nothing, concurrent_logins_leave_one_current,
+            concurrent_replace_has_one_winner, concurrent_mixed_traffic_keeps_records_whole,
+            keys_and_groups, tokens_never_at_rest);
+    };
+    (@tests $make:path; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let harness = $make().await;
+                conformance::$name(&harness).await;
+            }
+        )*
+    };
+}
+
+pub fn login(realm: &str, user: &str, policy: RealmPolicy) -> NewSession {
+    NewSession {
+        realm: realm.into(),
+        identity: Identity::new(user, "auth/test"),
+        policy,
+        credential_end: None,
+        client_addr: Some("127.0.0.1".parse().unwrap()),
+    }
+}
+
+fn sks() -> RealmPolicy {
+    RealmPolicy::default()
+}
+
+const T0: Timestamp = Timestamp(1_700_000_000);
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp(T0.0 + secs)
+}
+
+async fn issue(h: &Harness, realm: &str, user: &str, policy: RealmPolicy, now: Timestamp) -> Token {
+    let token = Token::generate();
+    h.store
+        .create(token.hash(), login(realm, user, policy), now)
+        .await
+        .unwrap();
+    token
+}
+
+async fn state(h: &Harness, t: &Token, realm: &str, now: Timestamp) -> &'static str {
+    match h.store.validate(t.hash(), realm, now).await.unwrap() {
+        Validity::Current(_) => "current",
+        Validity::Superseded(_) => "superseded",
+        Validity::Unknown => "unknown",
+    }
+}
+
+pub async fn create_then_validate(h: &Harness) {
+    let t = issue(h, "rc", "alice", sks(), at(0)).await;
+    match h.store.validate(t.hash(), "rc", at(1)).await.unwrap() {
+        Validity::Current(r) => {
+            assert_eq!(r.identity.user, "alice");
+            assert_eq!(r.identity.source, "auth/test");
+            assert_eq!(r.realm, "rc");
+            assert_eq!(r.created, at(0));
+            assert_eq!(r.client_addr, Some("127.0.0.1".parse().unwrap()));
+        }
+        other => panic!("expected current, got {other:?}"),
+    }
+    h.store.ping().await.unwrap();
+}
+
+pub async fn unknown_and_other_realm(h: &Harness) {
+    let t = issue(h, "rc", "alice", sks(), at(0)).await;
+    assert_eq!(state(h, &Token::generate(), "rc", at(1)).await, "unknown");
+    assert_eq!(
+        state(h, &t, "RC", at(1)).await,
+        "unknown",
+        "realms are case-sensitive"
+    );
+    assert_eq!(state(h, &t, "", at(1)).await, "unknown");
+    assert_eq!(
+        state(h, &t, "rc", at(2)).await,
+        "current",
+        "asking in another realm keeps the record"
+    );
+    let e = issue(h, "", "alice", sks(), at(0)).await;
+    assert_eq!(
+        state(h, &e, "", at(1)).await,
+        "current",
+        "the empty realm is a realm"
+    );
+}
+
+pub async fn new_login_supersedes(h: &Harness) {
+    let a = issue(h, "rc", "alice", sks(), at(0)).await;
+    let bob = issue(h, "rc", "bob", sks(), at(0)).await;
+    let other_realm = issue(h, "other", "alice", sks(), at(0)).await;
+    let b = issue(h, "rc", "alice", sks(), at(1)).await;
+    assert_eq!(state(h, &a, "rc", at(2)).await, "superseded");
+    assert_eq!(state(h, &b, "rc", at(2)).await, "current");
+    assert_eq!(state(h, &bob, "rc", at(2)).await, "current");
+    assert_eq!(state(h, &other_realm, "other", at(2)).await, "current");
+    match h.store.validate(a.hash(), "rc", at(2)).await.unwrap() {
+        Validity::Superseded(r) => assert_eq!(r.identity.user, "alice"),
+        other => panic!("{other:?}"),
+    }
+}
+
+pub async fn supersede_can_be_disabled(h: &Harness) {
+    let policy = RealmPolicy {
+        supersede: false,
+        ..sks()
+    };
+    let a = issue(h, "web", "alice", policy.clone(), at(0)).await;
+    let b = issue(h, "web", "alice", policy, at(1)).await;
+    assert_eq!(state(h, &a, "web", at(2)).await, "current");
+    assert_eq!(state(h, &b, "web", at(2)).await, "current");
+}
+
+pub async fn revoke_current_and_superseded(h: &Harness) {
+    let a = issue(h, "rc", "alice", sks(), at(0)).await;
+    let b = issue(h, "rc", "alice", sks(), at(1)).await;
+    let c = issue(h, "rc", "alice", sks(), at(2)).await;
+    // revoking a superseded token deletes only that token
+    let r = h.store.revoke(b.hash(), "rc", at(3)).await.unwrap();
+    assert_eq!(r.unwrap().identity.user, "alice");
+    assert_eq!(state(h, &b, "rc", at(3)).await, "unknown");
+    assert_eq!(state(h, &c, "rc", at(3)).await, "current");
+    // revoking the current token leaves older ones superseded, never current
+    assert!(h
+        .store
+        .revoke(c.hash(), "rc", at(4))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(state(h, &c, "rc", at(4)).await, "unknown");
+    assert_eq!(state(h, &a, "rc", at(4)).await, "superseded");
+    assert!(
+        h.store
+            .revoke(c.hash(), "rc", at(5))
+            .await
+            .unwrap()
+            .is_none(),
+        "second revoke"
+    );
+    assert!(
+        h.store
+            .revoke(a.hash(), "other", at(5))
+            .await
+            .unwrap()
+            .is_none(),
+        "wrong realm"
+    );
+    assert_eq!(state(h, &a, "rc", at(5)).await, "superseded");
+}
+
+pub async fn replace_moves_the_session(h: &Harness) {
+    let a = issue(h, "rc", "alice", sks(), at(0)).await;
+    let b = issue(h, "rc", "alice", sks(), at(1)).await;
+    let n = Token::generate();
+    let rec = h
+        .store
+        .replace(b.hash(), n.hash(), "rc", at(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.identity.user, "alice");
+    assert_eq!(state(h, &n, "rc", at(3)).await, "current");
+    assert_eq!(
+        state(h, &b, "rc", at(3)).await,
+        "unknown",
+        "the old token is gone, not superseded"
+    );
+    assert_eq!(state(h, &a, "rc", at(3)).await, "superseded");
+    let m = Token::generate();
+    assert!(
+        h.store
+            .replace(a.hash(), m.hash(), "rc", at(4))
+            .await
+            .unwrap()
+            .is_none(),
+        "superseded"
+    );
+    assert!(
+        h.store
+            .replace(b.hash(), m.hash(), "rc", at(4))
+            .await
+            .unwrap()
+            .is_none(),
+        "unknown"
+    );
+    assert!(
+        h.store
+            .replace(n.hash(), m.hash(), "RC", at(4))
+            .await
+            .unwrap()
+            .is_none(),
+        "wrong realm"
+    );
+    assert_eq!(state(h, &m, "rc", at(4)).await, "unknown");
+}
+
+pub async fn idle_timeout_slides(h: &Harness) {
+    let policy = RealmPolicy {
+        idle_timeout: Some(Duration::from_secs(100)),
+        ..sks()
+    };
+    let t = issue(h, "web", "alice", policy, at(0)).await;
+    assert_eq!(state(h, &t, "web", at(60)).await, "current");
+    assert_eq!(
+        state(h, &t, "web", at(150)).await,
+        "current",
+        "activity at 60 extended it"
+    );
+    assert_eq!(state(h, &t, "web", at(249)).await, "current");
+    assert_eq!(
+        state(h, &t, "web", at(350)).await,
+        "unknown",
+        "idle for 101 s"
+    );
+    assert_eq!(state(h, &t, "web", at(351)).await, "unknown");
+    assert!(
+        h.store
+            .revoke(t.hash(), "web", at(352))
+            .await
+            .unwrap()
+            .is_none(),
+        "deleted"
+    );
+}
+
+pub async fn absolute_lifetime_is_final(h: &Harness) {
+    let policy = RealmPolicy {
+        idle_timeout: Some(Duration::from_secs(50)),
+        max_lifetime: Some(Duration::from_secs(100)),
+        ..sks()
+    };
+    let t = issue(h, "web", "alice", policy, at(0)).await;
+    for s in [30, 60, 90, 99] {
+        assert_eq!(state(h, &t, "web", at(s)).await, "current", "at {s}");
+    }
+    assert_eq!(state(h, &t, "web", at(100)).await, "unknown");
+}
+
+pub async fn credential_end_caps_expiry(h: &Harness) {
+    let mut new = login(
+        "krb",
+        "alice",
+        RealmPolicy {
+            max_lifetime: Some(Duration::from_secs(36_000)),
+            ..sks()
+        },
+    );
+    new.credential_end = Some(at(1000));
+    let t = Token::generate();
+    let rec = h.store.create(t.hash(), new, at(0)).await.unwrap();
+    assert_eq!(rec.expires_at, Some(at(700)), "ticket end minus 5 minutes");
+    assert_eq!(state(h, &t, "krb", at(699)).await, "current");
+    assert_eq!(state(h, &t, "krb", at(700)).await, "unknown");
+}
+
+pub async fn superseded_retention_ends(h: &Harness) {
+    let a = issue(h, "rc", "alice", sks(), at(0)).await;
+    let _b = issue(h, "rc", "alice", sks(), at(10)).await;
+    let last = RETENTION.as_secs() as i64 + 9;
+    assert_eq!(state(h, &a, "rc", at(last)).await, "superseded");
+    assert_eq!(state(h, &a, "rc", at(last + 1)).await, "unknown");
+}
+
+pub async fn purge_removes_only_dead_sessions(h: &Harness) {
+    let short = RealmPolicy {
+        max_lifetime: Some(Duration::from_secs(10)),
+        ..sks()
+    };
+    let expired = issue(h, "p", "u1", short, at(0)).await;
+    let superseded = issue(h, "p", "u2", sks(), at(0)).await;
+    let current = issue(h, "p", "u2", sks(), at(1)).await;
+    let forever = issue(h, "p", "u3", sks(), at(0)).await;
+    let removed = h.store.purge(at(20)).await.unwrap();
+    assert_eq!(removed, 1, "only the expired one");
+    assert_eq!(state(h, &superseded, "p", at(21)).await, "superseded");
+    let removed = h
+        .store
+        .purge(at(RETENTION.as_secs() as i64 + 2))
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "now the superseded one too");
+    let later = at(RETENTION.as_secs() as i64 + 3);
+    assert_eq!(state(h, &expired, "p", later).await, "unknown");
+    assert_eq!(state(h, &superseded, "p", later).await, "unknown");
+    assert_eq!(state(h, &current, "p", later).await, "current");
+    assert_eq!(state(h, &forever, "p", later).await, "current");
+}
+
+pub async fn session_data_cas(h: &Harness) {
+    let t = issue(h, "rc", "alice", sks(), at(0)).await;
+    let (data, v) = h
+        .store
+        .read_data(t.hash(), "rc", at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(data.is_empty());
+    assert_eq!(v, 0);
+    let mut d = SessionData::new();
+    d.insert("theme".into(), serde_json::json!({"dark": true}));
+    let w = h
+        .store
+        .write_data(t.hash(), "rc", 0, d.clone(), at(2))
+        .await
+        .unwrap();
+    assert_eq!(w, DataWrite::Written { version: 1 });
+    let w = h
+        .store
+        .write_data(t.hash(), "rc", 0, SessionData::new(), at(3))
+        .await
+        .unwrap();
+    assert_eq!(w, DataWrite::Conflict { current_version: 1 });
+    let (data, v) = h
+        .store
+        .read_data(t.hash(), "rc", at(4))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((data, v), (d.clone(), 1));
+    // data moves with replace
+    let n = Token::generate();
+    h.store
+        .replace(t.hash(), n.hash(), "rc", at(5))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        h.store
+            .read_data(n.hash(), "rc", at(6))
+            .await
+            .unwrap()
+            .unwrap()
+            .0,
+        d
+    );
+    // superseded and unknown sessions have no data
+    let _newer = issue(h, "rc", "alice", sks(), at(7)).await;
+    assert!(h
+        .store
+        .read_data(n.hash(), "rc", at(8))
+        .await
+        .unwrap()
+        .is_none());
+    let w = h
+        .store
+        .write_data(n.hash(), "rc", 1, SessionData::new(), at(8))
+        .await
+        .unwrap();
+    assert_eq!(w, DataWrite::NotFound);
+    let w = h
+        .store
+        .write_data(t.hash(), "rc", 1, SessionData::new(), at(8))
+        .await
+        .unwrap();
+    assert_eq!(w, DataWrite::NotFound);
+}
+
+pub async fn concurrent_data_writes_lose_nothing(h: &Harness) {
+    let t = issue(h, "rc", "alice", sks(), at(0)).await;
+    let writers = 24;
+    let mut tasks = Vec::new();
+    for i in 0..writers {
+        let store = h.store.clone();
+        let id = t.hash();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let (mut data, v) = store.read_data(id, "rc", at(1)).await.unwrap().unwrap();
+                data.insert(format!("k{i}"), serde_json::json!(i));
+                match store.write_data(id, "rc", v, data, at(1)).await.unwrap() {
+                    DataWrite::Written { .. } => break,
+                    DataWrite::Conflict { .. } => tokio::task::yield_now().await,
+                    DataWrite::NotFound => panic!("session vanished"),
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let (data, v) = h
+        .store
+        .read_data(t.hash(), "rc", at(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(data.len(), writers, "every writer's key is present");
+    assert_eq!(v, writers as u64);
+}
+
+pub async fn concurrent_logins_leave_one_current(h: &Harness) {
+    let n = 100;
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let store = h.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = Token::generate();
+            store
+                .create(t.hash(), login("rc", "alice", sks()), at(0))
+                .await
+                .unwrap();
+            t
+        }));
+    }
+    let mut tokens = Vec::new();
+    for task in tasks {
+        tokens.push(task.await.unwrap());
+    }
+    let mut current = 0;
+    let mut superseded = 0;
+    for t in &tokens {
+        match state(h, t, "rc", at(1)).await {
+            "current" => current += 1,
+            "superseded" => superseded += 1,
+            s => panic!("lost record: {s}"),
+        }
+    }
+    assert_eq!((current, superseded), (1, n - 1));
+}
+
+pub async fn concurrent_replace_has_one_winner(h: &Harness) {
+    let t = issue(h, "rc", "alice", sks(), at(0)).await;
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = h.store.clone();
+        let old = t.hash();
+        tasks.push(tokio::spawn(async move {
+            let n = Token::generate();
+            store
+                .replace(old, n.hash(), "rc", at(1))
+                .await
+                .unwrap()
+                .map(|_| n)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        if let Some(n) = task.await.unwrap() {
+            winners.push(n);
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(state(h, &winners[0], "rc", at(2)).await, "current");
+}
+
+/// Many users each run login → replace → validate → login → revoke, all at
+/// once, mixed with validations; afterwards every record is whole and in the
+/// state its user's history implies.
+pub async fn concurrent_mixed_traffic_keeps_records_whole(h: &Harness) {
+    let users = 40;
+    let mut tasks = Vec::new();
+    for u in 0..users {
+        let store = h.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = format!("user{u}");
+            let t1 = Token::generate();
+            store
+                .create(t1.hash(), login("mix", &user, sks()), at(0))
+                .await
+                .unwrap();
+            let t2 = Token::generate();
+            store
+                .replace(t1.hash(), t2.hash(), "mix", at(1))
+                .await
+                .unwrap()
+                .expect("replace");
+            for _ in 0..5 {
+                match store.validate(t2.hash(), "mix", at(2)).await.unwrap() {
+                    Validity::Current(r) => assert_eq!(r.identity.user, user, "torn record"),
+                    other => panic!("{other:?}"),
+                }
+            }
+            let t3 = Token::generate();
+            store
+                .create(t3.hash(), login("mix", &user, sks()), at(3))
+                .await
+                .unwrap();
+            let t4 = Token::generate();
+            store
+                .create(t4.hash(), login("mix", &user, sks()), at(4))
+                .await
+                .unwrap();
+            assert!(store
+                .revoke(t4.hash(), "mix", at(5))
+                .await
+                .unwrap()
+                .is_some());
+            (user, t1, t2, t3, t4)
+        }));
+    }
+    for task in tasks {
+        let (user, t1, t2, t3, t4) = task.await.unwrap();
+        assert_eq!(state(h, &t1, "mix", at(6)).await, "unknown", "{user} t1");
+        assert_eq!(state(h, &t2, "mix", at(6)).await, "superseded", "{user} t2");
+        assert_eq!(state(h, &t3, "mix", at(6)).await, "superseded", "{user} t3");
+        assert_eq!(state(h, &t4, "mix", at(6)).await, "unknown", "{user} t4");
+        match h.store.validate(t3.hash(), "mix", at(6)).await.unwrap() {
+            Validity::Superseded(r) => assert_eq!(r.identity.user, user),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+pub async fn keys_and_groups(h: &Harness) {
+    let s = &h.store;
+    assert_eq!(s.get_key("alice\nauth/test\n").await.unwrap(), None);
+    s.put_key("alice\nauth/test\n", "k1").await.unwrap();
+    assert_eq!(
+        s.get_key("alice\nauth/test\n").await.unwrap().as_deref(),
+        Some("k1")
+    );
+    s.put_key("alice\nauth/test\n", "k2").await.unwrap();
+    assert_eq!(
+        s.get_key("alice\nauth/test\n").await.unwrap().as_deref(),
+        Some("k2")
+    );
+
+    assert!(s.create_group("g", "rc", "alice", "gk").await.unwrap());
+    assert!(
+        !s.create_group("g", "other", "bob", "gk2").await.unwrap(),
+        "names are global"
+    );
+    assert_eq!(s.group_key("g").await.unwrap().as_deref(), Some("gk"));
+    assert_eq!(
+        s.group_role("g", "rc", "alice").await.unwrap(),
+        Some(GroupRole::Admin)
+    );
+    assert_eq!(s.group_role("g", "other", "alice").await.unwrap(), None);
+    let changes = [
+        GroupChange {
+            user: "bob".into(),
+            role: Some(GroupRole::Member),
+        },
+        GroupChange {
+            user: "carol".into(),
+            role: Some(GroupRole::Admin),
+        },
+    ];
+    assert!(s.update_group("g", "rc", "alice", &changes).await.unwrap());
+    assert!(
+        !s.update_group("g", "rc", "bob", &changes).await.unwrap(),
+        "members cannot modify"
+    );
+    assert_eq!(
+        s.group_role("g", "rc", "bob").await.unwrap(),
+        Some(GroupRole::Member)
+    );
+    let remove = [GroupChange {
+        user: "bob".into(),
+        role: None,
+    }];
+    assert!(s.update_group("g", "rc", "carol", &remove).await.unwrap());
+    assert_eq!(s.group_role("g", "rc", "bob").await.unwrap(), None);
+    assert_eq!(s.group_key("nope").await.unwrap(), None);
+}
+
+pub async fn tokens_never_at_rest(h: &Harness) {
+    let mut tokens = HashSet::new();
+    for i in 0..20 {
+        let t = issue(h, "rc", &format!("u{i}"), sks(), at(0)).await;
+        let n = Token::generate();
+        if i % 2 == 0 {
+            h.store
+                .replace(t.hash(), n.hash(), "rc", at(1))
+                .await
+                .unwrap()
+                .unwrap();
+            tokens.insert(n.expose().to_owned());
+        }
+        tokens.insert(t.expose().to_owned());
+    }
+    let dump = (h.dump)().await;
+    assert!(!dump.is_empty());
+    let text = String::from_utf8_lossy(&dump).to_lowercase();
+    assert!(
+        text.contains("u19"),
+        "the dump does show the store's contents"
+    );
+    for t in &tokens {
+        assert!(!text.contains(t.as_str()), "a raw token is stored");
+        assert!(!text.contains(&t[..16]), "part of a raw token is stored");
+    }
+}

@@ -1,0 +1,25 @@
+//! The conformance suite on the memory store.
+
+mod conformance;
+
+use conformance::{Harness, RETENTION};
+use sessiond_store::{MemoryStore, StoreOptions};
+use std::sync::Arc;
+
+async fn harness() -> Harness {
+    let store = Arc::new(MemoryStore::new(StoreOptions {
+        superseded_retention: RETENTION,
+        ..StoreOptions::default()
+    }));
+    let dumped = store.clone();
+    Harness {
+        store,
+        dump: Box::new(move || {
+            let text = dumped.dump();
+            Box::pin(async move { text.into_bytes() })
+        }),
+        guard: Box::new(()),
+    }
+}
+
+conformance_suite!(harness);

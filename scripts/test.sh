@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The one command that runs every sessiond test (README, CI's .ci/run).
+#
+# It installs what the tests need (Debian packages, idempotently), creates the
+# throwaway fixtures the real-PAM tests use (a PAM service file and a Unix
+# user, removed again on exit), checks formatting and lints, and runs the
+# whole suite: unit tests, the store conformance suite, and black-box tests
+# that start the real `sessiond` binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+# --- packages -----------------------------------------------------------------
+need_pkgs=()
+[ -e /usr/include/security/pam_appl.h ] || need_pkgs+=(libpam0g-dev)
+command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/test.sh: need root to apt-get install ${need_pkgs[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# --- PAM fixture --------------------------------------------------------------
+pam_service=sessiond-test
+pam_deny_service=sessiond-test-deny
+pam_user=sessiond-t1
+cleanup() {
+  if [ -n "${made_pam_user:-}" ]; then userdel "$pam_user" 2>/dev/null || true; fi
+  if [ -n "${made_pam_service:-}" ]; then rm -f "/etc/pam.d/$pam_service" "/etc/pam.d/$pam_deny_service"; fi
+}
+trap cleanup EXIT
+if [ "$(id -u)" -eq 0 ]; then
+  log "creating the throwaway PAM service /etc/pam.d/$pam_service and user $pam_user"
+  pam_password="pw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  # `nodelay`: no 2-second fail delay per wrong password in tests.
+  printf 'auth required pam_unix.so nodelay\naccount required pam_unix.so\n' > "/etc/pam.d/$pam_service"
+  # A service that refuses everyone: shows which service a login really used.
+  printf 'auth requisite pam_deny.so\naccount requisite pam_deny.so\n' > "/etc/pam.d/$pam_deny_service"
+  made_pam_service=1
+  if ! id "$pam_user" >/dev/null 2>&1; then
+    useradd -M -N -s /usr/sbin/nologin "$pam_user"
+  fi
+  made_pam_user=1
+  echo "$pam_user:$pam_password" | chpasswd
+  export SESSIOND_TEST_PAM_SERVICE="$pam_service" SESSIOND_TEST_PAM_USER="$pam_user" SESSIOND_TEST_PAM_PASSWORD="$pam_password"
+  export SESSIOND_TEST_PAM_DENY_SERVICE="$pam_deny_service" SESSIOND_TEST_REQUIRE_PAM=1
+else
+  echo "not root: the real-PAM tests will not run (they need a PAM service file and a Unix user)" >&2
+fi
+
+# --- checks and tests ---------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy (all targets, all features, warnings are errors)"
+cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
+
+log "cargo test (all features)"
+mkdir -p target
+set +e
+cargo test --workspace --all-features --no-fail-fast > target/test-output.txt 2>&1
+status=$?
+set -e
+grep -E '^(test |running|     Running|test result)|panicked|FAILED|^error' target/test-output.txt || true
+if [ "$status" -ne 0 ]; then
+  echo "tests failed; full output in target/test-output.txt" >&2
+  tail -n 80 target/test-output.txt >&2
+  exit "$status"
+fi
+passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+echo
+echo "$passed passed, $failed failed"
