@@ -139,6 +139,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {bind} (server.bind / -l / -p)"))?;
         let local = listener.local_addr()?;
+        let shutdown = serve::ShutdownSignal::install()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         // One line on stdout, like SessionKeyServer's; tests read the port from it.
         println!(
@@ -150,6 +151,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if !local.ip().is_loopback() && tls.is_none() {
             tracing::warn!("serving plain HTTP on a non-loopback address: passwords and tokens travel in clear");
         }
-        serve::run(app, listener, tls).await
+        serve::run(app, listener, tls, shutdown).await
     })
 }
