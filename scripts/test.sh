@@ -3,7 +3,9 @@
 #
 # It installs what the tests need (Debian packages, idempotently), creates the
 # throwaway fixtures the real-PAM tests use (a PAM service file and a Unix
-# user, removed again on exit), checks formatting and lints, and runs the
+# user, removed again on exit), starts the services the store tests need
+# (scripts/services.sh: memcached and a Redis Cluster on free ports; the
+# machine's Redis and PostgreSQL are used under per-test prefixes), checks formatting and lints, and runs the
 # whole suite: unit tests, the store conformance suite, and black-box tests
 # that start the real `sessiond` binary.
 set -euo pipefail
@@ -15,6 +17,9 @@ log() { printf '\n== %s\n' "$*"; }
 need_pkgs=()
 [ -e /usr/include/security/pam_appl.h ] || need_pkgs+=(libpam0g-dev)
 command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
+command -v memcached >/dev/null || need_pkgs+=(memcached)
+command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+command -v redis-cli >/dev/null || need_pkgs+=(redis-tools)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then
@@ -30,7 +35,9 @@ fi
 pam_service=sessiond-test
 pam_deny_service=sessiond-test-deny
 pam_user=sessiond-t1
+source scripts/services.sh
 cleanup() {
+  stop_services
   if [ -n "${made_pam_user:-}" ]; then userdel "$pam_user" 2>/dev/null || true; fi
   if [ -n "${made_pam_service:-}" ]; then rm -f "/etc/pam.d/$pam_service" "/etc/pam.d/$pam_deny_service"; fi
 }
@@ -53,6 +60,10 @@ if [ "$(id -u)" -eq 0 ]; then
 else
   echo "not root: the real-PAM tests will not run (they need a PAM service file and a Unix user)" >&2
 fi
+
+# --- services: memcached, a Redis Cluster; the machine's Redis and PostgreSQL --
+log "starting throwaway memcached and Redis Cluster"
+start_services
 
 # --- checks and tests ---------------------------------------------------------
 log "cargo fmt --check"

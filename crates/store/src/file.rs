@@ -8,7 +8,7 @@
 //! See docs/decisions/0002-file-store-redb.md for why redb.
 
 use crate::ops::{self, role_key, user_key, Txn};
-use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions};
+use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 use crate::{SessionStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
@@ -81,6 +81,28 @@ fn role_in(
         .and_then(GroupRole::parse))
 }
 
+/// Every record of `user` in `realm`: a scan of the table, acceptable for a
+/// rare administrative call (an index would cost every login a second write).
+fn sessions_of_in(
+    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    realm: &str,
+    user: &str,
+) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
+    let mut found = Vec::new();
+    for entry in t.iter().map_err(unavailable)? {
+        let (k, v) = entry.map_err(unavailable)?;
+        let Ok(record) = decode::<SessionRecord>("session", v.value()) else {
+            continue;
+        };
+        if record.realm == realm && record.identity.user == user {
+            let mut id = [0u8; 32];
+            id.copy_from_slice(k.value());
+            found.push((TokenHash(id), record));
+        }
+    }
+    Ok(found)
+}
+
 /// Reads through a read transaction. Writes are not applied: they only note
 /// that the operation must be run again inside a write transaction. Most
 /// validations write nothing, so they never wait for the single writer.
@@ -113,6 +135,13 @@ impl Txn for Reading {
     fn delete_session(&mut self, _: &TokenHash) -> StoreResult<()> {
         self.wants_write = true;
         Ok(())
+    }
+    fn sessions_of(
+        &mut self,
+        realm: &str,
+        user: &str,
+    ) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
+        sessions_of_in(&open_table!(self.txn, SESSIONS), realm, user)
     }
     fn user(&mut self, realm: &str, user: &str) -> StoreResult<UserState> {
         user_in(&open_table!(self.txn, USERS), realm, user)
@@ -159,6 +188,13 @@ impl Txn for Writing<'_> {
         let mut table = open_table!(self.txn, SESSIONS);
         table.remove(id.0.as_slice()).map_err(unavailable)?;
         Ok(())
+    }
+    fn sessions_of(
+        &mut self,
+        realm: &str,
+        user: &str,
+    ) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
+        sessions_of_in(&open_table!(self.txn, SESSIONS), realm, user)
     }
     fn user(&mut self, realm: &str, user: &str) -> StoreResult<UserState> {
         user_in(&open_table!(self.txn, USERS), realm, user)
@@ -431,6 +467,37 @@ impl SessionStore for FileStore {
                     }
                 }
                 Ok(deleted)
+            })
+        })
+        .await
+    }
+
+    async fn list_user_sessions(
+        &self,
+        realm: &str,
+        user: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<UserSession>> {
+        let (realm, user) = (realm.to_owned(), user.to_owned());
+        self.blocking(move |i| {
+            i.write(false, |t| {
+                ops::list_user_sessions(t, &realm, &user, now, &i.opts)
+            })
+        })
+        .await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        realm: &str,
+        user: &str,
+        keep: Option<TokenHash>,
+        _now: Timestamp,
+    ) -> StoreResult<u64> {
+        let (realm, user) = (realm.to_owned(), user.to_owned());
+        self.blocking(move |i| {
+            i.write(true, |t| {
+                ops::revoke_user_sessions(t, &realm, &user, keep.as_ref())
             })
         })
         .await

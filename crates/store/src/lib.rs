@@ -9,12 +9,14 @@ mod error;
 pub mod file;
 pub mod memory;
 mod ops;
+pub mod redis_store;
 mod types;
 
 pub use error::StoreError;
 pub use file::FileStore;
 pub use memory::MemoryStore;
-pub use types::{DataWrite, GroupChange, GroupRole, StoreOptions};
+pub use redis_store::{RedisStore, RedisTarget};
+pub use types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 
 use async_trait::async_trait;
 use sessiond_core::session::{SessionData, SessionRecord, Validity};
@@ -83,6 +85,25 @@ pub trait SessionStore: Send + Sync + 'static {
         data: SessionData,
         now: Timestamp,
     ) -> StoreResult<DataWrite>;
+
+    /// The live (current or superseded) sessions of `user` in `realm`, oldest
+    /// first. Stores that cannot enumerate answer [`StoreError::Unsupported`].
+    async fn list_user_sessions(
+        &self,
+        realm: &str,
+        user: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<UserSession>>;
+
+    /// Deletes every session of `user` in `realm` except `keep`; returns how
+    /// many were deleted.
+    async fn revoke_user_sessions(
+        &self,
+        realm: &str,
+        user: &str,
+        keep: Option<TokenHash>,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
 
     /// Deletes expired sessions and superseded ones past their retention.
     /// Returns how many were deleted.

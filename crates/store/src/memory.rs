@@ -3,7 +3,7 @@
 //! sees half of a replace.
 
 use crate::ops::{self, role_key, user_key, write_user_key, Txn};
-use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions};
+use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 use crate::{SessionStore, StoreResult};
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -69,6 +69,22 @@ impl Txn for Maps {
     fn delete_session(&mut self, id: &TokenHash) -> StoreResult<()> {
         self.sessions.shard(id).remove(id);
         Ok(())
+    }
+    /// A scan of every shard: listing a user's sessions is a rare
+    /// administrative call, and an index would cost every session memory.
+    fn sessions_of(
+        &mut self,
+        realm: &str,
+        user: &str,
+    ) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
+        Ok(self
+            .sessions
+            .0
+            .iter()
+            .flat_map(|shard| shard.iter())
+            .filter(|(_, r)| r.realm == realm && r.identity.user == user)
+            .map(|(id, r)| (*id, SessionRecord::clone(r)))
+            .collect())
     }
     fn user(&mut self, realm: &str, user: &str) -> StoreResult<UserState> {
         Ok(self
@@ -242,6 +258,25 @@ impl SessionStore for MemoryStore {
             tokio::task::yield_now().await;
         }
         Ok(removed)
+    }
+
+    async fn list_user_sessions(
+        &self,
+        realm: &str,
+        user: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<UserSession>> {
+        ops::list_user_sessions(&mut *self.maps.lock(), realm, user, now, &self.opts)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        realm: &str,
+        user: &str,
+        keep: Option<TokenHash>,
+        _now: Timestamp,
+    ) -> StoreResult<u64> {
+        ops::revoke_user_sessions(&mut *self.maps.lock(), realm, user, keep.as_ref())
     }
 
     async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {

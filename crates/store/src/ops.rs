@@ -4,7 +4,7 @@
 //! transaction, …) and these functions do the rest, so every store classifies,
 //! supersedes, replaces and expires sessions identically.
 
-use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions};
+use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 use crate::StoreResult;
 use sessiond_core::session::{
     classify, Classification, SessionData, SessionRecord, UserState, Validity,
@@ -38,6 +38,12 @@ pub(crate) trait Txn {
     fn session(&mut self, id: &TokenHash) -> StoreResult<Option<SessionRecord>>;
     fn put_session(&mut self, id: &TokenHash, record: &SessionRecord) -> StoreResult<()>;
     fn delete_session(&mut self, id: &TokenHash) -> StoreResult<()>;
+    /// Every stored record of `user` in `realm`, whatever its state.
+    fn sessions_of(
+        &mut self,
+        realm: &str,
+        user: &str,
+    ) -> StoreResult<Vec<(TokenHash, SessionRecord)>>;
     fn user(&mut self, realm: &str, user: &str) -> StoreResult<UserState>;
     fn put_user(&mut self, realm: &str, user: &str, state: UserState) -> StoreResult<()>;
     fn key(&mut self, slot: &str) -> StoreResult<Option<String>>;
@@ -215,4 +221,45 @@ pub(crate) fn update_group(
         t.set_role(group, realm, &change.user, change.role)?;
     }
     Ok(true)
+}
+
+/// A user's live sessions, oldest first; dead ones found on the way are deleted.
+pub(crate) fn list_user_sessions(
+    t: &mut dyn Txn,
+    realm: &str,
+    user: &str,
+    now: Timestamp,
+    opts: &StoreOptions,
+) -> StoreResult<Vec<UserSession>> {
+    let state = t.user(realm, user)?;
+    let mut live = Vec::new();
+    for (id, record) in t.sessions_of(realm, user)? {
+        match classify(&record, &state, realm, now, opts.superseded_retention) {
+            Classification::Gone => t.delete_session(&id)?,
+            Classification::OtherRealm => {}
+            c => live.push(UserSession {
+                id,
+                record,
+                superseded: c == Classification::Superseded,
+            }),
+        }
+    }
+    live.sort_by_key(|s| (s.record.created, s.record.generation));
+    Ok(live)
+}
+
+pub(crate) fn revoke_user_sessions(
+    t: &mut dyn Txn,
+    realm: &str,
+    user: &str,
+    keep: Option<&TokenHash>,
+) -> StoreResult<u64> {
+    let mut removed = 0;
+    for (id, _) in t.sessions_of(realm, user)? {
+        if keep != Some(&id) {
+            t.delete_session(&id)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }

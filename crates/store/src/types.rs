@@ -1,4 +1,6 @@
 use serde::{Deserialize, Serialize};
+use sessiond_core::session::SessionRecord;
+use sessiond_core::TokenHash;
 use std::time::Duration;
 
 /// Settings every store honours.
@@ -58,4 +60,15 @@ impl GroupRole {
 pub struct GroupChange {
     pub user: String,
     pub role: Option<GroupRole>,
+}
+
+/// One of a user's sessions, as an administrator sees it. `id` is the token's
+/// SHA-256 — what the store keys the record by — which names the session
+/// without being usable as a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserSession {
+    pub id: TokenHash,
+    pub record: SessionRecord,
+    /// Answers SUPERCEDED rather than YES.
+    pub superseded: bool,
 }

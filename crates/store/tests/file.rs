@@ -16,18 +16,20 @@ fn options() -> StoreOptions {
     }
 }
 
-async fn harness() -> Harness {
+async fn harness() -> Option<Harness> {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStore::open(dir.path(), options()).unwrap());
     let path = store.path().to_owned();
-    Harness {
+    Some(Harness {
         store,
         dump: Box::new(move || {
             let path = path.clone();
             Box::pin(async move { std::fs::read(path).unwrap() })
         }),
         guard: Box::new(dir),
-    }
+        sweeps: true,
+        enumerates: true,
+    })
 }
 
 conformance_suite!(harness);

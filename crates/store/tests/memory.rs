@@ -6,20 +6,22 @@ use conformance::{Harness, RETENTION};
 use sessiond_store::{MemoryStore, StoreOptions};
 use std::sync::Arc;
 
-async fn harness() -> Harness {
+async fn harness() -> Option<Harness> {
     let store = Arc::new(MemoryStore::new(StoreOptions {
         superseded_retention: RETENTION,
         ..StoreOptions::default()
     }));
     let dumped = store.clone();
-    Harness {
+    Some(Harness {
         store,
         dump: Box::new(move || {
             let text = dumped.dump();
             Box::pin(async move { text.into_bytes() })
         }),
         guard: Box::new(()),
-    }
+        sweeps: true,
+        enumerates: true,
+    })
 }
 
 conformance_suite!(harness);

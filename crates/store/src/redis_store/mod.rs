@@ -1,0 +1,685 @@
+//! The Redis store: standalone (`redis://`, `rediss://`) or Redis Cluster (a
+//! list of node URLs), shared by any number of sessiond instances.
+//!
+//! Each session is one hash keyed by its token's SHA-256; records expire
+//! through Redis TTLs set from the session's own end. A user's supersede
+//! generation and session index are real Redis structures in the user's hash
+//! slot. Validation is one round trip: a newer login marks the user's older
+//! sessions as superseded (see `scripts.rs`), so checking a token needs only
+//! its own hash. Requires Redis 7.0 or newer (`EXPIRE … LT`).
+
+mod keys;
+mod scripts;
+
+use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
+use crate::{SessionStore, StoreError, StoreResult};
+use async_trait::async_trait;
+use keys::Keys;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Value};
+use sessiond_core::session::{
+    classify, Classification, SessionData, SessionRecord, UserState, Validity,
+};
+use sessiond_core::{NewSession, Timestamp, TokenHash};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// How long one command may take before the store reports itself
+/// unavailable (and validation answers 503) rather than keep a request waiting.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the Redis store connects.
+#[derive(Debug, Clone)]
+pub enum RedisTarget {
+    /// One server (or a proxy / Sentinel-managed primary address).
+    Standalone(String),
+    /// Seed nodes of a Redis Cluster; the client discovers the rest.
+    Cluster(Vec<String>),
+}
+
+/// A connection to either deployment; both multiplex many requests over few
+/// sockets and reconnect on their own after an outage.
+#[derive(Clone)]
+enum Conn {
+    Standalone(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Standalone(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Standalone(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Standalone(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+/// Session hash fields as Redis returns them.
+type Fields = HashMap<String, String>;
+
+pub struct RedisStore {
+    conn: Conn,
+    keys: Keys,
+    opts: StoreOptions,
+    description: String,
+}
+
+impl RedisStore {
+    /// Connects to `target`; every key starts with `prefix:`.
+    pub async fn connect(
+        target: &RedisTarget,
+        prefix: &str,
+        opts: StoreOptions,
+    ) -> StoreResult<RedisStore> {
+        let open = |e: redis::RedisError| StoreError::Open(format!("redis: {e}"));
+        let (conn, description) = match target {
+            RedisTarget::Standalone(url) => {
+                let client = redis::Client::open(url.as_str()).map_err(open)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                let manager = ConnectionManager::new_with_config(client, config)
+                    .await
+                    .map_err(open)?;
+                (Conn::Standalone(manager), format!("redis {}", redact(url)))
+            }
+            RedisTarget::Cluster(nodes) => {
+                let client = redis::cluster::ClusterClient::builder(nodes.clone())
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .retries(2)
+                    .build()
+                    .map_err(open)?;
+                let conn = client.get_async_connection().await.map_err(open)?;
+                let shown: Vec<String> = nodes.iter().map(|n| redact(n)).collect();
+                (
+                    Conn::Cluster(conn),
+                    format!("redis cluster {}", shown.join(",")),
+                )
+            }
+        };
+        let store = RedisStore {
+            conn,
+            keys: Keys::new(prefix),
+            opts,
+            description,
+        };
+        store
+            .ping()
+            .await
+            .map_err(|e| StoreError::Open(e.to_string()))?;
+        Ok(store)
+    }
+
+    /// What the start-up line shows: the target without any password.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub fn prefix(&self) -> &str {
+        self.keys.prefix()
+    }
+
+    fn conn(&self) -> Conn {
+        self.conn.clone()
+    }
+
+    async fn fields(&self, id: &TokenHash) -> StoreResult<Fields> {
+        self.conn()
+            .hgetall(self.keys.session(id))
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Writes a whole session hash (merging into a partial hash a newer
+    /// login may have created to mark it superseded) and its TTL.
+    async fn put(&self, id: &TokenHash, record: &SessionRecord, now: Timestamp) -> StoreResult<()> {
+        let key = self.keys.session(id);
+        let mut shell = record.clone();
+        shell.data = SessionData::new();
+        let mut fields: Vec<(&str, String)> = vec![
+            ("rec", encode(&shell)?),
+            ("realm", record.realm.clone()),
+            ("g", record.generation.to_string()),
+            ("sx", u8::from(record.supersede).to_string()),
+            ("la", record.last_access.0.to_string()),
+            ("data", encode(&record.data)?),
+            ("dv", record.data_version.to_string()),
+        ];
+        if let Some(end) = record.expires_at {
+            fields.push(("end", end.0.to_string()));
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic().hset_multiple(&key, &fields).ignore();
+        if let Some(end) = record.ends_at() {
+            // LT: never lengthen a TTL a supersede mark has already shortened.
+            pipe.cmd("EXPIRE")
+                .arg(&key)
+                .arg(ttl_secs(now, end))
+                .arg("LT")
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Marks the sessions `others` as superseded by `generation` (a login at `now`).
+    async fn mark_superseded(
+        &self,
+        others: &[String],
+        generation: u64,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let retention = self.opts.superseded_retention.as_secs().max(1);
+        for hex in others {
+            let Some(id) = parse_id(hex) else { continue };
+            scripts::MARK_SUPERSEDED
+                .key(self.keys.session(&id))
+                .arg(generation)
+                .arg(now.0)
+                .arg(retention)
+                .invoke_async::<i64>(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a session and classifies it; deletes it when it is gone.
+    async fn lookup(
+        &self,
+        id: &TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(SessionRecord, Classification)>> {
+        let fields = self.fields(id).await?;
+        let Some((record, user)) = decode_fields(&fields)? else {
+            return Ok(None);
+        };
+        match classify(&record, &user, realm, now, self.opts.superseded_retention) {
+            Classification::OtherRealm => Ok(None),
+            Classification::Gone => {
+                self.forget(id, &record).await?;
+                Ok(None)
+            }
+            c => Ok(Some((record, c))),
+        }
+    }
+
+    /// Deletes a session and its index entry.
+    async fn forget(&self, id: &TokenHash, record: &SessionRecord) -> StoreResult<()> {
+        let mut conn = self.conn();
+        conn.del::<_, ()>(self.keys.session(id))
+            .await
+            .map_err(unavailable)?;
+        self.unindex(id, record).await
+    }
+
+    async fn unindex(&self, id: &TokenHash, record: &SessionRecord) -> StoreResult<()> {
+        self.conn()
+            .zrem::<_, _, ()>(
+                self.keys.user_index(&record.realm, &record.identity.user),
+                id.to_hex(),
+            )
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Atomically removes a session of `realm` (only a current one if
+    /// `only_current`) and returns what it held.
+    async fn take(
+        &self,
+        id: &TokenHash,
+        realm: &str,
+        only_current: bool,
+    ) -> StoreResult<Option<(SessionRecord, UserState)>> {
+        let flat: Vec<String> = scripts::TAKE
+            .key(self.keys.session(id))
+            .arg(realm)
+            .arg(if only_current { "1" } else { "0" })
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let fields: Fields = flat
+            .chunks_exact(2)
+            .map(|p| (p[0].clone(), p[1].clone()))
+            .collect();
+        decode_fields(&fields)
+    }
+
+    fn ttl_arg(record: &SessionRecord, now: Timestamp) -> String {
+        record
+            .ends_at()
+            .map(|end| ttl_secs(now, end).to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// Seconds from `now` to `end`, at least 1 (0 would be refused by Redis; an
+/// already-ended record is caught by classification anyway).
+fn ttl_secs(now: Timestamp, end: Timestamp) -> i64 {
+    (end.0 - now.0).max(1)
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_id(hex: &str) -> Option<TokenHash> {
+    let bytes = hex::decode(hex).ok()?;
+    Some(TokenHash(bytes.try_into().ok()?))
+}
+
+/// Rebuilds a record from its hash, with the user state its supersede mark
+/// implies. `None` for a missing or partial hash.
+fn decode_fields(fields: &Fields) -> StoreResult<Option<(SessionRecord, UserState)>> {
+    let Some(rec) = fields.get("rec") else {
+        return Ok(None);
+    };
+    let corrupt = |what: &str| StoreError::Corrupt(format!("redis session field {what}"));
+    let mut record: SessionRecord = serde_json::from_str(rec).map_err(|_| corrupt("rec"))?;
+    let number = |name: &str| -> StoreResult<Option<i64>> {
+        fields
+            .get(name)
+            .map(|v| v.parse::<i64>().map_err(|_| corrupt(name)))
+            .transpose()
+    };
+    if let Some(la) = number("la")? {
+        record.last_access = Timestamp(la);
+    }
+    record.data_version = number("dv")?.unwrap_or(0).max(0) as u64;
+    if let Some(data) = fields.get("data") {
+        record.data = serde_json::from_str(data).map_err(|_| corrupt("data"))?;
+    }
+    let superseded_by = number("sg")?.unwrap_or(0).max(0) as u64;
+    let user = UserState {
+        generation: record.generation.max(superseded_by),
+        superseded_at: number("sa")?.map(Timestamp),
+    };
+    Ok(Some((record, user)))
+}
+
+/// A URL as it may be logged: any password replaced.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        // EXISTS on a key routes like any data command, so on a cluster it
+        // checks a node that actually serves requests.
+        self.conn()
+            .exists::<_, bool>(format!("{}:ping", self.keys.prefix()))
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn create(
+        &self,
+        id: TokenHash,
+        new: NewSession,
+        now: Timestamp,
+    ) -> StoreResult<SessionRecord> {
+        let (realm, user) = (new.realm.clone(), new.identity.user.clone());
+        let supersede = new.policy.supersede;
+        // The end is only known once the record exists; build it with a
+        // placeholder generation, then set the one the login script assigns.
+        let mut record = SessionRecord::issue(new, 0, now);
+        let score = record
+            .ends_at()
+            .map(|e| e.0.to_string())
+            .unwrap_or_else(|| "+inf".into());
+        let (generation, others): (u64, Vec<String>) = scripts::LOGIN
+            .key(self.keys.user_state(&realm, &user))
+            .key(self.keys.user_index(&realm, &user))
+            .arg(if supersede { "1" } else { "0" })
+            .arg(now.0)
+            .arg(id.to_hex())
+            .arg(score)
+            .arg(self.opts.superseded_retention.as_secs().max(1))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        record.generation = generation;
+        self.put(&id, &record, now).await?;
+        if supersede {
+            self.mark_superseded(&others, generation, now).await?;
+        }
+        Ok(record)
+    }
+
+    async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
+        Ok(match self.lookup(&id, realm, now).await? {
+            None => Validity::Unknown,
+            Some((record, Classification::Superseded)) => Validity::Superseded(record),
+            Some((mut record, _)) => {
+                if record.needs_touch(now, self.opts.touch_interval) {
+                    record.last_access = now;
+                    scripts::TOUCH
+                        .key(self.keys.session(&id))
+                        .arg(now.0)
+                        .arg(Self::ttl_arg(&record, now))
+                        .invoke_async::<i64>(&mut self.conn())
+                        .await
+                        .map_err(unavailable)?;
+                }
+                Validity::Current(record)
+            }
+        })
+    }
+
+    async fn revoke(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let Some((record, user)) = self.take(&id, realm, false).await? else {
+            return Ok(None);
+        };
+        self.unindex(&id, &record).await?;
+        Ok(
+            match classify(&record, &user, realm, now, self.opts.superseded_retention) {
+                Classification::Current | Classification::Superseded => Some(record),
+                _ => None,
+            },
+        )
+    }
+
+    async fn replace(
+        &self,
+        old: TokenHash,
+        new: TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let Some((mut record, user)) = self.take(&old, realm, true).await? else {
+            return Ok(None);
+        };
+        let class = classify(&record, &user, realm, now, self.opts.superseded_retention);
+        if class != Classification::Current {
+            self.unindex(&old, &record).await?;
+            return Ok(None);
+        }
+        record.last_access = now;
+        self.put(&new, &record, now).await?;
+        let index = self.keys.user_index(&realm, &record.identity.user);
+        let score = record
+            .ends_at()
+            .map(|e| e.0.to_string())
+            .unwrap_or_else(|| "+inf".into());
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("ZADD")
+            .arg(&index)
+            .arg(score)
+            .arg(new.to_hex())
+            .ignore()
+            .zrem(&index, old.to_hex())
+            .ignore();
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        if record.supersede {
+            // A login that ran after `take` listed the old id, not the new
+            // one; it bumped the generation first, so seeing a newer one here
+            // means this session must mark itself.
+            let state: HashMap<String, i64> = self
+                .conn()
+                .hgetall(self.keys.user_state(realm, &record.identity.user))
+                .await
+                .map_err(unavailable)?;
+            let generation = state.get("g").copied().unwrap_or(0).max(0) as u64;
+            if generation > record.generation {
+                let at = Timestamp(state.get("at").copied().unwrap_or(now.0));
+                self.mark_superseded(&[new.to_hex()], generation, at)
+                    .await?;
+            }
+        }
+        Ok(Some(record))
+    }
+
+    async fn read_data(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(SessionData, u64)>> {
+        Ok(match self.lookup(&id, realm, now).await? {
+            Some((record, Classification::Current)) => Some((record.data, record.data_version)),
+            _ => None,
+        })
+    }
+
+    async fn write_data(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        expected_version: u64,
+        data: SessionData,
+        now: Timestamp,
+    ) -> StoreResult<DataWrite> {
+        let Some((mut record, Classification::Current)) = self.lookup(&id, realm, now).await?
+        else {
+            return Ok(DataWrite::NotFound);
+        };
+        record.last_access = now;
+        let (status, version): (i64, i64) = scripts::WRITE_DATA
+            .key(self.keys.session(&id))
+            .arg(realm)
+            .arg(expected_version)
+            .arg(encode(&data)?)
+            .arg(now.0)
+            .arg(Self::ttl_arg(&record, now))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let version = version.max(0) as u64;
+        Ok(match status {
+            1 => DataWrite::Written { version },
+            0 => DataWrite::Conflict {
+                current_version: version,
+            },
+            _ => DataWrite::NotFound,
+        })
+    }
+
+    async fn list_user_sessions(
+        &self,
+        realm: &str,
+        user: &str,
+        now: Timestamp,
+    ) -> StoreResult<Vec<UserSession>> {
+        let index = self.keys.user_index(realm, user);
+        let ids: Vec<String> = self
+            .conn()
+            .zrange(&index, 0, -1)
+            .await
+            .map_err(unavailable)?;
+        let mut live = Vec::new();
+        for hex in ids {
+            let Some(id) = parse_id(&hex) else { continue };
+            match self.lookup(&id, realm, now).await? {
+                Some((record, class)) => live.push(UserSession {
+                    id,
+                    record,
+                    superseded: class == Classification::Superseded,
+                }),
+                None => {
+                    // expired by TTL, or a login that never finished
+                    self.conn()
+                        .zrem::<_, _, ()>(&index, &hex)
+                        .await
+                        .map_err(unavailable)?;
+                }
+            }
+        }
+        live.sort_by_key(|s| (s.record.created, s.record.generation));
+        Ok(live)
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        realm: &str,
+        user: &str,
+        keep: Option<TokenHash>,
+        _now: Timestamp,
+    ) -> StoreResult<u64> {
+        let index = self.keys.user_index(realm, user);
+        let ids: Vec<String> = self
+            .conn()
+            .zrange(&index, 0, -1)
+            .await
+            .map_err(unavailable)?;
+        let mut removed = 0;
+        for hex in ids {
+            let Some(id) = parse_id(&hex) else { continue };
+            if keep.as_ref() == Some(&id) {
+                continue;
+            }
+            if let Some((record, _)) = self.take(&id, realm, false).await? {
+                if record.identity.user == user {
+                    removed += 1;
+                }
+            }
+            self.conn()
+                .zrem::<_, _, ()>(&index, &hex)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(removed)
+    }
+
+    /// Redis expires records itself through their TTLs, and user indexes are
+    /// trimmed at each login and listing, so there is nothing to sweep.
+    async fn purge(&self, _now: Timestamp) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {
+        self.conn()
+            .get(self.keys.key_slot(slot))
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn put_key(&self, slot: &str, key: &str) -> StoreResult<()> {
+        self.conn()
+            .set(self.keys.key_slot(slot), key)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn create_group(
+        &self,
+        group: &str,
+        realm: &str,
+        user: &str,
+        key: &str,
+    ) -> StoreResult<bool> {
+        let created: i64 = scripts::CREATE_GROUP
+            .key(self.keys.group_key(group))
+            .key(self.keys.group_roles(group))
+            .arg(key)
+            .arg(Keys::member(realm, user))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(created == 1)
+    }
+
+    async fn group_role(
+        &self,
+        group: &str,
+        realm: &str,
+        user: &str,
+    ) -> StoreResult<Option<GroupRole>> {
+        let role: Option<String> = self
+            .conn()
+            .hget(self.keys.group_roles(group), Keys::member(realm, user))
+            .await
+            .map_err(unavailable)?;
+        Ok(role.as_deref().and_then(GroupRole::parse))
+    }
+
+    async fn group_key(&self, group: &str) -> StoreResult<Option<String>> {
+        self.conn()
+            .get(self.keys.group_key(group))
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn update_group(
+        &self,
+        group: &str,
+        realm: &str,
+        caller: &str,
+        changes: &[GroupChange],
+    ) -> StoreResult<bool> {
+        let mut invocation = scripts::UPDATE_GROUP.key(self.keys.group_roles(group));
+        invocation.arg(Keys::member(realm, caller));
+        for change in changes {
+            invocation
+                .arg(Keys::member(realm, &change.user))
+                .arg(change.role.map(GroupRole::as_str).unwrap_or(""));
+        }
+        let applied: i64 = invocation
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(applied == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_description() {
+        assert_eq!(
+            redact("redis://user:secret@127.0.0.1:6379/0"),
+            "redis://***@127.0.0.1:6379/0"
+        );
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

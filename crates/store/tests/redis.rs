@@ -1,0 +1,219 @@
+//! The conformance suite on Redis, standalone and cluster, plus what only a
+//! TTL store must show: records carry expiries from their own end.
+//!
+//! Standalone uses `SESSIOND_TEST_REDIS_URL` (default: this machine's
+//! redis://127.0.0.1:6379); the cluster uses `SESSIOND_TEST_REDIS_CLUSTER`
+//! (comma-separated node URLs; `scripts/test.sh` starts a three-node cluster).
+//! Each harness works under its own key prefix and deletes it afterwards.
+
+mod conformance;
+
+use conformance::{login, service_url, Harness, RETENTION};
+use redis::Commands;
+use sessiond_core::{RealmPolicy, Timestamp, Token};
+use sessiond_store::{RedisStore, RedisTarget, StoreOptions};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn options() -> StoreOptions {
+    StoreOptions {
+        superseded_retention: RETENTION,
+        ..StoreOptions::default()
+    }
+}
+
+/// Deletes a harness's keys when the test ends.
+struct Cleanup {
+    target: RedisTarget,
+    prefix: String,
+}
+
+/// Every key under `prefix`, with its contents, read with blocking
+/// connections (also usable from `Drop`).
+fn keys_and_values(target: &RedisTarget, prefix: &str) -> Vec<(String, String)> {
+    fn on_node(con: &mut redis::Connection, prefix: &str) -> Vec<(String, String)> {
+        let keys: Vec<String> = con
+            .scan_match(format!("{prefix}:*"))
+            .unwrap()
+            .filter_map(Result::ok)
+            .collect();
+        keys.into_iter()
+            .map(|k| {
+                let kind: String = redis::cmd("TYPE").arg(&k).query(con).unwrap();
+                let value = match kind.as_str() {
+                    "string" => con.get::<_, String>(&k).unwrap_or_default(),
+                    "hash" => format!("{:?}", con.hgetall::<_, Vec<String>>(&k).unwrap()),
+                    "zset" => format!("{:?}", con.zrange::<_, Vec<String>>(&k, 0, -1).unwrap()),
+                    _ => String::new(),
+                };
+                (k, value)
+            })
+            .collect()
+    }
+    match target {
+        RedisTarget::Standalone(url) => {
+            let mut con = redis::Client::open(url.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            on_node(&mut con, prefix)
+        }
+        // SCAN per primary: a cluster keeps each key on one node only.
+        RedisTarget::Cluster(nodes) => nodes
+            .iter()
+            .flat_map(|url| {
+                let mut con = redis::Client::open(url.as_str())
+                    .unwrap()
+                    .get_connection()
+                    .unwrap();
+                on_node(&mut con, prefix)
+            })
+            .collect(),
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let keys = keys_and_values(&self.target, &self.prefix);
+        match &self.target {
+            RedisTarget::Standalone(url) => {
+                let mut con = redis::Client::open(url.as_str())
+                    .unwrap()
+                    .get_connection()
+                    .unwrap();
+                for (k, _) in keys {
+                    let _: Result<(), _> = con.del(k);
+                }
+            }
+            RedisTarget::Cluster(nodes) => {
+                let mut con = redis::cluster::ClusterClient::new(nodes.clone())
+                    .unwrap()
+                    .get_connection()
+                    .unwrap();
+                for (k, _) in keys {
+                    let _: Result<(), _> = con.del(k);
+                }
+            }
+        }
+    }
+}
+
+async fn harness_for(target: RedisTarget) -> Harness {
+    let prefix = format!("sessiond-test-{}", sessiond_core::token::random_hex(6));
+    let store = Arc::new(
+        RedisStore::connect(&target, &prefix, options())
+            .await
+            .expect("connect to redis"),
+    );
+    let dump_target = target.clone();
+    let dump_prefix = prefix.clone();
+    Harness {
+        store,
+        dump: Box::new(move || {
+            let (t, p) = (dump_target.clone(), dump_prefix.clone());
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || format!("{:?}", keys_and_values(&t, &p)))
+                    .await
+                    .unwrap()
+                    .into_bytes()
+            })
+        }),
+        guard: Box::new(Cleanup { target, prefix }),
+        sweeps: false,
+        enumerates: true,
+    }
+}
+
+fn standalone_target() -> Option<RedisTarget> {
+    service_url("SESSIOND_TEST_REDIS_URL", Some("redis://127.0.0.1:6379"))
+        .map(RedisTarget::Standalone)
+}
+
+fn cluster_target() -> Option<RedisTarget> {
+    service_url("SESSIOND_TEST_REDIS_CLUSTER", None)
+        .map(|nodes| RedisTarget::Cluster(nodes.split(',').map(str::to_owned).collect()))
+}
+
+async fn standalone() -> Option<Harness> {
+    Some(harness_for(standalone_target()?).await)
+}
+
+async fn cluster() -> Option<Harness> {
+    Some(harness_for(cluster_target()?).await)
+}
+
+mod standalone {
+    use super::*;
+    conformance_suite!(standalone);
+}
+
+mod cluster {
+    use super::*;
+    conformance_suite!(cluster);
+}
+
+/// Real TTLs follow the session's own end: absolute lifetime, idle timeout,
+/// and the superseded retention once a newer login marks a session.
+#[tokio::test]
+async fn records_expire_through_redis_ttls() {
+    let Some(target) = standalone_target() else {
+        return;
+    };
+    let h = harness_for(target.clone()).await;
+    let prefix = &h.guard.downcast_ref::<Cleanup>().unwrap().prefix;
+    let now = Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    );
+    let ttl_of = |t: &Token| -> i64 {
+        let RedisTarget::Standalone(url) = &target else {
+            unreachable!()
+        };
+        let mut con = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        con.ttl(format!("{prefix}:s:{}", t.hash().to_hex()))
+            .unwrap()
+    };
+    let lifetime = RealmPolicy {
+        max_lifetime: Some(Duration::from_secs(600)),
+        idle_timeout: Some(Duration::from_secs(120)),
+        ..RealmPolicy::default()
+    };
+    let t = Token::generate();
+    h.store
+        .create(t.hash(), login("r", "ttl-user", lifetime), now)
+        .await
+        .unwrap();
+    let ttl = ttl_of(&t);
+    assert!((115..=120).contains(&ttl), "idle end first: {ttl}");
+
+    let forever = Token::generate();
+    h.store
+        .create(
+            forever.hash(),
+            login("sks", "ttl-user", RealmPolicy::default()),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ttl_of(&forever), -1, "no expiry configured: no TTL");
+    let newer = Token::generate();
+    h.store
+        .create(
+            newer.hash(),
+            login("sks", "ttl-user", RealmPolicy::default()),
+            now,
+        )
+        .await
+        .unwrap();
+    let ttl = ttl_of(&forever);
+    assert!(
+        (RETENTION.as_secs() as i64 - 5..=RETENTION.as_secs() as i64).contains(&ttl),
+        "superseded: kept for the retention only, got {ttl}"
+    );
+    assert_eq!(ttl_of(&newer), -1);
+}
