@@ -442,7 +442,7 @@ impl SessionStore for RedisStore {
         }
         record.last_access = now;
         self.put(&new, &record, now).await?;
-        let index = self.keys.user_index(&realm, &record.identity.user);
+        let index = self.keys.user_index(realm, &record.identity.user);
         let score = record
             .ends_at()
             .map(|e| e.0.to_string())
