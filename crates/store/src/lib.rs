@@ -9,12 +9,14 @@ mod error;
 pub mod file;
 pub mod memory;
 mod ops;
+pub mod postgres;
 pub mod redis_store;
 mod types;
 
 pub use error::StoreError;
 pub use file::FileStore;
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use redis_store::{RedisStore, RedisTarget};
 pub use types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 
