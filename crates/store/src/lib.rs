@@ -7,6 +7,7 @@
 
 mod error;
 pub mod file;
+pub mod memcached;
 pub mod memory;
 mod ops;
 pub mod postgres;
@@ -15,6 +16,7 @@ mod types;
 
 pub use error::StoreError;
 pub use file::FileStore;
+pub use memcached::MemcachedStore;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use redis_store::{RedisStore, RedisTarget};

@@ -1,0 +1,653 @@
+//! The memcached store, FreeIPA's choice: TCP or UNIX-socket servers, several
+//! of them if wanted (the client spreads keys over them by hash).
+//!
+//! memcached has no transactions and no way to enumerate keys, so:
+//! - every read-modify-write is a `gets` / `cas` loop on one key;
+//! - revoke and replace first swap the record for a tombstone with `cas`, so
+//!   exactly one of several racing callers wins;
+//! - supersede works through the per-user generation counter (one small key
+//!   per realm and user), checked on every validation;
+//! - listing a user's sessions, and revoking them all, are not supported
+//!   (`StoreError::Unsupported`): see docs/stores.md.
+//!
+//! The client (`memcache` crate) is blocking; calls run on Tokio's blocking
+//! pool, over a pool of connections.
+
+use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
+use crate::{SessionStore, StoreError, StoreResult};
+use async_trait::async_trait;
+use sessiond_core::session::{
+    classify, Classification, SessionData, SessionRecord, UserState, Validity,
+};
+use sessiond_core::{NewSession, Timestamp, TokenHash};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// A revoked or moved session, for the few seconds until it is deleted.
+const TOMBSTONE: &[u8] = b"-";
+/// memcached reads an expiry above 30 days as a Unix time, not a duration.
+const RELATIVE_EXPIRY_LIMIT: i64 = 30 * 24 * 3600;
+/// Attempts of a `cas` loop before giving up as unavailable (only reached
+/// under pathological contention on a single key).
+const CAS_ATTEMPTS: usize = 64;
+
+fn unavailable(e: memcache::MemcacheError) -> StoreError {
+    StoreError::Unavailable(format!("memcached: {e}"))
+}
+
+fn unsupported(what: &'static str) -> StoreError {
+    StoreError::Unsupported {
+        store: "memcached",
+        what,
+    }
+}
+
+/// Turns `unix:///path` into the client's `memcache:///path`, and a bare
+/// `host:port` into `memcache://host:port`; selects the text protocol unless
+/// the address names one (the client defaults to the binary protocol, which
+/// memcached has deprecated).
+fn client_url(address: &str) -> String {
+    let url = if let Some(path) = address.strip_prefix("unix://") {
+        format!("memcache://{path}")
+    } else if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("memcache://{address}")
+    };
+    if url.contains("protocol=") {
+        url
+    } else if url.contains('?') {
+        format!("{url}&protocol=ascii")
+    } else {
+        format!("{url}?protocol=ascii")
+    }
+}
+
+/// Key of a name that may hold any character: its SHA-256 (memcached keys
+/// are at most 250 bytes, without spaces or control characters).
+fn hashed(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+struct Inner {
+    client: memcache::Client,
+    prefix: String,
+    opts: StoreOptions,
+}
+
+pub struct MemcachedStore {
+    inner: Arc<Inner>,
+    description: String,
+}
+
+/// A value and its `cas` id.
+type Versioned = (Vec<u8>, u64);
+
+impl Inner {
+    fn session_key(&self, id: &TokenHash) -> String {
+        format!("{}:s:{}", self.prefix, id.to_hex())
+    }
+
+    fn user_key(&self, realm: &str, user: &str) -> String {
+        format!("{}:u:{}", self.prefix, hashed(&[realm, user]))
+    }
+
+    fn gets(&self, key: &str) -> StoreResult<Option<Versioned>> {
+        let mut found: std::collections::HashMap<String, (Vec<u8>, u32, Option<u64>)> =
+            self.client.gets(&[key]).map_err(unavailable)?;
+        Ok(found
+            .remove(key)
+            .map(|(value, _, cas)| (value, cas.unwrap_or(0))))
+    }
+
+    /// memcached's `exptime` for a record ending at `end` (seen at `now`).
+    fn exptime(now: Timestamp, end: Option<Timestamp>) -> u32 {
+        let Some(end) = end else { return 0 };
+        let ttl = (end.0 - now.0).max(1);
+        if ttl <= RELATIVE_EXPIRY_LIMIT {
+            return ttl as u32;
+        }
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        u32::try_from(wall + ttl).unwrap_or(0)
+    }
+
+    fn user(&self, realm: &str, user: &str) -> StoreResult<UserState> {
+        match self.gets(&self.user_key(realm, user))? {
+            Some((bytes, _)) => decode(&bytes),
+            None => Ok(UserState::default()),
+        }
+    }
+
+    /// Reads a session and its user's state. `None` for missing or tombstoned.
+    fn session(&self, id: &TokenHash) -> StoreResult<Option<(SessionRecord, UserState, u64)>> {
+        let Some((bytes, cas)) = self.gets(&self.session_key(id))? else {
+            return Ok(None);
+        };
+        if bytes == TOMBSTONE {
+            return Ok(None);
+        }
+        let record: SessionRecord = decode(&bytes)?;
+        let user = self.user(&record.realm, &record.identity.user)?;
+        Ok(Some((record, user, cas)))
+    }
+
+    /// Classifies a session; deletes it when gone.
+    fn lookup(
+        &self,
+        id: &TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(SessionRecord, Classification, u64)>> {
+        let Some((record, user, cas)) = self.session(id)? else {
+            return Ok(None);
+        };
+        match classify(&record, &user, realm, now, self.opts.superseded_retention) {
+            Classification::OtherRealm => Ok(None),
+            Classification::Gone => {
+                self.client
+                    .delete(&self.session_key(id))
+                    .map_err(unavailable)?;
+                Ok(None)
+            }
+            c => Ok(Some((record, c, cas))),
+        }
+    }
+
+    /// Swaps the record (still at version `cas`) for a tombstone: true if this
+    /// caller won the race to remove it.
+    fn claim(&self, id: &TokenHash, cas: u64) -> StoreResult<bool> {
+        self.client
+            .cas(&self.session_key(id), TOMBSTONE, 30, cas)
+            .map_err(unavailable)
+    }
+
+    fn put(&self, id: &TokenHash, record: &SessionRecord, now: Timestamp) -> StoreResult<()> {
+        self.client
+            .set(
+                &self.session_key(id),
+                encode(record)?.as_slice(),
+                Self::exptime(now, record.ends_at()),
+            )
+            .map_err(unavailable)
+    }
+
+    /// Read-modify-write of one key through `gets`/`cas`, starting from
+    /// `initial` when the key is missing. `change` returns the new value, or
+    /// `None` to leave it as it is.
+    fn update<T>(
+        &self,
+        key: &str,
+        initial: &[u8],
+        mut change: impl FnMut(&[u8]) -> StoreResult<(Option<Vec<u8>>, T)>,
+    ) -> StoreResult<T> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some((bytes, cas)) = self.gets(key)? else {
+                // Racing adds all store the same initial value; then retry.
+                match self.client.add(key, initial, 0) {
+                    Ok(())
+                    | Err(memcache::MemcacheError::CommandError(
+                        memcache::CommandError::KeyExists,
+                    )) => {}
+                    Err(e) => return Err(unavailable(e)),
+                }
+                continue;
+            };
+            let (new, result) = change(&bytes)?;
+            let Some(new) = new else { return Ok(result) };
+            if self
+                .client
+                .cas(key, new.as_slice(), 0, cas)
+                .map_err(unavailable)?
+            {
+                return Ok(result);
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "memcached: key kept changing over {CAS_ATTEMPTS} attempts"
+        )))
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("memcached value: {e}")))
+}
+
+impl MemcachedStore {
+    /// Connects to one or more servers (`memcache://host:port`,
+    /// `unix:///path/to/socket`, comma-separated); every key starts with `prefix:`.
+    pub async fn connect(
+        addresses: &str,
+        prefix: &str,
+        opts: StoreOptions,
+    ) -> StoreResult<MemcachedStore> {
+        if prefix.is_empty() || prefix.len() > 64 || !prefix.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(StoreError::Open(format!(
+                "memcached key prefix {prefix:?}: 1 to 64 printable characters, no spaces"
+            )));
+        }
+        let urls: Vec<String> = addresses
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(client_url)
+            .collect();
+        if urls.is_empty() {
+            return Err(StoreError::Open("memcached: no server address".into()));
+        }
+        let description = format!("memcached {}", urls.join(","));
+        let prefix = prefix.to_owned();
+        let inner = tokio::task::spawn_blocking(move || {
+            let open = |e: memcache::MemcacheError| StoreError::Open(format!("memcached: {e}"));
+            let mut builder = memcache::Client::builder();
+            for url in &urls {
+                builder = builder.add_server(url.as_str()).map_err(open)?;
+            }
+            let client = builder
+                .with_max_pool_size(16)
+                .with_connection_timeout(TIMEOUT)
+                .with_read_timeout(TIMEOUT)
+                .with_write_timeout(TIMEOUT)
+                .build()
+                .map_err(open)?;
+            client.version().map_err(open)?;
+            Ok::<_, StoreError>(Inner {
+                client,
+                prefix,
+                opts,
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Open(format!("memcached: {e}")))??;
+        Ok(MemcachedStore {
+            inner: Arc::new(inner),
+            description,
+        })
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || op(&inner))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("memcached task failed: {e}")))?
+    }
+}
+
+/// Group membership, one JSON map per group: member (`realm\0user`) → role.
+type Roles = BTreeMap<String, GroupRole>;
+
+fn member(realm: &str, user: &str) -> String {
+    format!("{realm}\0{user}")
+}
+
+#[async_trait]
+impl SessionStore for MemcachedStore {
+    fn kind(&self) -> &'static str {
+        "memcached"
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        self.run(|i| i.client.version().map(|_| ()).map_err(unavailable))
+            .await
+    }
+
+    async fn create(
+        &self,
+        id: TokenHash,
+        new: NewSession,
+        now: Timestamp,
+    ) -> StoreResult<SessionRecord> {
+        self.run(move |i| {
+            let key = i.user_key(&new.realm, &new.identity.user);
+            let supersede = new.policy.supersede;
+            let generation = i.update(&key, &encode(&UserState::default())?, |bytes| {
+                let mut state: UserState = decode(bytes)?;
+                let generation = state.next_login(supersede, now);
+                Ok((supersede.then(|| encode(&state)).transpose()?, generation))
+            })?;
+            let record = SessionRecord::issue(new, generation, now);
+            i.put(&id, &record, now)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
+        let realm = realm.to_owned();
+        self.run(move |i| {
+            Ok(match i.lookup(&id, &realm, now)? {
+                None => Validity::Unknown,
+                Some((record, Classification::Superseded, _)) => Validity::Superseded(record),
+                Some((mut record, _, cas)) => {
+                    if record.needs_touch(now, i.opts.touch_interval) {
+                        record.last_access = now;
+                        // Lost to a concurrent write? Then that write refreshed it.
+                        i.client
+                            .cas(
+                                &i.session_key(&id),
+                                encode(&record)?.as_slice(),
+                                Inner::exptime(now, record.ends_at()),
+                                cas,
+                            )
+                            .map_err(unavailable)?;
+                    }
+                    Validity::Current(record)
+                }
+            })
+        })
+        .await
+    }
+
+    async fn revoke(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let realm = realm.to_owned();
+        self.run(move |i| {
+            for _ in 0..CAS_ATTEMPTS {
+                let Some((record, _, cas)) = i.lookup(&id, &realm, now)? else {
+                    return Ok(None);
+                };
+                if i.claim(&id, cas)? {
+                    i.client.delete(&i.session_key(&id)).map_err(unavailable)?;
+                    return Ok(Some(record));
+                }
+            }
+            Err(StoreError::Unavailable(
+                "memcached: session kept changing".into(),
+            ))
+        })
+        .await
+    }
+
+    async fn replace(
+        &self,
+        old: TokenHash,
+        new: TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let realm = realm.to_owned();
+        self.run(move |i| {
+            for _ in 0..CAS_ATTEMPTS {
+                let Some((mut record, class, cas)) = i.lookup(&old, &realm, now)? else {
+                    return Ok(None);
+                };
+                if class != Classification::Current {
+                    return Ok(None);
+                }
+                if i.claim(&old, cas)? {
+                    record.last_access = now;
+                    i.put(&new, &record, now)?;
+                    i.client.delete(&i.session_key(&old)).map_err(unavailable)?;
+                    return Ok(Some(record));
+                }
+            }
+            Err(StoreError::Unavailable(
+                "memcached: session kept changing".into(),
+            ))
+        })
+        .await
+    }
+
+    async fn read_data(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<(SessionData, u64)>> {
+        let realm = realm.to_owned();
+        self.run(move |i| {
+            Ok(match i.lookup(&id, &realm, now)? {
+                Some((record, Classification::Current, _)) => {
+                    Some((record.data, record.data_version))
+                }
+                _ => None,
+            })
+        })
+        .await
+    }
+
+    async fn write_data(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        expected_version: u64,
+        data: SessionData,
+        now: Timestamp,
+    ) -> StoreResult<DataWrite> {
+        let realm = realm.to_owned();
+        self.run(move |i| {
+            for _ in 0..CAS_ATTEMPTS {
+                let Some((mut record, Classification::Current, cas)) =
+                    i.lookup(&id, &realm, now)?
+                else {
+                    return Ok(DataWrite::NotFound);
+                };
+                if record.data_version != expected_version {
+                    return Ok(DataWrite::Conflict {
+                        current_version: record.data_version,
+                    });
+                }
+                record.data = data.clone();
+                record.data_version += 1;
+                record.last_access = now;
+                if i.client
+                    .cas(
+                        &i.session_key(&id),
+                        encode(&record)?.as_slice(),
+                        Inner::exptime(now, record.ends_at()),
+                        cas,
+                    )
+                    .map_err(unavailable)?
+                {
+                    return Ok(DataWrite::Written {
+                        version: record.data_version,
+                    });
+                }
+                // Lost to a touch or another write: look again.
+            }
+            Err(StoreError::Unavailable(
+                "memcached: session kept changing".into(),
+            ))
+        })
+        .await
+    }
+
+    async fn list_user_sessions(
+        &self,
+        _realm: &str,
+        _user: &str,
+        _now: Timestamp,
+    ) -> StoreResult<Vec<UserSession>> {
+        Err(unsupported(
+            "listing a user's sessions (memcached cannot enumerate keys)",
+        ))
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        _realm: &str,
+        _user: &str,
+        _keep: Option<TokenHash>,
+        _now: Timestamp,
+    ) -> StoreResult<u64> {
+        Err(unsupported(
+            "revoking a user's sessions (memcached cannot enumerate keys)",
+        ))
+    }
+
+    /// memcached expires records itself.
+    async fn purge(&self, _now: Timestamp) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {
+        let slot = slot.to_owned();
+        self.run(move |i| {
+            let key = format!("{}:k:{}", i.prefix, hashed(&[&slot]));
+            Ok(i.gets(&key)?
+                .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned()))
+        })
+        .await
+    }
+
+    async fn put_key(&self, slot: &str, key: &str) -> StoreResult<()> {
+        let (slot, value) = (slot.to_owned(), key.to_owned());
+        self.run(move |i| {
+            let key = format!("{}:k:{}", i.prefix, hashed(&[&slot]));
+            i.client.set(&key, value.as_str(), 0).map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn create_group(
+        &self,
+        group: &str,
+        realm: &str,
+        user: &str,
+        key: &str,
+    ) -> StoreResult<bool> {
+        let (group, realm, user, value) = (
+            group.to_owned(),
+            realm.to_owned(),
+            user.to_owned(),
+            key.to_owned(),
+        );
+        self.run(move |i| {
+            let roles_key = format!("{}:gr:{}", i.prefix, hashed(&[&group]));
+            // The roles map doubles as the group's existence marker: the
+            // first `cas` from "absent" creates the group, once.
+            let created = i.update(&roles_key, b"null", |bytes| {
+                let existing: Option<Roles> = decode(bytes)?;
+                if existing.is_some() {
+                    return Ok((None, false));
+                }
+                let roles = Roles::from([(member(&realm, &user), GroupRole::Admin)]);
+                Ok((Some(encode(&Some(roles))?), true))
+            })?;
+            if created {
+                let key = format!("{}:gk:{}", i.prefix, hashed(&[&group]));
+                i.client.set(&key, value.as_str(), 0).map_err(unavailable)?;
+            }
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn group_role(
+        &self,
+        group: &str,
+        realm: &str,
+        user: &str,
+    ) -> StoreResult<Option<GroupRole>> {
+        let (group, who) = (group.to_owned(), member(realm, user));
+        self.run(move |i| {
+            let roles_key = format!("{}:gr:{}", i.prefix, hashed(&[&group]));
+            let Some((bytes, _)) = i.gets(&roles_key)? else {
+                return Ok(None);
+            };
+            let roles: Option<Roles> = decode(&bytes)?;
+            Ok(roles.and_then(|r| r.get(&who).copied()))
+        })
+        .await
+    }
+
+    async fn group_key(&self, group: &str) -> StoreResult<Option<String>> {
+        let group = group.to_owned();
+        self.run(move |i| {
+            let key = format!("{}:gk:{}", i.prefix, hashed(&[&group]));
+            Ok(i.gets(&key)?
+                .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned()))
+        })
+        .await
+    }
+
+    async fn update_group(
+        &self,
+        group: &str,
+        realm: &str,
+        caller: &str,
+        changes: &[GroupChange],
+    ) -> StoreResult<bool> {
+        let (group, realm, caller) = (group.to_owned(), realm.to_owned(), caller.to_owned());
+        let changes = changes.to_vec();
+        self.run(move |i| {
+            let roles_key = format!("{}:gr:{}", i.prefix, hashed(&[&group]));
+            i.update(&roles_key, b"null", |bytes| {
+                let Some(mut roles) = decode::<Option<Roles>>(bytes)? else {
+                    return Ok((None, false));
+                };
+                if roles.get(&member(&realm, &caller)) != Some(&GroupRole::Admin) {
+                    return Ok((None, false));
+                }
+                for change in &changes {
+                    let who = member(&realm, &change.user);
+                    match change.role {
+                        Some(role) => roles.insert(who, role),
+                        None => roles.remove(&who),
+                    };
+                }
+                Ok((Some(encode(&Some(roles))?), true))
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_become_client_urls() {
+        assert_eq!(
+            client_url("unix:///run/mc.sock"),
+            "memcache:///run/mc.sock?protocol=ascii"
+        );
+        assert_eq!(
+            client_url("127.0.0.1:11211"),
+            "memcache://127.0.0.1:11211?protocol=ascii"
+        );
+        assert_eq!(
+            client_url("memcache://h:1?tcp_nodelay=true"),
+            "memcache://h:1?tcp_nodelay=true&protocol=ascii"
+        );
+        assert_eq!(
+            client_url("memcache://h:1?protocol=binary"),
+            "memcache://h:1?protocol=binary"
+        );
+    }
+
+    #[test]
+    fn long_expiries_become_unix_times() {
+        let now = Timestamp(1_000);
+        assert_eq!(Inner::exptime(now, None), 0);
+        assert_eq!(Inner::exptime(now, Some(Timestamp(1_060))), 60);
+        let far = Inner::exptime(now, Some(Timestamp(1_000 + 40 * 24 * 3600)));
+        assert!(far as i64 > RELATIVE_EXPIRY_LIMIT, "absolute: {far}");
+    }
+}
