@@ -7,7 +7,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sessiond_auth::{Authenticator, PasswordFileAuthenticator};
 use sessiond_core::token::secrets_equal;
 use sessiond_core::Timestamp;
-use sessiond_store::{FileStore, MemoryStore, SessionStore, StoreOptions};
+use sessiond_store::{
+    FileStore, MemcachedStore, MemoryStore, PostgresStore, RedisStore, RedisTarget, SessionStore,
+    StoreOptions,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,6 +24,7 @@ pub struct App {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The admin credential, if one is configured.
     admin_token: Option<String>,
+    store_description: String,
     pub metrics: Option<PrometheusHandle>,
 }
 
@@ -34,18 +38,8 @@ pub fn now() -> Timestamp {
 }
 
 impl App {
-    pub fn build(config: Config, metrics: Option<PrometheusHandle>) -> anyhow::Result<App> {
-        let opts = StoreOptions {
-            superseded_retention: config.store.superseded_retention.0,
-            touch_interval: config.store.touch_interval.0,
-        };
-        let store: Arc<dyn SessionStore> = match config.store.kind {
-            StoreKind::Memory => Arc::new(MemoryStore::new(opts)),
-            StoreKind::File => Arc::new(
-                FileStore::open(&config.store.path, opts)
-                    .with_context(|| format!("store.path = {}", config.store.path.display()))?,
-            ),
-        };
+    pub async fn build(config: Config, metrics: Option<PrometheusHandle>) -> anyhow::Result<App> {
+        let (store, store_description) = open_store(&config.store).await?;
         let mut modules: HashMap<String, Arc<dyn Authenticator>> = HashMap::new();
         for name in &config.auth.modules {
             let key = name.to_ascii_lowercase();
@@ -77,6 +71,7 @@ impl App {
         let guard = LoginGuard::new(&config.auth);
         let trusted_proxies = config.trusted_proxies()?;
         Ok(App {
+            store_description,
             trusted_proxies,
             config,
             store,
@@ -99,19 +94,59 @@ impl App {
     }
 
     /// Describes the store for the start-up line.
-    pub fn store_description(&self) -> String {
-        match self.config.store.kind {
-            StoreKind::Memory => "memory".into(),
-            StoreKind::File => format!(
-                "file {}",
-                self.config
-                    .store
-                    .path
-                    .join(sessiond_store::file::DB_FILE)
-                    .display()
-            ),
-        }
+    /// The store and where it is, without any password.
+    pub fn store_description(&self) -> &str {
+        &self.store_description
     }
+}
+
+/// Opens the configured store. Shared stores are connected to (and, for
+/// PostgreSQL, migrated) before the server starts listening, so a wrong
+/// address fails at start-up with the key to fix.
+async fn open_store(
+    config: &crate::config::StoreConfig,
+) -> anyhow::Result<(Arc<dyn SessionStore>, String)> {
+    let opts = StoreOptions {
+        superseded_retention: config.superseded_retention.0,
+        touch_interval: config.touch_interval.0,
+    };
+    let url = config.url.clone().unwrap_or_default();
+    let context = || format!("store.url for the {:?} store", config.kind);
+    Ok(match config.kind {
+        StoreKind::Memory => (Arc::new(MemoryStore::new(opts)), "memory".into()),
+        StoreKind::File => {
+            let store = FileStore::open(&config.path, opts)
+                .with_context(|| format!("store.path = {}", config.path.display()))?;
+            let description = format!("file {}", store.path().display());
+            (Arc::new(store), description)
+        }
+        StoreKind::Redis | StoreKind::RedisCluster => {
+            let target = if config.kind == StoreKind::Redis {
+                RedisTarget::Standalone(url)
+            } else {
+                RedisTarget::Cluster(url.split(',').map(|n| n.trim().to_owned()).collect())
+            };
+            let store = RedisStore::connect(&target, &config.prefix, opts)
+                .await
+                .with_context(context)?;
+            let description = format!("{} prefix {}", store.description(), config.prefix);
+            (Arc::new(store), description)
+        }
+        StoreKind::Memcached => {
+            let store = MemcachedStore::connect(&url, &config.prefix, opts)
+                .await
+                .with_context(context)?;
+            let description = format!("{} prefix {}", store.description(), config.prefix);
+            (Arc::new(store), description)
+        }
+        StoreKind::Postgres => {
+            let store = PostgresStore::connect(&url, &config.prefix, opts)
+                .await
+                .with_context(context)?;
+            let description = store.description().to_owned();
+            (Arc::new(store), description)
+        }
+    })
 }
 
 /// The admin credential from `server.admin_token_file` or `SESSIOND_ADMIN_TOKEN`

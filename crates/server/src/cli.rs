@@ -41,9 +41,12 @@ pub struct ServeArgs {
     /// Keep sessions in the crash-safe file store in this directory (SessionKeyServer's -d).
     #[arg(short = 'd', long = "data-dir", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Store kind: memory or file.
+    /// Store kind: memory, file, redis, redis-cluster, memcached or postgres.
     #[arg(long, value_name = "KIND")]
     pub store: Option<String>,
+    /// Address of a shared store (store.url), e.g. redis://127.0.0.1:6379.
+    #[arg(long = "store-url", value_name = "URL")]
+    pub store_url: Option<String>,
     /// Address to listen on; `*` means all interfaces (SessionKeyServer's -l).
     #[arg(short = 'l', long = "listen", value_name = "ADDR")]
     pub listen: Option<String>,

@@ -78,10 +78,35 @@ pub struct ServerConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum StoreKind {
     Memory,
     File,
+    Redis,
+    RedisCluster,
+    Memcached,
+    Postgres,
+}
+
+impl StoreKind {
+    pub const NAMES: &'static str = "memory, file, redis, redis-cluster, memcached, postgres";
+
+    pub fn parse(name: &str) -> Option<StoreKind> {
+        Some(match name {
+            "memory" => StoreKind::Memory,
+            "file" => StoreKind::File,
+            "redis" => StoreKind::Redis,
+            "redis-cluster" => StoreKind::RedisCluster,
+            "memcached" => StoreKind::Memcached,
+            "postgres" | "postgresql" => StoreKind::Postgres,
+            _ => return None,
+        })
+    }
+
+    /// Whether the store lives in another service, reached through `store.url`.
+    pub fn is_shared(self) -> bool {
+        !matches!(self, StoreKind::Memory | StoreKind::File)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -90,6 +115,13 @@ pub struct StoreConfig {
     pub kind: StoreKind,
     /// Data directory of the `file` store.
     pub path: PathBuf,
+    /// Where a shared store lives: `redis://…` or `rediss://…` (redis); node
+    /// URLs, comma-separated (redis-cluster); `host:port`, `memcache://…` or
+    /// `unix:///path`, comma-separated (memcached); `postgres://…` (postgres).
+    pub url: Option<String>,
+    /// Namespace in a shared store: the key prefix (redis, memcached) or the
+    /// schema (postgres). Deployments sharing one server use different ones.
+    pub prefix: String,
     /// How long superseded tokens keep answering SUPERCEDED after the user's latest login.
     pub superseded_retention: Span,
     /// Most frequent refresh of a session's last-access time on validation.
@@ -152,6 +184,8 @@ impl Default for StoreConfig {
         StoreConfig {
             kind: StoreKind::Memory,
             path: PathBuf::from("sessiond-data"),
+            url: None,
+            prefix: "sessiond".into(),
             superseded_retention: Span(Duration::from_secs(24 * 3600)),
             touch_interval: Span(Duration::from_secs(60)),
             sweep_interval: Span(Duration::from_secs(300)),
@@ -251,6 +285,15 @@ impl Config {
                 self.auth.default_module,
                 self.auth.modules
             );
+        }
+        if self.store.kind.is_shared() && self.store.url.as_deref().unwrap_or("").is_empty() {
+            bail!(
+                "store.url: the {:?} store needs the address of its server",
+                self.store.kind
+            );
+        }
+        if self.store.prefix.is_empty() {
+            bail!("store.prefix: must not be empty");
         }
         if self.server.tls_key.is_some() && self.server.tls_cert.is_none() {
             bail!("server.tls_key: set server.tls_cert (-tls) too");

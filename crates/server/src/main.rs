@@ -47,11 +47,12 @@ fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
         }
     }
     if let Some(kind) = &args.store {
-        c.store.kind = match kind.as_str() {
-            "memory" => StoreKind::Memory,
-            "file" => StoreKind::File,
-            other => anyhow::bail!("--store: unknown store {other:?} (memory or file)"),
-        };
+        c.store.kind = StoreKind::parse(kind).ok_or_else(|| {
+            anyhow::anyhow!("--store: unknown store {kind:?} ({})", StoreKind::NAMES)
+        })?;
+    }
+    if let Some(url) = &args.store_url {
+        c.store.url = Some(url.clone());
     }
     if args.listen.is_some() || args.port.is_some() {
         let current = c.bind_addr()?;
@@ -134,7 +135,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None => None,
         };
         let bind = config.bind_addr()?;
-        let app = Arc::new(app::App::build(config, Some(metrics))?);
+        let app = Arc::new(app::App::build(config, Some(metrics)).await?);
         let listener = tokio::net::TcpListener::bind(bind)
             .await
             .with_context(|| format!("cannot listen on {bind} (server.bind / -l / -p)"))?;

@@ -28,7 +28,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -37,12 +41,15 @@ impl ApiError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
-    fn store(op: &'static str, e: StoreError) -> ApiError {
+    pub(crate) fn store(op: &'static str, e: StoreError) -> ApiError {
         metrics::counter!("sessiond_store_errors_total", "op" => op).increment(1);
+        if let StoreError::Unsupported { .. } = e {
+            return ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_supported", e.to_string());
+        }
         tracing::error!(op, error = %e, "session store error");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

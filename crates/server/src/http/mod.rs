@@ -1,6 +1,7 @@
 //! The HTTP surface: SessionKeyServer's text protocol, the `/v1` JSON API and
 //! the operational endpoints, assembled into one router.
 
+pub mod admin;
 pub mod api_v1;
 pub mod middleware;
 pub mod ops;
@@ -53,6 +54,14 @@ pub fn router(app: Arc<App>) -> Router {
             get(api_v1::get_data)
                 .put(api_v1::put_data)
                 .patch(api_v1::patch_data),
+        )
+        .route(
+            "/v1/users/{realm}/{user}/sessions",
+            get(admin::list).delete(admin::revoke_all),
+        )
+        .route(
+            "/v1/users/{realm}/{user}/sessions/{id}",
+            axum::routing::delete(admin::revoke_one),
         )
         // applies to the routes above, so it must come after them
         .method_not_allowed_fallback(api_v1::method_not_allowed)

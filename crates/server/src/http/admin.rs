@@ -1,0 +1,173 @@
+//! Administration of a user's sessions: list them, end one, end all, or end
+//! all but one (the caller's own). Only with the admin credential configured
+//! in the server (`server.admin_token_file` / `SESSIOND_ADMIN_TOKEN`), sent as
+//! `Authorization: Bearer …`; without one configured these routes answer 404,
+//! as if they did not exist.
+//!
+//! Sessions are named by their id: the hex SHA-256 of the token, which is
+//! what the store keys them by and cannot be turned back into a token.
+
+use super::api_v1::ApiError;
+use super::bearer;
+use crate::app::{now, App};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sessiond_core::session::Validity;
+use sessiond_core::{Token, TokenHash};
+use sessiond_store::UserSession;
+use std::sync::Arc;
+
+fn authorise(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !app.has_admin() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such resource (user session administration needs an admin credential configured)",
+        ));
+    }
+    match bearer(headers) {
+        Some(presented) if app.is_admin(presented) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the admin credential is wrong",
+        )),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_credential",
+            "send the admin credential as Authorization: Bearer <credential>",
+        )),
+    }
+}
+
+fn parse_id(text: &str) -> Result<TokenHash, ApiError> {
+    let bytes = hex::decode(text)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| {
+            ApiError::bad_request("a session id is 64 hex characters (as listed by GET …/sessions)")
+        })?;
+    Ok(TokenHash(bytes))
+}
+
+#[derive(Serialize)]
+struct SessionEntry {
+    id: String,
+    source: String,
+    created: i64,
+    last_seen: i64,
+    expires_at: Option<i64>,
+    client_addr: Option<String>,
+    superseded: bool,
+}
+
+fn entry(s: &UserSession) -> SessionEntry {
+    SessionEntry {
+        id: s.id.to_hex(),
+        source: s.record.identity.source.clone(),
+        created: s.record.created.0,
+        last_seen: s.record.last_access.0,
+        expires_at: s.record.ends_at().map(|t| t.0),
+        client_addr: s.record.client_addr.map(|a| a.to_string()),
+        superseded: s.superseded,
+    }
+}
+
+/// `GET /v1/users/{realm}/{user}/sessions`
+pub async fn list(
+    State(app): State<Arc<App>>,
+    Path((realm, user)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&app, &headers)?;
+    let sessions = app
+        .store
+        .list_user_sessions(&realm, &user, now())
+        .await
+        .map_err(|e| ApiError::store("list_user_sessions", e))?;
+    let entries: Vec<SessionEntry> = sessions.iter().map(entry).collect();
+    Ok(Json(
+        json!({"realm": realm, "user": user, "sessions": entries}),
+    ))
+}
+
+/// `DELETE /v1/users/{realm}/{user}/sessions/{id}`
+pub async fn revoke_one(
+    State(app): State<Arc<App>>,
+    Path((realm, user, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&app, &headers)?;
+    let id = parse_id(&id)?;
+    let now = now();
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_session",
+            "this user has no such session in this realm",
+        )
+    };
+    // Only a session of this very user: an id taken from another user's
+    // listing must not end that other user's session through this URL.
+    let owner = match app.store.validate(id, &realm, now).await {
+        Ok(Validity::Current(r) | Validity::Superseded(r)) => r.identity.user,
+        Ok(Validity::Unknown) => return Err(not_found()),
+        Err(e) => return Err(ApiError::store("revoke", e)),
+    };
+    if owner != user {
+        return Err(not_found());
+    }
+    match app.store.revoke(id, &realm, now).await {
+        Ok(Some(_)) => Ok(Json(json!({"revoked": 1}))),
+        Ok(None) => Err(not_found()),
+        Err(e) => Err(ApiError::store("revoke", e)),
+    }
+}
+
+/// Optional body of `DELETE /v1/users/{realm}/{user}/sessions`: keep one
+/// session, named by id or by its token (the caller's own).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct KeepBody {
+    except_id: Option<String>,
+    except_token: Option<String>,
+}
+
+/// `DELETE /v1/users/{realm}/{user}/sessions`
+pub async fn revoke_all(
+    State(app): State<Arc<App>>,
+    Path((realm, user)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&app, &headers)?;
+    let keep: KeepBody = if body.iter().all(u8::is_ascii_whitespace) {
+        KeepBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "body: expected {{\"except_id\": …}} or {{\"except_token\": …}}: {e}"
+            ))
+        })?
+    };
+    let keep = match (keep.except_id, keep.except_token) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "give except_id or except_token, not both",
+            ))
+        }
+        (Some(id), None) => Some(parse_id(&id)?),
+        (None, Some(token)) => Some(Token::from_client(token).hash()),
+        (None, None) => None,
+    };
+    let revoked = app
+        .store
+        .revoke_user_sessions(&realm, &user, keep, now())
+        .await
+        .map_err(|e| ApiError::store("revoke_user_sessions", e))?;
+    Ok(Json(json!({"revoked": revoked})))
+}

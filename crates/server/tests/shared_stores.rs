@@ -1,0 +1,537 @@
+//! Several sessiond processes on one shared store (Redis, Redis Cluster,
+//! PostgreSQL, memcached), a Redis outage in the middle of traffic, and the
+//! administration of a user's sessions — all against the real binary and
+//! real servers (`scripts/test.sh` provides them; see scripts/services.sh).
+
+mod common;
+
+use common::{login, Options, Server};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "admin-credential-for-tests-0123456789";
+
+fn required() -> bool {
+    std::env::var_os("SESSIOND_TEST_REQUIRE_SERVICES").is_some()
+}
+
+/// The URL in `var`, or `default`; `None` (skip) if neither and services
+/// are optional.
+fn service(var: &str, default: Option<&str>) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => match default {
+            Some(d) => Some(d.to_owned()),
+            None if required() => panic!("{var} is not set"),
+            None => {
+                eprintln!("skipped: {var} is not set (scripts/test.sh sets it)");
+                None
+            }
+        },
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", sessiond_core::token::random_hex(6))
+}
+
+fn options(kind: &str, url: &str, prefix: &str) -> Options {
+    Options::default()
+        .user("alice", "alice-pw")
+        .user("bob", "bob-pw")
+        .env("SESSIOND_STORE__KIND", kind)
+        .env("SESSIOND_STORE__URL", url)
+        .env("SESSIOND_STORE__PREFIX", prefix)
+        .env("SESSIOND_ADMIN_TOKEN", ADMIN)
+}
+
+/// Deletes a Redis prefix's keys when a test ends.
+struct RedisKeys(String, String);
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        use redis::Commands;
+        if let Ok(mut con) = redis::Client::open(self.0.as_str()).and_then(|c| c.get_connection()) {
+            let keys: Vec<String> = con
+                .scan_match(format!("{}:*", self.1))
+                .map(|i| i.filter_map(Result::ok).collect())
+                .unwrap_or_default();
+            for k in keys {
+                let _: Result<(), _> = con.del(k);
+            }
+        }
+    }
+}
+
+/// Drops a PostgreSQL schema when a test ends.
+struct PgSchema(String, String);
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (url, schema) = (self.0.clone(), self.1.clone());
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                            .execute(&pool)
+                            .await;
+                    }
+                })
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+/// What two instances on one store must show each other.
+async fn two_instances_share_sessions(kind: &str, url: &str, prefix: &str) {
+    let a = Server::start(options(kind, url, prefix));
+    let b = Server::start(options(kind, url, prefix));
+
+    // issued by A, valid on B
+    let t = login(&a, "rc", "alice", "alice-pw").await;
+    b.get(&format!("/valid?realm=rc&token={t}"))
+        .await
+        .assert_text(200, "YES\nalice\nauth/file\n\n");
+    let v = b
+        .post_json(
+            "/v1/validate",
+            serde_json::json!({"realm": "rc", "token": t}),
+        )
+        .await;
+    assert_eq!(v.json()["status"], "valid", "{v:?}");
+
+    // revoked on B: A sees it on the very next request
+    b.get(&format!("/revoke?realm=rc&token={t}"))
+        .await
+        .assert_text(200, "OK\n");
+    a.get(&format!("/valid?realm=rc&token={t}"))
+        .await
+        .assert_text(200, "NO\n");
+
+    // a new login on A supersedes the older token, as B sees it
+    let old = login(&a, "rc", "alice", "alice-pw").await;
+    let new = login(&a, "rc", "alice", "alice-pw").await;
+    b.get(&format!("/valid?realm=rc&token={old}"))
+        .await
+        .assert_text(200, "SUPERCEDED\nalice\nauth/file\n\n");
+    b.get(&format!("/valid?realm=rc&token={new}"))
+        .await
+        .assert_text(200, "YES\nalice\nauth/file\n\n");
+
+    // a replace on B; the old token is dead on A, the new one alive
+    let moved = b.get(&format!("/replace?realm=rc&token={new}")).await;
+    assert_eq!(moved.status, 200, "{moved:?}");
+    let moved = moved.text().lines().next().unwrap().to_owned();
+    a.get(&format!("/valid?realm=rc&token={new}"))
+        .await
+        .assert_text(200, "NO\n");
+    a.get(&format!("/valid?realm=rc&token={moved}"))
+        .await
+        .assert_text(200, "YES\nalice\nauth/file\n\n");
+
+    // session data written through A is read through B
+    let put = a
+        .request(
+            "PUT",
+            "/v1/session/data?realm=rc",
+            &[
+                ("Authorization", &format!("Bearer {moved}")),
+                ("Content-Type", "application/json"),
+            ],
+            br#"{"data": {"theme": "dark"}, "version": 0}"#,
+        )
+        .await;
+    assert_eq!(put.status, 200, "{put:?}");
+    let got = b
+        .request(
+            "GET",
+            "/v1/session/data?realm=rc",
+            &[("Authorization", &format!("Bearer {moved}"))],
+            b"",
+        )
+        .await;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(got.json()["data"]["theme"], "dark", "{got:?}");
+
+    // group keys made on A are known to B
+    let key = a.get(&format!("/gen_key?realm=rc&token={moved}")).await;
+    assert_eq!(key.status, 200, "{key:?}");
+    b.get(&format!("/get_key?realm=rc&token={moved}"))
+        .await
+        .assert_text(200, &key.text());
+}
+
+#[tokio::test]
+async fn redis_two_instances() {
+    let Some(url) = service("SESSIOND_TEST_REDIS_URL", Some("redis://127.0.0.1:6379")) else {
+        return;
+    };
+    let prefix = unique("sessiond-srvtest");
+    let _keys = RedisKeys(url.clone(), prefix.clone());
+    two_instances_share_sessions("redis", &url, &prefix).await;
+}
+
+#[tokio::test]
+async fn redis_cluster_two_instances() {
+    let Some(nodes) = service("SESSIOND_TEST_REDIS_CLUSTER", None) else {
+        return;
+    };
+    two_instances_share_sessions("redis-cluster", &nodes, &unique("sessiond-srvtest")).await;
+}
+
+#[tokio::test]
+async fn postgres_two_instances() {
+    let Some(url) = service(
+        "SESSIOND_TEST_POSTGRES_URL",
+        Some("postgres://root@127.0.0.1:5432/test"),
+    ) else {
+        return;
+    };
+    let schema = unique("sessiond_srvtest");
+    let _schema = PgSchema(url.clone(), schema.clone());
+    two_instances_share_sessions("postgres", &url, &schema).await;
+}
+
+#[tokio::test]
+async fn memcached_two_instances() {
+    let Some(url) = service("SESSIOND_TEST_MEMCACHED", None) else {
+        return;
+    };
+    two_instances_share_sessions("memcached", &url, &unique("sessiond-srvtest")).await;
+}
+
+/// A user's sessions through the admin API: list, end one, end all but the
+/// caller's own, end all — and never without the admin credential.
+#[tokio::test]
+async fn admin_lists_and_revokes_a_users_sessions() {
+    let Some(url) = service("SESSIOND_TEST_REDIS_URL", Some("redis://127.0.0.1:6379")) else {
+        return;
+    };
+    let prefix = unique("sessiond-srvtest");
+    let _keys = RedisKeys(url.clone(), prefix.clone());
+    let s = Server::start(
+        options("redis", &url, &prefix).env("SESSIOND_REALMS__WEB__SUPERSEDE", "false"),
+    );
+    let admin = format!("Bearer {ADMIN}");
+    let get = |path: String| {
+        let admin = admin.clone();
+        let s = &s;
+        async move {
+            s.request("GET", &path, &[("Authorization", &admin)], b"")
+                .await
+        }
+    };
+    let phone = login(&s, "web", "alice", "alice-pw").await;
+    let laptop = login(&s, "web", "alice", "alice-pw").await;
+    let tablet = login(&s, "web", "alice", "alice-pw").await;
+    let bobs = login(&s, "web", "bob", "bob-pw").await;
+
+    // no credential, a wrong one
+    let r = s.get("/v1/users/web/alice/sessions").await;
+    assert_eq!(r.status, 401, "{r:?}");
+    let r = s
+        .request(
+            "GET",
+            "/v1/users/web/alice/sessions",
+            &[("Authorization", "Bearer not-the-admin-credential")],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 403, "{r:?}");
+
+    let listed = get("/v1/users/web/alice/sessions".into()).await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let sessions = listed.json()["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 3, "{listed:?}");
+    for entry in &sessions {
+        assert_eq!(entry["source"], "auth/file");
+        assert_eq!(entry["client_addr"], "127.0.0.1");
+        assert!(entry["created"].as_i64().unwrap() > 0);
+        assert!(entry["last_seen"].as_i64().unwrap() > 0);
+        assert_eq!(entry["id"].as_str().unwrap().len(), 64);
+    }
+    let text = listed.text();
+    for t in [&phone, &laptop, &tablet] {
+        assert!(!text.contains(t.as_str()), "a listing never shows tokens");
+    }
+
+    // end one, by id; an id of bob's is not alice's to end
+    let phone_id = sessions[0]["id"].as_str().unwrap().to_owned();
+    let bob_id = get("/v1/users/web/bob/sessions".into()).await.json()["sessions"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = s
+        .request(
+            "DELETE",
+            &format!("/v1/users/web/alice/sessions/{bob_id}"),
+            &[("Authorization", &admin)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 404, "{r:?}");
+    s.get(&format!("/valid?realm=web&token={bobs}"))
+        .await
+        .assert_text(200, "YES\nbob\nauth/file\n\n");
+    let r = s
+        .request(
+            "DELETE",
+            &format!("/v1/users/web/alice/sessions/{phone_id}"),
+            &[("Authorization", &admin)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    s.get(&format!("/valid?realm=web&token={phone}"))
+        .await
+        .assert_text(200, "NO\n");
+    let r = s
+        .request(
+            "DELETE",
+            "/v1/users/web/alice/sessions/not-hex",
+            &[("Authorization", &admin)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+
+    // all but the caller's own (named by its token)
+    let r = s
+        .request(
+            "DELETE",
+            "/v1/users/web/alice/sessions",
+            &[
+                ("Authorization", &admin),
+                ("Content-Type", "application/json"),
+            ],
+            serde_json::json!({"except_token": laptop})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["revoked"], 1);
+    s.get(&format!("/valid?realm=web&token={tablet}"))
+        .await
+        .assert_text(200, "NO\n");
+    s.get(&format!("/valid?realm=web&token={laptop}"))
+        .await
+        .assert_text(200, "YES\nalice\nauth/file\n\n");
+
+    // all
+    let r = s
+        .request(
+            "DELETE",
+            "/v1/users/web/alice/sessions",
+            &[("Authorization", &admin)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.json()["revoked"], 1, "{r:?}");
+    s.get(&format!("/valid?realm=web&token={laptop}"))
+        .await
+        .assert_text(200, "NO\n");
+    s.get(&format!("/valid?realm=web&token={bobs}"))
+        .await
+        .assert_text(200, "YES\nbob\nauth/file\n\n");
+}
+
+#[tokio::test]
+async fn user_session_admin_is_absent_without_a_credential_and_unsupported_on_memcached() {
+    let s = Server::start(Options::default());
+    let r = s.get("/v1/users/rc/alice/sessions").await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let Some(url) = service("SESSIOND_TEST_MEMCACHED", None) else {
+        return;
+    };
+    let m = Server::start(options("memcached", &url, &unique("sessiond-srvtest")));
+    let r = m
+        .request(
+            "GET",
+            "/v1/users/rc/alice/sessions",
+            &[("Authorization", &format!("Bearer {ADMIN}"))],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 501, "{r:?}");
+    assert_eq!(r.json()["error"], "not_supported");
+    assert!(
+        r.json()["message"].as_str().unwrap().contains("memcached"),
+        "{r:?}"
+    );
+}
+
+/// A Redis server of the test's own, persisting every write so that a token
+/// survives its restart.
+struct OwnRedis {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn start() -> OwnRedis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut r = OwnRedis {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        r.restart();
+        r
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) must be installed");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // accepting connections is not yet loading the AOF: wait for PING
+        let client = redis::Client::open(self.url()).unwrap();
+        loop {
+            if let Ok(mut c) = client.get_connection() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not answer");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Kill Redis mid-traffic: every answer is YES or 503 — never NO, never a
+/// hang — /readyz fails and the error metric counts; after a restart the
+/// same sessiond serves again, the token still good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_answers_503_then_recovers() {
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(!required(), "redis-server is not installed");
+        return;
+    }
+    let mut redis = OwnRedis::start();
+    let s = Arc::new(Server::start(options("redis", &redis.url(), "outage")));
+    let t = login(&s, "rc", "alice", "alice-pw").await;
+    s.get(&format!("/valid?realm=rc&token={t}"))
+        .await
+        .assert_text(200, "YES\nalice\nauth/file\n\n");
+    s.get("/readyz").await.assert_text(200, "ready\n");
+
+    // background traffic for the whole outage
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let (s, t, stop) = (s.clone(), t.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut yes, mut unavailable) = (0u32, 0u32);
+            while !stop.load(Ordering::Relaxed) {
+                let r = s.get(&format!("/valid?realm=rc&token={t}")).await;
+                match (r.status, r.text().as_str()) {
+                    (200, "YES\nalice\nauth/file\n\n") => yes += 1,
+                    (503, _) => unavailable += 1,
+                    other => panic!("during an outage only YES or 503 may answer: {other:?}"),
+                }
+            }
+            (yes, unavailable)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let r = s.get(&format!("/valid?realm=rc&token={t}")).await;
+    r.assert_text(503, "ERR: session store unavailable; try again\n");
+    let r = s
+        .post_json(
+            "/v1/validate",
+            serde_json::json!({"realm": "rc", "token": t}),
+        )
+        .await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.json()["error"], "store_unavailable");
+    let r = s.get("/readyz").await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.text().starts_with("not ready: "), "{r:?}");
+    let started = Instant::now();
+    let r = s.get("/auth_token?realm=rc&user=alice&pwd=alice-pw").await;
+    assert_eq!(r.status, 503, "a login cannot be stored: {r:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "no hang");
+    let metrics = s.get("/metrics").await.text();
+    let errors: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("sessiond_store_errors_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(errors >= 3.0, "store errors counted:\n{metrics}");
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = s.get(&format!("/valid?realm=rc&token={t}")).await;
+        if r.status == 200 {
+            r.assert_text(200, "YES\nalice\nauth/file\n\n");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not recover: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.get("/readyz").await.assert_text(200, "ready\n");
+    stop.store(true, Ordering::Relaxed);
+    let (yes, unavailable) = traffic.await.unwrap();
+    assert!(yes > 0 && unavailable > 0, "yes {yes}, 503 {unavailable}");
+    eprintln!("outage traffic: {yes} YES, {unavailable} 503, no other answer");
+    let fresh = login(&s, "rc", "bob", "bob-pw").await;
+    s.get(&format!("/valid?realm=rc&token={fresh}"))
+        .await
+        .assert_text(200, "YES\nbob\nauth/file\n\n");
+}
