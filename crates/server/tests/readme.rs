@@ -60,3 +60,78 @@ async fn readme_commands_work_as_written() {
         "{stdout}"
     );
 }
+
+/// The README's "several instances on one Redis" block, as written, with free
+/// ports and a throwaway key prefix.
+#[tokio::test]
+async fn readme_two_instances_on_one_redis() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.contains("user add alice -f shared-passwd"))
+        .take_while(|l| !l.starts_with("```"))
+        .collect();
+    assert!(block.len() > 5, "README steps not found");
+    let redis = std::env::var("SESSIOND_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+            .to_string()
+    };
+    let (a, b) = (free(), free());
+    let prefix = format!("sessiond-readme-{}", sessiond_core::token::random_hex(6));
+    let script = format!(
+        "trap 'kill $(jobs -p) 2>/dev/null' EXIT\n{}",
+        block
+            .join("\n")
+            .replace("./target/release/sessiond", BIN)
+            .replace("4431", &a)
+            .replace("4432", &b)
+            .replace("redis://127.0.0.1:6379", &redis)
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(tmp.path())
+        .env("SESSIOND_STORE__PREFIX", &prefix)
+        .env("SESSIOND_LOG", "warn")
+        .output()
+        .unwrap();
+    // the keys this left in the shared Redis
+    if let Ok(mut con) = redis::Client::open(redis.as_str()).and_then(|c| c.get_connection()) {
+        use redis::Commands;
+        let keys: Vec<String> = con
+            .scan_match(format!("{prefix}:*"))
+            .map(|i| i.filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        for k in keys {
+            let _: Result<(), _> = con.del(k);
+        }
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| !l.contains("is listening on"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "added user alice to shared-passwd",
+            "YES",
+            "alice",
+            "auth/file",
+            ""
+        ],
+        "{stdout}"
+    );
+}

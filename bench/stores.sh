@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Load benchmark per store: GET /valid (a valid token, keep-alive, 50
+# connections, wrk) against sessiond on each store — memory, file, redis,
+# redis-cluster, memcached, postgres — reported as a ratio to the memory
+# store, and to `redis-benchmark` GET throughput at the same concurrency
+# (50 clients, no pipelining) against the same Redis, in the same run.
+#
+#   bench/stores.sh [seconds-per-run]      (default 10)
+#
+# It starts its own memcached and three-node Redis Cluster
+# (scripts/services.sh) and uses this machine's Redis (127.0.0.1:6379) and
+# PostgreSQL (127.0.0.1:5432) under throwaway prefixes. Results go to
+# bench/out/stores.md. Run it on an otherwise idle machine: wrk, sessiond
+# and the store share two cores, so only ratios from one run mean anything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+out=bench/out
+mkdir -p "$out"
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v memcached >/dev/null || need+=(memcached)
+command -v redis-benchmark >/dev/null || need+=(redis-tools)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+cargo build --release -q -p sessiond-server
+bin=target/release/sessiond
+
+source scripts/services.sh
+work=$(mktemp -d)
+pid=""
+finish() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  stop_services
+  redis-cli -h 127.0.0.1 -p 6379 --scan --pattern 'sessiond-bench:*' | xargs -r redis-cli -h 127.0.0.1 -p 6379 del >/dev/null || true
+  psql -h 127.0.0.1 -U root -d test -qc 'DROP SCHEMA IF EXISTS sessiond_bench CASCADE' >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap finish EXIT
+start_services >/dev/null
+
+rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+p99_ms() {
+  awk '$1=="99%" {v=$2; u=v; gsub(/[0-9.]/,"",u); gsub(/[a-z]/,"",v);
+       if (u=="us") v/=1000; else if (u=="s") v*=1000; print v}' "$1"
+}
+
+echo 'bench-pw' | "$bin" user add bench -f "$work/passwd" >/dev/null
+
+declare -A url=(
+  [redis]="redis://127.0.0.1:6379"
+  [redis-cluster]="$SESSIOND_TEST_REDIS_CLUSTER"
+  [memcached]="$SESSIOND_TEST_MEMCACHED"
+  [postgres]="postgres://root@127.0.0.1:5432/test"
+)
+declare -A prefix=([postgres]=sessiond_bench)
+stores=(memory file redis redis-cluster memcached postgres)
+declare -A got_rps got_p99
+
+for store in "${stores[@]}"; do
+  args=(serve -p 0 --password-file "$work/passwd")
+  env=(SESSIOND_LOG=warn SESSIOND_STORE__PREFIX="${prefix[$store]:-sessiond-bench}")
+  case $store in
+    memory) ;;
+    file) args+=(-d "$work/data") ;;
+    *) args+=(--store "$store" --store-url "${url[$store]}") ;;
+  esac
+  env "${env[@]}" "$bin" "${args[@]}" > "$work/stdout" 2> "$work/stderr" &
+  pid=$!
+  for _ in $(seq 100); do grep -q listening "$work/stdout" 2>/dev/null && break; sleep 0.1; done
+  base=$(grep -o 'http://[0-9.:]*' "$work/stdout") || { cat "$work/stderr" >&2; exit 1; }
+  token=$(curl -sf "$base/auth_token?realm=bench&user=bench&pwd=bench-pw" | head -1)
+  check=$(curl -sf "$base/valid?realm=bench&token=$token")
+  [ "$(echo "$check" | head -1)" = YES ] || { echo "$store: token not valid: $check" >&2; exit 1; }
+  wrk -t2 -c50 -d"${duration}s" --latency "$base/valid?realm=bench&token=$token" > "$out/store-$store.txt"
+  if grep -q 'Non-2xx' "$out/store-$store.txt"; then echo "non-2xx answers on $store" >&2; exit 1; fi
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  got_rps[$store]=$(rps "$out/store-$store.txt")
+  got_p99[$store]=$(p99_ms "$out/store-$store.txt")
+  echo "$store: ${got_rps[$store]} requests/s, p99 ${got_p99[$store]} ms" >&2
+done
+
+# The same concurrency straight against Redis: 50 clients, one GET each in flight.
+redis-cli -h 127.0.0.1 -p 6379 set sessiond-bench:plain value >/dev/null
+redis-benchmark -h 127.0.0.1 -p 6379 -c 50 -n $((duration * 60000)) -P 1 -q \
+  -t get > "$out/redis-benchmark.txt" 2>&1 || true
+redis_get=$(awk '/^GET/ {print $2}' "$out/redis-benchmark.txt" | tr -d ' ' | head -1)
+[ -n "$redis_get" ] || { cat "$out/redis-benchmark.txt" >&2; exit 1; }
+
+results="$out/stores.md"
+{
+  echo "# bench/stores.sh — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t2 -c50 -d${duration}s"
+  echo
+  echo "redis-benchmark GET, 50 clients, no pipelining: ${redis_get} requests/s"
+  echo
+  echo "| store | /valid requests/s | p99 ms | vs memory store | vs redis-benchmark GET |"
+  echo "|---|---|---|---|---|"
+  for store in "${stores[@]}"; do
+    awk -v s="$store" -v r="${got_rps[$store]}" -v p="${got_p99[$store]}" \
+        -v m="${got_rps[memory]}" -v g="$redis_get" 'BEGIN {
+      printf "| %s | %.0f | %.2f | %.2f | %.2f |\n", s, r, p, r/m, r/g }'
+  done
+} > "$results"
+cat "$results"
