@@ -258,6 +258,9 @@ async fn openapi_document_covers_every_route() {
         ("/v1/session/data", "get"),
         ("/v1/session/data", "put"),
         ("/v1/session/data", "patch"),
+        ("/v1/users/{realm}/{user}/sessions", "get"),
+        ("/v1/users/{realm}/{user}/sessions", "delete"),
+        ("/v1/users/{realm}/{user}/sessions/{id}", "delete"),
     ];
     for (path, method) in routes {
         assert!(
@@ -268,10 +271,14 @@ async fn openapi_document_covers_every_route() {
     // and every documented route answers in JSON (not the text protocol's fallback)
     for (path, method) in routes {
         let method = method.to_uppercase();
+        let path = path
+            .replace("{realm}", "rc")
+            .replace("{user}", "alice")
+            .replace("{id}", &"0".repeat(64));
         let r = s
             .request(
                 &method,
-                path,
+                &path,
                 &[("Content-Type", "application/json")],
                 b"{}",
             )
