@@ -126,7 +126,14 @@ async fn open_store(
             } else {
                 RedisTarget::Cluster(url.split(',').map(|n| n.trim().to_owned()).collect())
             };
-            let store = RedisStore::connect(&target, &config.prefix, opts)
+            let ca = match &config.tls_ca_file {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .with_context(|| format!("store.tls_ca_file = {}", path.display()))?,
+                ),
+                None => None,
+            };
+            let store = RedisStore::connect_with_ca(&target, &config.prefix, opts, ca)
                 .await
                 .with_context(context)?;
             let description = format!("{} prefix {}", store.description(), config.prefix);

@@ -119,6 +119,9 @@ pub struct StoreConfig {
     /// URLs, comma-separated (redis-cluster); `host:port`, `memcache://…` or
     /// `unix:///path`, comma-separated (memcached); `postgres://…` (postgres).
     pub url: Option<String>,
+    /// PEM file of the CA(s) that signed a `rediss://` server's certificate,
+    /// when it is not one the system trusts.
+    pub tls_ca_file: Option<PathBuf>,
     /// Namespace in a shared store: the key prefix (redis, memcached) or the
     /// schema (postgres). Deployments sharing one server use different ones.
     pub prefix: String,
@@ -185,6 +188,7 @@ impl Default for StoreConfig {
             kind: StoreKind::Memory,
             path: PathBuf::from("sessiond-data"),
             url: None,
+            tls_ca_file: None,
             prefix: "sessiond".into(),
             superseded_retention: Span(Duration::from_secs(24 * 3600)),
             touch_interval: Span(Duration::from_secs(60)),

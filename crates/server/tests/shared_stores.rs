@@ -264,7 +264,14 @@ async fn admin_lists_and_revokes_a_users_sessions() {
     }
 
     // end one, by id; an id of bob's is not alice's to end
-    let phone_id = sessions[0]["id"].as_str().unwrap().to_owned();
+    // a session's id is the SHA-256 of its token
+    let phone_id = sessiond_core::Token::from_client(phone.clone())
+        .hash()
+        .to_hex();
+    assert!(
+        sessions.iter().any(|e| e["id"] == phone_id.as_str()),
+        "{listed:?}"
+    );
     let bob_id = get("/v1/users/web/bob/sessions".into()).await.json()["sessions"][0]["id"]
         .as_str()
         .unwrap()
@@ -543,4 +550,69 @@ async fn redis_outage_answers_503_then_recovers() {
     s.get(&format!("/valid?realm=rc&token={fresh}"))
         .await
         .assert_text(200, "YES\nbob\nauth/file\n\n");
+}
+
+/// `rediss://` with a private CA (`store.tls_ca_file`): sessions work over
+/// TLS, and without the CA the server refuses to start with a clear error.
+#[tokio::test]
+async fn redis_over_tls_with_a_private_ca() {
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(!required(), "redis-server is not installed");
+        return;
+    }
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("redis-server")
+        .args(["--port", "0", "--bind", "127.0.0.1", "--save", ""])
+        .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
+        .arg("--tls-cert-file")
+        .arg(&cert_pem)
+        .arg("--tls-key-file")
+        .arg(&key_pem)
+        .arg("--tls-ca-cert-file")
+        .arg(&cert_pem)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server (TLS) did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("rediss://127.0.0.1:{port}");
+
+    let refused = Server::try_start(options("redis", &url, "tls"));
+    let err = refused
+        .err()
+        .expect("an untrusted certificate must be refused");
+    assert!(err.contains("store.url"), "{err}");
+
+    let s = Server::start(
+        options("redis", &url, "tls")
+            .env("SESSIOND_STORE__TLS_CA_FILE", cert_pem.to_str().unwrap()),
+    );
+    let t = login(&s, "rc", "alice", "alice-pw").await;
+    s.get(&format!("/valid?realm=rc&token={t}"))
+        .await
+        .assert_text(200, "YES\nalice\nauth/file\n\n");
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -244,7 +244,7 @@ pub(crate) fn list_user_sessions(
             }),
         }
     }
-    live.sort_by_key(|s| (s.record.created, s.record.generation));
+    live.sort_by_key(|s| (s.record.created, s.record.generation, s.id.0));
     Ok(live)
 }
 

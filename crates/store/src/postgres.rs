@@ -437,7 +437,7 @@ impl SessionStore for PostgresStore {
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN users u \
              ON u.realm = s.realm AND u.username = s.username \
-             WHERE s.realm = $1 AND s.username = $2 ORDER BY s.created, s.generation"
+             WHERE s.realm = $1 AND s.username = $2 ORDER BY s.created, s.generation, s.id"
         );
         let rows = sqlx::query(&sql)
             .bind(realm)

@@ -96,10 +96,30 @@ impl RedisStore {
         prefix: &str,
         opts: StoreOptions,
     ) -> StoreResult<RedisStore> {
+        Self::connect_with_ca(target, prefix, opts, None).await
+    }
+
+    /// As [`RedisStore::connect`], trusting the PEM certificates `ca` (instead
+    /// of the system's roots) for `rediss://` servers: Redis over TLS mostly
+    /// runs with a private CA.
+    pub async fn connect_with_ca(
+        target: &RedisTarget,
+        prefix: &str,
+        opts: StoreOptions,
+        ca: Option<Vec<u8>>,
+    ) -> StoreResult<RedisStore> {
         let open = |e: redis::RedisError| StoreError::Open(format!("redis: {e}"));
+        let certs = || redis::TlsCertificates {
+            client_tls: None,
+            root_cert: ca.clone(),
+        };
         let (conn, description) = match target {
             RedisTarget::Standalone(url) => {
-                let client = redis::Client::open(url.as_str()).map_err(open)?;
+                let client = match &ca {
+                    Some(_) => redis::Client::build_with_tls(url.as_str(), certs()),
+                    None => redis::Client::open(url.as_str()),
+                }
+                .map_err(open)?;
                 let config = ConnectionManagerConfig::new()
                     .set_response_timeout(Some(RESPONSE_TIMEOUT))
                     .set_connection_timeout(Some(CONNECT_TIMEOUT))
@@ -111,12 +131,14 @@ impl RedisStore {
                 (Conn::Standalone(manager), format!("redis {}", redact(url)))
             }
             RedisTarget::Cluster(nodes) => {
-                let client = redis::cluster::ClusterClient::builder(nodes.clone())
+                let mut builder = redis::cluster::ClusterClient::builder(nodes.clone())
                     .connection_timeout(CONNECT_TIMEOUT)
                     .response_timeout(RESPONSE_TIMEOUT)
-                    .retries(2)
-                    .build()
-                    .map_err(open)?;
+                    .retries(2);
+                if ca.is_some() {
+                    builder = builder.certs(certs());
+                }
+                let client = builder.build().map_err(open)?;
                 let conn = client.get_async_connection().await.map_err(open)?;
                 let shown: Vec<String> = nodes.iter().map(|n| redact(n)).collect();
                 (
@@ -553,7 +575,7 @@ impl SessionStore for RedisStore {
                 }
             }
         }
-        live.sort_by_key(|s| (s.record.created, s.record.generation));
+        live.sort_by_key(|s| (s.record.created, s.record.generation, s.id.0));
         Ok(live)
     }
 
