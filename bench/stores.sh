@@ -6,6 +6,7 @@
 # (50 clients, no pipelining) against the same Redis, in the same run.
 #
 #   bench/stores.sh [seconds-per-run]      (default 10)
+#   STORES="redis postgres" bench/stores.sh   (a subset; memory always runs)
 #
 # It starts its own memcached and three-node Redis Cluster
 # (scripts/services.sh) and uses this machine's Redis (127.0.0.1:6379) and
@@ -58,7 +59,8 @@ declare -A url=(
   [postgres]="postgres://root@127.0.0.1:5432/test"
 )
 declare -A prefix=([postgres]=sessiond_bench)
-stores=(memory file redis redis-cluster memcached postgres)
+read -r -a stores <<< "${STORES:-memory file redis redis-cluster memcached postgres}"
+[ "${stores[0]}" = memory ] || stores=(memory "${stores[@]}")   # the baseline
 declare -A got_rps got_p99
 
 for store in "${stores[@]}"; do
@@ -86,9 +88,10 @@ done
 
 # The same concurrency straight against Redis: 50 clients, one GET each in flight.
 redis-cli -h 127.0.0.1 -p 6379 set sessiond-bench:plain value >/dev/null
-redis-benchmark -h 127.0.0.1 -p 6379 -c 50 -n $((duration * 60000)) -P 1 -q \
+redis-benchmark -h 127.0.0.1 -p 6379 -c 50 -n $((duration * 50000)) -P 1 -q \
   -t get > "$out/redis-benchmark.txt" 2>&1 || true
-redis_get=$(awk '/^GET/ {print $2}' "$out/redis-benchmark.txt" | tr -d ' ' | head -1)
+# -q prints progress lines separated by CR; the last line has the total.
+redis_get=$(tr '\r' '\n' < "$out/redis-benchmark.txt" | awk '/requests per second/ {print $2}' | tail -1)
 [ -n "$redis_get" ] || { cat "$out/redis-benchmark.txt" >&2; exit 1; }
 
 results="$out/stores.md"

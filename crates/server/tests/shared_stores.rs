@@ -616,3 +616,81 @@ async fn redis_over_tls_with_a_private_ca() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// memcached killed and started again: 503 while it is down (never NO),
+/// and the same sessiond serves again afterwards (memcached keeps nothing,
+/// so the old token is gone; a new login works).
+#[tokio::test]
+async fn memcached_outage_answers_503_then_recovers() {
+    if std::process::Command::new("memcached")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        assert!(!required(), "memcached is not installed");
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = || {
+        let mut cmd = Command::new("memcached");
+        cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]);
+        // memcached refuses to run as root without a user to switch to
+        if running_as_root() {
+            cmd.args(["-u", "nobody"]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "memcached did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    };
+    let mut mc = start();
+    let s = Server::start(options("memcached", &format!("127.0.0.1:{port}"), "outage"));
+    let t = login(&s, "rc", "alice", "alice-pw").await;
+    s.get(&format!("/valid?realm=rc&token={t}"))
+        .await
+        .assert_text(200, "YES\nalice\nauth/file\n\n");
+    let _ = mc.kill();
+    let _ = mc.wait();
+    for _ in 0..3 {
+        s.get(&format!("/valid?realm=rc&token={t}"))
+            .await
+            .assert_text(503, "ERR: session store unavailable; try again\n");
+    }
+    assert_eq!(s.get("/readyz").await.status, 503);
+    let mut mc = start();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let fresh = loop {
+        let r = s.get("/auth_token?realm=rc&user=bob&pwd=bob-pw").await;
+        if r.status == 200 {
+            break r.text().lines().next().unwrap().to_owned();
+        }
+        assert_eq!(r.status, 503, "{r:?}");
+        assert!(Instant::now() < deadline, "did not recover: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    s.get(&format!("/valid?realm=rc&token={fresh}"))
+        .await
+        .assert_text(200, "YES\nbob\nauth/file\n\n");
+    s.get("/readyz").await.assert_text(200, "ready\n");
+    let _ = mc.kill();
+    let _ = mc.wait();
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}

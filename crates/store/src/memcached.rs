@@ -34,7 +34,36 @@ const RELATIVE_EXPIRY_LIMIT: i64 = 30 * 24 * 3600;
 /// under pathological contention on a single key).
 const CAS_ATTEMPTS: usize = 64;
 
-fn unavailable(e: memcache::MemcacheError) -> StoreError {
+/// Connections at most per server: one per request in flight on the
+/// blocking pool, which Tokio lets grow far beyond this, so requests beyond
+/// it wait (up to `TIMEOUT`) for a connection.
+const POOL_SIZE: u32 = 64;
+
+/// The client, over connection pools of our own configuration: the crate's
+/// builder has the pool run `version` on every checkout (a whole extra round
+/// trip per call, halving throughput) and applies read timeouts to one
+/// connection only. Here every connection gets the timeout from its URL
+/// (`timeout=`), none is tested on checkout, and since the crate cannot
+/// report a broken connection to the pool, `Inner::failed` replaces the
+/// whole client after a connection error instead.
+fn build_client(urls: &[String]) -> Result<memcache::Client, memcache::MemcacheError> {
+    let mut pools = Vec::new();
+    for url in urls {
+        let url = memcache::Url::parse(url)
+            .map_err(|e| memcache::MemcacheError::BadURL(e.to_string()))?;
+        pools.push(
+            r2d2::Pool::builder()
+                .max_size(POOL_SIZE)
+                .min_idle(Some(0))
+                .test_on_check_out(false)
+                .connection_timeout(TIMEOUT)
+                .build_unchecked(memcache::ConnectionManager::new(url)),
+        );
+    }
+    memcache::Client::with_pools(pools)
+}
+
+fn unavailable(e: &memcache::MemcacheError) -> StoreError {
     StoreError::Unavailable(format!("memcached: {e}"))
 }
 
@@ -48,7 +77,7 @@ fn unsupported(what: &'static str) -> StoreError {
 /// Turns `unix:///path` into the client's `memcache:///path`, and a bare
 /// `host:port` into `memcache://host:port`; selects the text protocol unless
 /// the address names one (the client defaults to the binary protocol, which
-/// memcached has deprecated).
+/// memcached has deprecated), and a 2-second socket timeout unless given.
 fn client_url(address: &str) -> String {
     let url = if let Some(path) = address.strip_prefix("unix://") {
         format!("memcache://{path}")
@@ -57,13 +86,14 @@ fn client_url(address: &str) -> String {
     } else {
         format!("memcache://{address}")
     };
-    if url.contains("protocol=") {
-        url
-    } else if url.contains('?') {
-        format!("{url}&protocol=ascii")
-    } else {
-        format!("{url}?protocol=ascii")
+    let mut url = url;
+    for (key, default) in [("protocol", "ascii"), ("timeout", "2")] {
+        if !url.contains(&format!("{key}=")) {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            url = format!("{url}{sep}{key}={default}");
+        }
     }
+    url
 }
 
 /// Key of a name that may hold any character: its SHA-256 (memcached keys
@@ -78,7 +108,10 @@ fn hashed(parts: &[&str]) -> String {
 }
 
 struct Inner {
-    client: memcache::Client,
+    /// Replaced by a fresh one after a connection error: the client's pool
+    /// cannot tell a broken connection from a good one (see `build_client`).
+    client: parking_lot::RwLock<Arc<memcache::Client>>,
+    urls: Vec<String>,
     prefix: String,
     opts: StoreOptions,
 }
@@ -92,6 +125,22 @@ pub struct MemcachedStore {
 type Versioned = (Vec<u8>, u64);
 
 impl Inner {
+    fn client(&self) -> Arc<memcache::Client> {
+        self.client.read().clone()
+    }
+
+    /// Reports a failed call; after anything but a command's own answer
+    /// (a connection or protocol error) the pooled connections are dropped
+    /// and new ones made on the next call.
+    fn failed(&self, e: memcache::MemcacheError) -> StoreError {
+        if !matches!(e, memcache::MemcacheError::CommandError(_)) {
+            if let Ok(fresh) = build_client(&self.urls) {
+                *self.client.write() = Arc::new(fresh);
+            }
+        }
+        unavailable(&e)
+    }
+
     fn session_key(&self, id: &TokenHash) -> String {
         format!("{}:s:{}", self.prefix, id.to_hex())
     }
@@ -102,7 +151,7 @@ impl Inner {
 
     fn gets(&self, key: &str) -> StoreResult<Option<Versioned>> {
         let mut found: std::collections::HashMap<String, (Vec<u8>, u32, Option<u64>)> =
-            self.client.gets(&[key]).map_err(unavailable)?;
+            self.client().gets(&[key]).map_err(|e| self.failed(e))?;
         Ok(found
             .remove(key)
             .map(|(value, _, cas)| (value, cas.unwrap_or(0))))
@@ -155,9 +204,9 @@ impl Inner {
         match classify(&record, &user, realm, now, self.opts.superseded_retention) {
             Classification::OtherRealm => Ok(None),
             Classification::Gone => {
-                self.client
+                self.client()
                     .delete(&self.session_key(id))
-                    .map_err(unavailable)?;
+                    .map_err(|e| self.failed(e))?;
                 Ok(None)
             }
             c => Ok(Some((record, c, cas))),
@@ -167,19 +216,19 @@ impl Inner {
     /// Swaps the record (still at version `cas`) for a tombstone: true if this
     /// caller won the race to remove it.
     fn claim(&self, id: &TokenHash, cas: u64) -> StoreResult<bool> {
-        self.client
+        self.client()
             .cas(&self.session_key(id), TOMBSTONE, 30, cas)
-            .map_err(unavailable)
+            .map_err(|e| self.failed(e))
     }
 
     fn put(&self, id: &TokenHash, record: &SessionRecord, now: Timestamp) -> StoreResult<()> {
-        self.client
+        self.client()
             .set(
                 &self.session_key(id),
                 encode(record)?.as_slice(),
                 Self::exptime(now, record.ends_at()),
             )
-            .map_err(unavailable)
+            .map_err(|e| self.failed(e))
     }
 
     /// Read-modify-write of one key through `gets`/`cas`, starting from
@@ -194,21 +243,21 @@ impl Inner {
         for _ in 0..CAS_ATTEMPTS {
             let Some((bytes, cas)) = self.gets(key)? else {
                 // Racing adds all store the same initial value; then retry.
-                match self.client.add(key, initial, 0) {
+                match self.client().add(key, initial, 0) {
                     Ok(())
                     | Err(memcache::MemcacheError::CommandError(
                         memcache::CommandError::KeyExists,
                     )) => {}
-                    Err(e) => return Err(unavailable(e)),
+                    Err(e) => return Err(self.failed(e)),
                 }
                 continue;
             };
             let (new, result) = change(&bytes)?;
             let Some(new) = new else { return Ok(result) };
             if self
-                .client
+                .client()
                 .cas(key, new.as_slice(), 0, cas)
-                .map_err(unavailable)?
+                .map_err(|e| self.failed(e))?
             {
                 return Ok(result);
             }
@@ -249,24 +298,21 @@ impl MemcachedStore {
         if urls.is_empty() {
             return Err(StoreError::Open("memcached: no server address".into()));
         }
-        let description = format!("memcached {}", urls.join(","));
+        let description = format!(
+            "memcached {}",
+            urls.iter()
+                .map(|u| u.split('?').next().unwrap_or(u))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         let prefix = prefix.to_owned();
         let inner = tokio::task::spawn_blocking(move || {
             let open = |e: memcache::MemcacheError| StoreError::Open(format!("memcached: {e}"));
-            let mut builder = memcache::Client::builder();
-            for url in &urls {
-                builder = builder.add_server(url.as_str()).map_err(open)?;
-            }
-            let client = builder
-                .with_max_pool_size(16)
-                .with_connection_timeout(TIMEOUT)
-                .with_read_timeout(TIMEOUT)
-                .with_write_timeout(TIMEOUT)
-                .build()
-                .map_err(open)?;
+            let client = build_client(&urls).map_err(open)?;
             client.version().map_err(open)?;
             Ok::<_, StoreError>(Inner {
-                client,
+                client: parking_lot::RwLock::new(Arc::new(client)),
+                urls,
                 prefix,
                 opts,
             })
@@ -308,7 +354,7 @@ impl SessionStore for MemcachedStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.run(|i| i.client.version().map(|_| ()).map_err(unavailable))
+        self.run(|i| i.client().version().map(|_| ()).map_err(|e| i.failed(e)))
             .await
     }
 
@@ -343,14 +389,14 @@ impl SessionStore for MemcachedStore {
                     if record.needs_touch(now, i.opts.touch_interval) {
                         record.last_access = now;
                         // Lost to a concurrent write? Then that write refreshed it.
-                        i.client
+                        i.client()
                             .cas(
                                 &i.session_key(&id),
                                 encode(&record)?.as_slice(),
                                 Inner::exptime(now, record.ends_at()),
                                 cas,
                             )
-                            .map_err(unavailable)?;
+                            .map_err(|e| i.failed(e))?;
                     }
                     Validity::Current(record)
                 }
@@ -372,7 +418,9 @@ impl SessionStore for MemcachedStore {
                     return Ok(None);
                 };
                 if i.claim(&id, cas)? {
-                    i.client.delete(&i.session_key(&id)).map_err(unavailable)?;
+                    i.client()
+                        .delete(&i.session_key(&id))
+                        .map_err(|e| i.failed(e))?;
                     return Ok(Some(record));
                 }
             }
@@ -402,7 +450,9 @@ impl SessionStore for MemcachedStore {
                 if i.claim(&old, cas)? {
                     record.last_access = now;
                     i.put(&new, &record, now)?;
-                    i.client.delete(&i.session_key(&old)).map_err(unavailable)?;
+                    i.client()
+                        .delete(&i.session_key(&old))
+                        .map_err(|e| i.failed(e))?;
                     return Ok(Some(record));
                 }
             }
@@ -455,14 +505,14 @@ impl SessionStore for MemcachedStore {
                 record.data = data.clone();
                 record.data_version += 1;
                 record.last_access = now;
-                if i.client
+                if i.client()
                     .cas(
                         &i.session_key(&id),
                         encode(&record)?.as_slice(),
                         Inner::exptime(now, record.ends_at()),
                         cas,
                     )
-                    .map_err(unavailable)?
+                    .map_err(|e| i.failed(e))?
                 {
                     return Ok(DataWrite::Written {
                         version: record.data_version,
@@ -519,7 +569,9 @@ impl SessionStore for MemcachedStore {
         let (slot, value) = (slot.to_owned(), key.to_owned());
         self.run(move |i| {
             let key = format!("{}:k:{}", i.prefix, hashed(&[&slot]));
-            i.client.set(&key, value.as_str(), 0).map_err(unavailable)
+            i.client()
+                .set(&key, value.as_str(), 0)
+                .map_err(|e| i.failed(e))
         })
         .await
     }
@@ -551,7 +603,9 @@ impl SessionStore for MemcachedStore {
             })?;
             if created {
                 let key = format!("{}:gk:{}", i.prefix, hashed(&[&group]));
-                i.client.set(&key, value.as_str(), 0).map_err(unavailable)?;
+                i.client()
+                    .set(&key, value.as_str(), 0)
+                    .map_err(|e| i.failed(e))?;
             }
             Ok(created)
         })
@@ -626,19 +680,19 @@ mod tests {
     fn addresses_become_client_urls() {
         assert_eq!(
             client_url("unix:///run/mc.sock"),
-            "memcache:///run/mc.sock?protocol=ascii"
+            "memcache:///run/mc.sock?protocol=ascii&timeout=2"
         );
         assert_eq!(
             client_url("127.0.0.1:11211"),
-            "memcache://127.0.0.1:11211?protocol=ascii"
+            "memcache://127.0.0.1:11211?protocol=ascii&timeout=2"
         );
         assert_eq!(
             client_url("memcache://h:1?tcp_nodelay=true"),
-            "memcache://h:1?tcp_nodelay=true&protocol=ascii"
+            "memcache://h:1?tcp_nodelay=true&protocol=ascii&timeout=2"
         );
         assert_eq!(
-            client_url("memcache://h:1?protocol=binary"),
-            "memcache://h:1?protocol=binary"
+            client_url("memcache://h:1?protocol=binary&timeout=5"),
+            "memcache://h:1?protocol=binary&timeout=5"
         );
     }
 
