@@ -8,7 +8,7 @@ use sessiond_auth::{AuthError, Password};
 use sessiond_core::limiter::FailureLimiter;
 use sessiond_core::names::{check_name, check_text};
 use sessiond_core::session::SessionRecord;
-use sessiond_core::{Identity, NewSession, Token};
+use sessiond_core::{Identity, NewSession, RealmPolicy, Token};
 use sessiond_store::StoreError;
 use std::net::IpAddr;
 
@@ -108,6 +108,8 @@ pub struct PasswordLogin<'a> {
     /// Source to record instead of `auth/<module>` (legacy `/pam_token` records `pam`).
     pub source: Option<&'a str>,
     pub client: Option<IpAddr>,
+    /// Expiry to apply instead of the realm's (a browser's "remember me").
+    pub policy: Option<RealmPolicy>,
 }
 
 pub fn check_realm(realm: &str) -> Result<(), LoginError> {
@@ -164,7 +166,18 @@ pub async fn password_login(
         uid: verified.uid,
         gid: verified.gid,
     };
-    issue(app, req.realm, identity, req.client, Token::generate()).await
+    let policy = req
+        .policy
+        .unwrap_or_else(|| app.config.realm_policy(req.realm));
+    issue_with_policy(
+        app,
+        req.realm,
+        identity,
+        req.client,
+        Token::generate(),
+        policy,
+    )
+    .await
 }
 
 /// Stores a session for an already-established identity under `token`.
@@ -175,9 +188,22 @@ pub async fn issue(
     client: Option<IpAddr>,
     token: Token,
 ) -> Result<(Token, SessionRecord), LoginError> {
+    let policy = app.config.realm_policy(realm);
+    issue_with_policy(app, realm, identity, client, token, policy).await
+}
+
+/// [`issue`] with an explicit expiry policy.
+pub async fn issue_with_policy(
+    app: &App,
+    realm: &str,
+    identity: Identity,
+    client: Option<IpAddr>,
+    token: Token,
+    policy: RealmPolicy,
+) -> Result<(Token, SessionRecord), LoginError> {
     let new = NewSession {
         realm: realm.to_owned(),
-        policy: app.config.realm_policy(realm),
+        policy,
         identity,
         credential_end: None,
         client_addr: client,

@@ -182,6 +182,7 @@ pub async fn login(
         module: b.module.as_deref(),
         source: None,
         client: client.map(|c| c.ip()),
+        policy: None,
     };
     let (token, record) = login::password_login(&app, request).await?;
     Ok(Json(with_token(&token, &record)))

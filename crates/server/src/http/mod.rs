@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod api_v1;
+pub mod browser;
 pub mod middleware;
 pub mod ops;
 pub mod params;
@@ -55,6 +56,12 @@ pub fn router(app: Arc<App>) -> Router {
                 .put(api_v1::put_data)
                 .patch(api_v1::patch_data),
         )
+        .route("/session/login_password", post(browser::login_password))
+        .route("/session/logout", post(browser::logout))
+        .route("/session/whoami", get(browser::whoami))
+        .route("/auth", get(browser::forward_auth))
+        .route("/login", get(browser::login_page))
+        .route("/static/sessiond.js", get(browser::script))
         .route(
             "/v1/users/{realm}/{user}/sessions",
             get(admin::list).delete(admin::revoke_all),

@@ -318,6 +318,7 @@ impl SksRequest<'_> {
             module,
             source,
             client: self.client.map(|c| c.ip()),
+            policy: None,
         };
         match login::password_login(self.app, request).await {
             Ok((token, record)) => ok(format!(

@@ -4,6 +4,10 @@
 //! Every value is checked at start-up; an invalid one stops the server with
 //! the file, the key and the reason.
 
+mod browser;
+
+pub use browser::{BrowserConfig, CookieConfig, SameSite};
+
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -52,6 +56,7 @@ pub struct Config {
     pub realm_defaults: RealmConfig,
     /// Per-realm overrides, keyed by the exact (case-sensitive) realm text.
     pub realms: BTreeMap<String, RealmConfig>,
+    pub browser: BrowserConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +170,8 @@ pub struct RealmConfig {
     pub max_lifetime: Option<Span>,
     pub credential_skew: Span,
     pub supersede: bool,
+    /// Session cookie attributes for this realm (else `[browser.cookie]`).
+    pub cookie: Option<CookieConfig>,
 }
 
 impl Default for ServerConfig {
@@ -225,6 +232,7 @@ impl Default for RealmConfig {
             max_lifetime: None,
             credential_skew: Span(p.credential_skew),
             supersede: p.supersede,
+            cookie: None,
         }
     }
 }
@@ -299,6 +307,7 @@ impl Config {
         if self.store.prefix.is_empty() {
             bail!("store.prefix: must not be empty");
         }
+        self.validate_browser()?;
         if self.server.tls_key.is_some() && self.server.tls_cert.is_none() {
             bail!("server.tls_key: set server.tls_cert (-tls) too");
         }
@@ -368,11 +377,85 @@ impl Config {
     }
 
     /// The policy for `realm`: its own section, or the defaults.
+    fn validate_browser(&self) -> anyhow::Result<()> {
+        let b = &self.browser;
+        let loopback = self.bind_addr()?.ip().is_loopback();
+        let cookies = std::iter::once(("browser.cookie".to_owned(), &b.cookie)).chain(
+            self.realms.iter().filter_map(|(name, r)| {
+                Some((format!("realms.{name}.cookie"), r.cookie.as_ref()?))
+            }),
+        );
+        for (key, c) in cookies {
+            if c.name.is_empty()
+                || !c
+                    .name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+            {
+                bail!(
+                    "{key}.name: letters, digits, - and _ only (got {:?})",
+                    c.name
+                );
+            }
+            if !c.secure && !loopback {
+                bail!(
+                    "{key}.secure = false: cookies without Secure travel in clear; \
+                     only allowed while server.bind is a loopback address (development)"
+                );
+            }
+            if c.same_site == SameSite::None && !c.secure {
+                bail!(
+                    "{key}.same_site = \"none\" needs secure = true (browsers refuse it otherwise)"
+                );
+            }
+        }
+        for origin in &b.allowed_origins {
+            let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .contains('/')
+                && !origin.ends_with('/');
+            if !ok {
+                bail!("browser.allowed_origins: {origin:?} is not an origin like \"https://app.example.com\"");
+            }
+        }
+        for (key, name) in [
+            ("browser.user_header", &b.user_header),
+            ("browser.realm_header", &b.realm_header),
+            ("browser.source_header", &b.source_header),
+        ] {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                bail!("{key}: {name:?} is not a valid HTTP header name");
+            }
+        }
+        if b.login_url.is_empty() {
+            bail!("browser.login_url: must not be empty");
+        }
+        sessiond_core::names::check_text("browser.realm", &b.realm)?;
+        Ok(())
+    }
+
     pub fn realm_policy(&self, realm: &str) -> RealmPolicy {
+        match self.realms.get(realm) {
+            Some(r) => r.policy(),
+            // The browser realm without a table of its own: sessions that end.
+            None if realm == self.browser.realm => RealmPolicy {
+                idle_timeout: Some(browser::BROWSER_IDLE_TIMEOUT),
+                max_lifetime: Some(browser::BROWSER_MAX_LIFETIME),
+                supersede: false,
+                ..self.realm_defaults.policy()
+            },
+            None => self.realm_defaults.policy(),
+        }
+    }
+
+    /// The session cookie's attributes in `realm`.
+    pub fn cookie(&self, realm: &str) -> &CookieConfig {
         self.realms
             .get(realm)
-            .unwrap_or(&self.realm_defaults)
-            .policy()
+            .and_then(|r| r.cookie.as_ref())
+            .unwrap_or(&self.browser.cookie)
     }
 }
 

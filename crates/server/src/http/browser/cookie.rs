@@ -1,0 +1,123 @@
+//! The session cookie: reading it from `Cookie` headers and writing
+//! `Set-Cookie` with the realm's attributes (the `cookie` crate does the
+//! encoding).
+
+use crate::config::{CookieConfig, SameSite};
+use axum::http::{header, HeaderMap, HeaderValue};
+use cookie::time::Duration as CookieDuration;
+use cookie::Cookie;
+use sessiond_core::Token;
+
+/// The session token the browser sent for `cfg`, if any. Of several cookies
+/// with the name (a browser may hold one per path), the first is used.
+pub fn session_token(headers: &HeaderMap, cfg: &CookieConfig) -> Option<Token> {
+    let name = cfg.wire_name();
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name && !c.value().is_empty())
+        .map(|c| Token::from_client(c.value()))
+}
+
+fn base(cfg: &CookieConfig, value: String) -> Cookie<'static> {
+    let mut c = Cookie::new(cfg.wire_name(), value);
+    c.set_path("/");
+    c.set_http_only(true);
+    c.set_secure(cfg.secure);
+    c.set_same_site(match cfg.same_site {
+        SameSite::Strict => cookie::SameSite::Strict,
+        SameSite::Lax => cookie::SameSite::Lax,
+        SameSite::None => cookie::SameSite::None,
+    });
+    if let Some(domain) = &cfg.domain {
+        c.set_domain(domain.clone());
+    }
+    c
+}
+
+/// `Set-Cookie` for a new session. `max_age` makes the cookie outlive the
+/// browser (remember-me, or a realm with an absolute lifetime); without it
+/// the cookie ends with the browser session.
+pub fn set(cfg: &CookieConfig, token: &Token, max_age: Option<u64>) -> HeaderValue {
+    let mut c = base(cfg, token.expose().to_owned());
+    if let Some(secs) = max_age {
+        c.set_max_age(CookieDuration::seconds(
+            i64::try_from(secs).unwrap_or(i64::MAX),
+        ));
+    }
+    HeaderValue::from_str(&c.encoded().to_string()).expect("cookie text is a valid header")
+}
+
+/// `Set-Cookie` that removes the session cookie.
+pub fn clear(cfg: &CookieConfig) -> HeaderValue {
+    let mut c = base(cfg, String::new());
+    c.make_removal();
+    HeaderValue::from_str(&c.encoded().to_string()).expect("cookie text is a valid header")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_defaults_use_the_host_prefix() {
+        let cfg = CookieConfig::default();
+        let t = Token::generate();
+        let v = set(&cfg, &t, Some(3600)).to_str().unwrap().to_owned();
+        assert!(
+            v.starts_with(&format!("__Host-sessiond={}", t.expose())),
+            "{v}"
+        );
+        for part in [
+            "Path=/",
+            "HttpOnly",
+            "Secure",
+            "SameSite=Lax",
+            "Max-Age=3600",
+        ] {
+            assert!(v.contains(part), "{part} missing: {v}");
+        }
+        assert!(!v.contains("Domain"), "{v}");
+        let cleared = clear(&cfg).to_str().unwrap().to_owned();
+        assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    }
+
+    #[test]
+    fn domain_or_plain_http_drop_the_prefix() {
+        let cfg = CookieConfig {
+            domain: Some("example.com".into()),
+            ..CookieConfig::default()
+        };
+        assert_eq!(cfg.wire_name(), "sessiond");
+        let cfg = CookieConfig {
+            secure: false,
+            ..CookieConfig::default()
+        };
+        let v = set(&cfg, &Token::generate(), None)
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(v.starts_with("sessiond="), "{v}");
+        assert!(!v.contains("Secure") && !v.contains("Max-Age"), "{v}");
+    }
+
+    #[test]
+    fn reads_the_cookie_among_others() {
+        let cfg = CookieConfig::default();
+        let t = Token::generate();
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; sessiond=wrong"),
+        );
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("b=2; __Host-sessiond={}", t.expose())).unwrap(),
+        );
+        assert_eq!(session_token(&h, &cfg).unwrap().hash(), t.hash());
+        assert!(session_token(&HeaderMap::new(), &cfg).is_none());
+    }
+}

@@ -1,0 +1,357 @@
+//! Browser sessions: the login form and page, logout, whoami, and forward
+//! auth for reverse proxies (`GET /auth`). The session lives server-side in
+//! the store; the cookie holds only the token.
+
+mod cookie;
+mod origin;
+mod page;
+
+use super::ClientAddr;
+use crate::app::{now, App};
+use crate::login::{password_login, LoginError, PasswordLogin};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+use sessiond_auth::Password;
+use sessiond_core::session::{SessionRecord, Validity};
+use sessiond_core::{RealmPolicy, Token};
+use std::sync::Arc;
+
+pub use page::{login_page, script};
+
+/// Header naming why a request was refused, for the JS helper: FreeIPA's UI
+/// keyed its login-and-retry on such a header rather than on the status alone.
+pub const REASON_HEADER: &str = "x-sessiond-reason";
+/// Where the browser should go to log in (forward auth's hint to proxies).
+pub const LOGIN_HEADER: &str = "x-sessiond-login";
+
+/// Whether the caller wants JSON (an XHR/fetch) rather than a page.
+fn wants_json(headers: &HeaderMap) -> bool {
+    let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    text("x-requested-with").eq_ignore_ascii_case("xmlhttprequest")
+        || (text("accept").contains("application/json") && !text("accept").contains("text/html"))
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut r = (status, Json(json!({"error": code, "message": message}))).into_response();
+    if let Ok(v) = HeaderValue::from_str(code) {
+        r.headers_mut().insert(REASON_HEADER, v);
+    }
+    no_store(r)
+}
+
+fn forbidden(headers: &HeaderMap, reason: &str) -> Response {
+    if wants_json(headers) {
+        json_error(StatusCode::FORBIDDEN, "csrf", reason)
+    } else {
+        no_store(
+            (
+                StatusCode::FORBIDDEN,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("403 Forbidden: {reason}\n"),
+            )
+                .into_response(),
+        )
+    }
+}
+
+/// The session's view for whoami and the login answer.
+fn identity_json(record: &SessionRecord) -> serde_json::Value {
+    json!({
+        "user": record.identity.user,
+        "realm": record.realm,
+        "source": record.identity.source,
+        "created": record.created.0,
+        "last_access": record.last_access.0,
+        "expires_at": record.ends_at().map(|t| t.0),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    user: Option<String>,
+    password: Option<String>,
+    realm: Option<String>,
+    module: Option<String>,
+    next: Option<String>,
+    /// The "remember me" box (any value = ticked).
+    remember: Option<String>,
+}
+
+/// `POST /session/login_password`
+pub async fn login_password(
+    State(app): State<Arc<App>>,
+    client: Option<Extension<ClientAddr>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(reason) = origin::check_post(&app, &headers) {
+        return forbidden(&headers, reason);
+    }
+    let form: LoginForm = match serde_urlencoded::from_bytes::<LoginForm>(&body) {
+        Ok(f) => f,
+        Err(e) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                &format!("send a form (application/x-www-form-urlencoded): {e}"),
+            )
+        }
+    };
+    let realm = form
+        .realm
+        .clone()
+        .unwrap_or_else(|| app.config.browser.realm.clone());
+    let next = origin::safe_next(&app, &headers, form.next.as_deref());
+    let (Some(user), Some(password)) = (form.user.as_deref(), form.password.clone()) else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the form needs user and password",
+        );
+    };
+    let remember = form.remember.is_some() && app.config.browser.remember_me.is_some();
+    let policy = remember.then(|| {
+        let r = app.config.browser.remember_me.as_ref().expect("checked");
+        RealmPolicy {
+            idle_timeout: Some(r.idle_timeout.0),
+            max_lifetime: Some(r.max_lifetime.0),
+            ..app.config.realm_policy(&realm)
+        }
+    });
+    let request = PasswordLogin {
+        realm: &realm,
+        user,
+        password: Password::new(password),
+        module: form.module.as_deref(),
+        source: None,
+        client: client.map(|c| c.client),
+        policy,
+    };
+    let (token, record) = match password_login(&app, request).await {
+        Ok(v) => v,
+        Err(e) => return login_failed(&app, &headers, e, &next),
+    };
+    let cookie_cfg = app.config.cookie(&realm);
+    // A persistent cookie only when asked to remember: otherwise the cookie
+    // ends with the browser and the server-side limits end the session.
+    let max_age = remember
+        .then(|| record.expires_at.map(|end| now().seconds_until(end)))
+        .flatten();
+    let set_cookie = cookie::set(cookie_cfg, &token, max_age);
+    let mut response = if wants_json(&headers) {
+        Json(identity_json(&record)).into_response()
+    } else {
+        (
+            StatusCode::SEE_OTHER,
+            [(
+                header::LOCATION,
+                HeaderValue::from_str(&next).unwrap_or(HeaderValue::from_static("/")),
+            )],
+        )
+            .into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, set_cookie);
+    no_store(response)
+}
+
+fn login_failed(app: &App, headers: &HeaderMap, e: LoginError, next: &str) -> Response {
+    let (status, code, message) = match &e {
+        LoginError::Rejected | LoginError::UnknownModule(_) => (
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "wrong user name or password".to_owned(),
+        ),
+        LoginError::BadRequest(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.clone()),
+        LoginError::RateLimited { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "too many failed logins; wait a few minutes".to_owned(),
+        ),
+        LoginError::AuthUnavailable | LoginError::Store(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "login is unavailable right now; try again".to_owned(),
+        ),
+    };
+    if wants_json(headers) {
+        return json_error(status, code, &message);
+    }
+    page::login_page_with(app, status, Some(next), Some(&message))
+}
+
+/// `POST /session/logout`: ends the session server-side and clears the cookie.
+pub async fn logout(
+    State(app): State<Arc<App>>,
+    Query(q): Query<RealmQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(reason) = origin::check_post(&app, &headers) {
+        return forbidden(&headers, reason);
+    }
+    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let cfg = app.config.cookie(&realm);
+    if let Some(token) = cookie::session_token(&headers, cfg) {
+        if let Err(e) = app.store.revoke(token.hash(), &realm, now()).await {
+            // The cookie must not be cleared while the session lives on.
+            metrics::counter!("sessiond_store_errors_total", "op" => "logout").increment(1);
+            tracing::error!(error = %e, "cannot end session at logout");
+            return json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the session store is unavailable; try again",
+            );
+        }
+        tracing::info!(realm, session = %token.hash().short(), "browser logout");
+    }
+    let mut response = if wants_json(&headers) {
+        Json(json!({"logged_out": true})).into_response()
+    } else {
+        let login = app.config.browser.login_url.clone();
+        (
+            StatusCode::SEE_OTHER,
+            [(
+                header::LOCATION,
+                HeaderValue::from_str(&login).unwrap_or(HeaderValue::from_static("/login")),
+            )],
+        )
+            .into_response()
+    };
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, cookie::clear(cfg));
+    no_store(response)
+}
+
+#[derive(Deserialize)]
+pub struct RealmQuery {
+    realm: Option<String>,
+}
+
+/// The current session of the cookie, or why there is none.
+async fn current(
+    app: &App,
+    headers: &HeaderMap,
+    realm: &str,
+) -> Result<(Token, SessionRecord), Response> {
+    let Some(token) = cookie::session_token(headers, app.config.cookie(realm)) else {
+        return Err(json_error(
+            StatusCode::UNAUTHORIZED,
+            "login-required",
+            "no session: log in",
+        ));
+    };
+    match app.store.validate(token.hash(), realm, now()).await {
+        Ok(Validity::Current(record)) => Ok((token, record)),
+        Ok(_) => Err(json_error(
+            StatusCode::UNAUTHORIZED,
+            "login-required",
+            "the session has ended: log in again",
+        )),
+        Err(e) => {
+            metrics::counter!("sessiond_store_errors_total", "op" => "validate").increment(1);
+            tracing::error!(error = %e, "session store error");
+            Err(json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the session store is unavailable; try again",
+            ))
+        }
+    }
+}
+
+/// `GET /session/whoami`
+pub async fn whoami(
+    State(app): State<Arc<App>>,
+    Query(q): Query<RealmQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    match current(&app, &headers, &realm).await {
+        Ok((_, record)) => no_store(Json(identity_json(&record)).into_response()),
+        Err(r) => r,
+    }
+}
+
+/// The URL the browser asked the proxy for, as proxies report it.
+fn original_url(headers: &HeaderMap) -> Option<String> {
+    let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    if let Some(url) = text("x-original-url") {
+        return Some(url.to_owned());
+    }
+    let uri = text("x-forwarded-uri").or_else(|| text("x-original-uri"))?;
+    match (text("x-forwarded-proto"), text("x-forwarded-host")) {
+        (Some(proto), Some(host)) => Some(format!("{proto}://{host}{uri}")),
+        _ => Some(uri.to_owned()),
+    }
+}
+
+/// `GET /auth`: forward auth for nginx `auth_request`, Traefik ForwardAuth
+/// and Caddy `forward_auth`. 200 with the identity headers, or 401 with
+/// where to log in. With `?redirect=1` (Traefik, Caddy: they pass the answer
+/// to the browser) a missing session answers 302 to the login page instead.
+pub async fn forward_auth(
+    State(app): State<Arc<App>>,
+    Query(q): Query<AuthQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let b = &app.config.browser;
+    match current(&app, &headers, &realm).await {
+        Ok((_, record)) => {
+            let mut r = StatusCode::OK.into_response();
+            let h = r.headers_mut();
+            for (name, value) in [
+                (&b.user_header, &record.identity.user),
+                (&b.realm_header, &record.realm),
+                (&b.source_header, &record.identity.source),
+            ] {
+                if let (Ok(n), Ok(v)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    h.insert(n, v);
+                }
+            }
+            no_store(r)
+        }
+        Err(mut r) if r.status() == StatusCode::UNAUTHORIZED => {
+            let login = match original_url(&headers) {
+                Some(url) => format!(
+                    "{}?next={}",
+                    b.login_url,
+                    percent_encoding::utf8_percent_encode(&url, percent_encoding::NON_ALPHANUMERIC)
+                ),
+                None => b.login_url.clone(),
+            };
+            let Ok(location) = HeaderValue::from_str(&login) else {
+                return r;
+            };
+            if q.redirect.is_some() {
+                r = (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
+                return no_store(r);
+            }
+            r.headers_mut().insert(LOGIN_HEADER, location);
+            r
+        }
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AuthQuery {
+    realm: Option<String>,
+    redirect: Option<String>,
+}
