@@ -20,6 +20,7 @@ command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
 command -v memcached >/dev/null || need_pkgs+=(memcached)
 command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 command -v redis-cli >/dev/null || need_pkgs+=(redis-tools)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then
@@ -28,8 +29,16 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=600 update -qq
+  # Packages with a daemon (memcached, redis, nginx) must not start it on
+  # their standard port: the tests start their own on free ports.
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
+  fi
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
+export PATH="$PATH:/usr/sbin"   # nginx lives there
 
 # --- PAM fixture --------------------------------------------------------------
 pam_service=sessiond-test

@@ -176,18 +176,8 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Resp {
-        let mut req =
-            format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if !body.is_empty() || method == "POST" || method == "PUT" || method == "PATCH" {
-            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        req.push_str("\r\n");
-        let mut bytes = req.into_bytes();
-        bytes.extend_from_slice(body);
-        self.raw(&bytes).await
+        self.raw(&request_bytes(method, target, headers, body))
+            .await
     }
 
     /// Sends raw bytes and parses the response.
@@ -299,4 +289,32 @@ pub async fn login(s: &Server, realm: &str, user: &str, pw: &str) -> String {
         .await;
     assert_eq!(r.status, 200, "login failed: {r:?}");
     r.text().lines().next().unwrap().to_owned()
+}
+
+/// An HTTP/1.1 request with `Host: localhost` and `Connection: close`.
+pub fn request_bytes(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" || method == "PUT" || method == "PATCH" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// One plain-HTTP request to any address (a proxy in front of sessiond).
+#[allow(dead_code)]
+pub async fn request_to(
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Resp {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    exchange(tcp, &request_bytes(method, target, headers, body)).await
 }
