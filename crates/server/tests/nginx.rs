@@ -25,7 +25,9 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    pub fn start(sessiond: &str) -> Option<Nginx> {
+    /// The back end answers `hello <user>` everywhere unless `back_locations`
+    /// (nginx `location` blocks, `{www}` = a directory of files) say otherwise.
+    pub fn start(sessiond: &str, back_locations: &str, files: &[(&str, &str)]) -> Option<Nginx> {
         if Command::new("nginx").arg("-v").output().is_err() {
             assert!(
                 std::env::var_os("SESSIOND_TEST_REQUIRE_SERVICES").is_none(),
@@ -58,6 +60,17 @@ impl Nginx {
         std::fs::create_dir(&tmp).unwrap();
         // workers may run as nobody
         let _ = Command::new("chmod").arg("777").arg(&tmp).status();
+        let www = dir.path().join("www");
+        for (path, content) in files {
+            let file = www.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, content).unwrap();
+        }
+        let _ = Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(dir.path())
+            .status();
+        let back_locations = back_locations.replace("{www}", &www.display().to_string());
         let d = dir.path().display();
         let conf = format!(
             r#"worker_processes 1;
@@ -75,6 +88,7 @@ http {{
     # the protected application: shows who nginx says the user is
     server {{
         listen 127.0.0.1:{back};
+{back_locations}
         location / {{
             default_type text/plain;
             return 200 "hello $http_x_remote_user\n";
@@ -146,7 +160,7 @@ async fn nginx_auth_request_journey() {
             .env("SESSIOND_BROWSER__COOKIE__SECURE", "false")
             .env("SESSIOND_SERVER__TRUSTED_PROXIES", r#"["127.0.0.1"]"#),
     );
-    let Some(nginx) = Nginx::start(&s.addr) else {
+    let Some(nginx) = Nginx::start(&s.addr, "", &[]) else {
         return;
     };
 
@@ -235,4 +249,211 @@ async fn nginx_auth_request_journey() {
         .request("GET", "/private/page", &[("Cookie", &cookie)], b"")
         .await;
     assert_eq!(r.status, 302, "{r:?}");
+}
+
+/// The protected application's page: loads sessiond.js and, when a request
+/// finds the session ended, logs in again as a login dialog would.
+const APP_PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>protected app</title>
+<script src="/static/sessiond.js"></script></head>
+<body><h1 id="hello">protected app</h1>
+<script>
+window.logins = 0;
+sessiond.onLoginRequired = function () {
+  window.logins += 1;
+  return sessiond.login("alice", "alice-pw").then(function () { return true; });
+};
+</script></body></html>
+"#;
+
+/// chromedriver on a free port, for one test.
+struct ChromeDriver {
+    url: String,
+    child: Child,
+}
+
+impl ChromeDriver {
+    fn start() -> Option<ChromeDriver> {
+        if Command::new("chromedriver")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("SESSIOND_TEST_REQUIRE_SERVICES").is_none(),
+                "chromedriver is not installed (scripts/test.sh installs chromium-driver)"
+            );
+            eprintln!("skipped: chromedriver is not installed");
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(ChromeDriver {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        })
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where screenshots go: `target/tmp/browser-screenshots/`.
+fn screenshot_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn wait_for_path(c: &fantoccini::Client, path: &str) -> url::Url {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = c.current_url().await.unwrap();
+        if url.path() == path {
+            return url;
+        }
+        assert!(Instant::now() < deadline, "still at {url}, expected {path}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A real headless Chromium through nginx: protected page → login page →
+/// log in → the page; the session is revoked behind its back, and the JS
+/// helper's fetch gets 401, logs in again and retries; log out → blocked.
+/// The cookie is the default one: `__Host-`, `Secure` (Chromium treats
+/// http://localhost as a secure context).
+#[tokio::test]
+async fn chromium_through_nginx() {
+    let s = Server::start(
+        Options::default()
+            .user("alice", "alice-pw")
+            .env("SESSIOND_SERVER__TRUSTED_PROXIES", r#"["127.0.0.1"]"#),
+    );
+    let back = r#"
+        location = /private/app.html { root {www}; }
+        location /private/api { default_type text/plain; return 200 "hello $http_x_remote_user"; }
+"#;
+    let Some(nginx) = Nginx::start(&s.addr, back, &[("private/app.html", APP_PAGE)]) else {
+        return;
+    };
+    let Some(driver) = ChromeDriver::start() else {
+        return;
+    };
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1000,800"]
+        }),
+    );
+    let c =
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("chromedriver session");
+    let port = nginx.front.rsplit(':').next().unwrap().to_owned();
+    let base = format!("http://localhost:{port}");
+
+    // the protected page sends the browser to the login page
+    c.goto(&format!("{base}/private/app.html")).await.unwrap();
+    let at = wait_for_path(&c, "/login").await;
+    assert!(
+        at.query().unwrap_or("").contains("next="),
+        "the way back is kept: {at}"
+    );
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshot_dir().join("login.png"), &png).unwrap();
+
+    // log in with the form, no script involved
+    use fantoccini::Locator;
+    c.find(Locator::Id("user"))
+        .await
+        .unwrap()
+        .send_keys("alice")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("alice-pw")
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_path(&c, "/private/app.html").await;
+    let title = c
+        .find(Locator::Id("hello"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(title, "protected app");
+
+    let cookie = c
+        .get_named_cookie("__Host-sessiond")
+        .await
+        .expect("the session cookie, with its safe defaults");
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.secure(), Some(true));
+    let token = cookie.value().to_owned();
+
+    let fetch_api = r#"
+        const done = arguments[arguments.length - 1];
+        sessiond.fetch("/private/api")
+          .then(r => r.text().then(t => done({status: r.status, text: t, logins: window.logins})))
+          .catch(e => done({error: String(e)}));
+    "#;
+    let r = c.execute_async(fetch_api, vec![]).await.unwrap();
+    assert_eq!(r["text"], "hello alice", "{r}");
+    assert_eq!(r["logins"], 0, "{r}");
+
+    // the session ends behind the page's back (another tab logged out, an admin)
+    s.get(&format!("/revoke?realm=web&token={token}"))
+        .await
+        .assert_text(200, "OK\n");
+    let r = c.execute_async(fetch_api, vec![]).await.unwrap();
+    assert_eq!(r["status"], 200, "401, then login, then the retry: {r}");
+    assert_eq!(r["text"], "hello alice", "{r}");
+    assert_eq!(r["logins"], 1, "{r}");
+    let renewed = c.get_named_cookie("__Host-sessiond").await.unwrap();
+    assert_ne!(
+        renewed.value(),
+        token,
+        "a new session id after the new login"
+    );
+
+    // log out through the helper: the protected page is closed again
+    let out = c
+        .execute_async(
+            "const done = arguments[0]; sessiond.logout().then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, 200, "{out}");
+    c.goto(&format!("{base}/private/app.html")).await.unwrap();
+    wait_for_path(&c, "/login").await;
+    c.close().await.unwrap();
 }
