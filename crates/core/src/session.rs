@@ -26,6 +26,9 @@ pub struct NewSession {
     pub credential_end: Option<Timestamp>,
     /// The client's address, kept for "my sessions" listings.
     pub client_addr: Option<IpAddr>,
+    /// What the client said it is (a browser's User-Agent, shortened), for
+    /// "my sessions" listings.
+    pub device: Option<String>,
 }
 
 /// A stored session. Keyed in every store by the SHA-256 of its token; the
@@ -48,6 +51,8 @@ pub struct SessionRecord {
     pub idle_timeout_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_addr: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     #[serde(default)]
     pub data: SessionData,
     /// Incremented on every data write; the compare-and-set version.
@@ -76,6 +81,7 @@ impl SessionRecord {
             expires_at,
             idle_timeout_secs: new.policy.idle_timeout.map(|d| d.as_secs().max(1)),
             client_addr: new.client_addr,
+            device: new.device,
             data: SessionData::new(),
             data_version: 0,
         }
@@ -204,6 +210,7 @@ mod tests {
             policy,
             credential_end,
             client_addr: None,
+            device: None,
         }
     }
 

@@ -110,6 +110,8 @@ pub struct PasswordLogin<'a> {
     pub client: Option<IpAddr>,
     /// Expiry to apply instead of the realm's (a browser's "remember me").
     pub policy: Option<RealmPolicy>,
+    /// The browser's User-Agent, for "my sessions".
+    pub device: Option<String>,
 }
 
 pub fn check_realm(realm: &str) -> Result<(), LoginError> {
@@ -169,15 +171,11 @@ pub async fn password_login(
     let policy = req
         .policy
         .unwrap_or_else(|| app.config.realm_policy(req.realm));
-    issue_with_policy(
-        app,
-        req.realm,
-        identity,
-        req.client,
-        Token::generate(),
-        policy,
-    )
-    .await
+    let client = Client {
+        addr: req.client,
+        device: req.device,
+    };
+    issue_with_policy(app, req.realm, identity, client, Token::generate(), policy).await
 }
 
 /// Stores a session for an already-established identity under `token`.
@@ -189,7 +187,17 @@ pub async fn issue(
     token: Token,
 ) -> Result<(Token, SessionRecord), LoginError> {
     let policy = app.config.realm_policy(realm);
+    let client = Client {
+        addr: client,
+        device: None,
+    };
     issue_with_policy(app, realm, identity, client, token, policy).await
+}
+
+/// What a session records about the client that logged in.
+pub struct Client {
+    pub addr: Option<IpAddr>,
+    pub device: Option<String>,
 }
 
 /// [`issue`] with an explicit expiry policy.
@@ -197,7 +205,7 @@ pub async fn issue_with_policy(
     app: &App,
     realm: &str,
     identity: Identity,
-    client: Option<IpAddr>,
+    client: Client,
     token: Token,
     policy: RealmPolicy,
 ) -> Result<(Token, SessionRecord), LoginError> {
@@ -206,7 +214,8 @@ pub async fn issue_with_policy(
         policy,
         identity,
         credential_end: None,
-        client_addr: client,
+        client_addr: client.addr,
+        device: client.device,
     };
     let record = app
         .store

@@ -13,6 +13,7 @@ const XHR: (&str, &str) = ("X-Requested-With", "XMLHttpRequest");
 fn server(extra: &[(&str, &str)]) -> Server {
     let mut o = Options::default()
         .user("alice", "alice-pw")
+        .user("bob", "bob-pw")
         .env("SESSIOND_BROWSER__COOKIE__SECURE", "false");
     for (k, v) in extra {
         o = o.env(k, v);
@@ -353,4 +354,125 @@ async fn login_page_and_helper() {
         Some("text/javascript; charset=utf-8")
     );
     assert!(js.text().contains("x-sessiond-reason"));
+}
+
+#[tokio::test]
+async fn my_sessions_page_lists_and_ends_sessions() {
+    let s = server(&[]);
+    let mut cookies = Vec::new();
+    for device in ["Phone/1.0", "Laptop/2.0", "Tablet <3>"] {
+        let r = login(
+            &s,
+            "user=alice&password=alice-pw",
+            &[("User-Agent", device)],
+        )
+        .await;
+        cookies.push(set_cookie(&r).0);
+    }
+    let (phone, laptop, tablet) = (&cookies[0], &cookies[1], &cookies[2]);
+    let id_of = |cookie: &str| {
+        sessiond_core::Token::from_client(cookie.split_once('=').unwrap().1)
+            .hash()
+            .to_hex()
+    };
+
+    // not logged in: to the login page, and back here afterwards
+    let r = s.get("/session/sessions").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location"),
+        Some("/login?next=%2Fsession%2Fsessions")
+    );
+
+    let page = s
+        .request("GET", "/session/sessions", &[("Cookie", laptop)], b"")
+        .await;
+    assert_eq!(page.status, 200, "{page:?}");
+    let html = page.text();
+    for shown in [
+        "Phone/1.0",
+        "Laptop/2.0",
+        "Tablet &lt;3&gt;",
+        "127.0.0.1",
+        "this device",
+        "End all other sessions (2)",
+    ] {
+        assert!(html.contains(shown), "{shown} missing: {html}");
+    }
+    assert_eq!(html.matches("this device").count(), 1);
+    assert!(!html.contains(&laptop[9..]), "no token in the page");
+
+    let json = s
+        .request("GET", "/session/sessions", &[("Cookie", laptop), XHR], b"")
+        .await
+        .json();
+    let list = json["sessions"].as_array().unwrap();
+    assert_eq!(list.len(), 3, "{json}");
+    let mine: Vec<_> = list.iter().filter(|e| e["this_session"] == true).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["device"], "Laptop/2.0");
+
+    // end the phone's session from the laptop
+    let form = format!("id={}", id_of(phone));
+    let r = s
+        .request(
+            "POST",
+            "/session/sessions/end",
+            &[FORM, SAME_ORIGIN, ("Cookie", laptop)],
+            form.as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{r:?}");
+    assert_eq!(r.header("location"), Some("/session/sessions"));
+    let who = |c: &str| {
+        let c = c.to_owned();
+        let s = &s;
+        async move {
+            s.request("GET", "/session/whoami", &[("Cookie", &c)], b"")
+                .await
+                .status
+        }
+    };
+    assert_eq!(who(phone).await, 401);
+    assert_eq!(who(tablet).await, 200);
+
+    // someone else's session id is not ours to end
+    let bob = set_cookie(&login(&s, "user=bob&password=bob-pw", &[]).await).0;
+    let form = format!("id={}", id_of(&bob));
+    let r = s
+        .request(
+            "POST",
+            "/session/sessions/end",
+            &[FORM, SAME_ORIGIN, ("Cookie", laptop), XHR],
+            form.as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(who(&bob).await, 200);
+
+    // a cross-site form cannot end sessions
+    let r = s
+        .request(
+            "POST",
+            "/session/sessions/end_others",
+            &[("Origin", "https://evil.example"), ("Cookie", laptop)],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(who(tablet).await, 200);
+
+    // all but this one
+    let r = s
+        .request(
+            "POST",
+            "/session/sessions/end_others",
+            &[SAME_ORIGIN, ("Cookie", laptop), XHR],
+            b"",
+        )
+        .await;
+    assert_eq!(r.json()["ended"], 1, "{r:?}");
+    assert_eq!(who(tablet).await, 401);
+    assert_eq!(who(laptop).await, 200);
+    assert_eq!(who(&bob).await, 200);
 }

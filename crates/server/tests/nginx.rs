@@ -444,6 +444,18 @@ async fn chromium_through_nginx() {
         "a new session id after the new login"
     );
 
+    // "my sessions": the session from the form login was revoked, the one
+    // from the helper's login is this one
+    c.goto(&format!("{base}/session/sessions")).await.unwrap();
+    wait_for_path(&c, "/session/sessions").await;
+    let table = c.find(Locator::Css("table")).await.unwrap().text().await.unwrap();
+    assert!(table.contains("this device"), "{table}");
+    assert!(table.contains("HeadlessChrome"), "the device is the browser: {table}");
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshot_dir().join("sessions.png"), &png).unwrap();
+    c.back().await.unwrap();
+    wait_for_path(&c, "/private/app.html").await;
+
     // log out through the helper: the protected page is closed again
     let out = c
         .execute_async(

@@ -62,6 +62,7 @@ struct SessionEntry {
     last_seen: i64,
     expires_at: Option<i64>,
     client_addr: Option<String>,
+    device: Option<String>,
     superseded: bool,
 }
 
@@ -73,6 +74,7 @@ fn entry(s: &UserSession) -> SessionEntry {
         last_seen: s.record.last_access.0,
         expires_at: s.record.ends_at().map(|t| t.0),
         client_addr: s.record.client_addr.map(|a| a.to_string()),
+        device: s.record.device.clone(),
         superseded: s.superseded,
     }
 }

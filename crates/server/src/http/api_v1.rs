@@ -183,6 +183,7 @@ pub async fn login(
         source: None,
         client: client.map(|c| c.ip()),
         policy: None,
+        device: None,
     };
     let (token, record) = login::password_login(&app, request).await?;
     Ok(Json(with_token(&token, &record)))

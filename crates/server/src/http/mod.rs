@@ -62,6 +62,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/auth", get(browser::forward_auth))
         .route("/login", get(browser::login_page))
         .route("/static/sessiond.js", get(browser::script))
+        .route("/session/sessions", get(browser::sessions_page))
+        .route("/session/sessions/end", post(browser::end_session))
+        .route(
+            "/session/sessions/end_others",
+            post(browser::end_other_sessions),
+        )
         .route(
             "/v1/users/{realm}/{user}/sessions",
             get(admin::list).delete(admin::revoke_all),

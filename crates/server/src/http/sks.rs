@@ -319,6 +319,7 @@ impl SksRequest<'_> {
             source,
             client: self.client.map(|c| c.ip()),
             policy: None,
+            device: None,
         };
         match login::password_login(self.app, request).await {
             Ok((token, record)) => ok(format!(

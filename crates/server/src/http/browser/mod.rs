@@ -5,6 +5,7 @@
 mod cookie;
 mod origin;
 mod page;
+mod sessions;
 
 use super::ClientAddr;
 use crate::app::{now, App};
@@ -22,6 +23,7 @@ use sessiond_core::{RealmPolicy, Token};
 use std::sync::Arc;
 
 pub use page::{login_page, script};
+pub use sessions::{end as end_session, end_others as end_other_sessions, list as sessions_page};
 
 /// Header naming why a request was refused, for the JS helper: FreeIPA's UI
 /// keyed its login-and-retry on such a header rather than on the status alone.
@@ -63,6 +65,16 @@ fn forbidden(headers: &HeaderMap, reason: &str) -> Response {
                 .into_response(),
         )
     }
+}
+
+/// A short description of the browser, from its User-Agent (at most 160
+/// characters: the listing needs a hint, not a fingerprint).
+fn device(headers: &HeaderMap) -> Option<String> {
+    let ua = headers.get(header::USER_AGENT)?.to_str().ok()?.trim();
+    if ua.is_empty() {
+        return None;
+    }
+    Some(ua.chars().filter(|c| !c.is_control()).take(160).collect())
 }
 
 /// The session's view for whoami and the login answer.
@@ -137,6 +149,7 @@ pub async fn login_password(
         source: None,
         client: client.map(|c| c.client),
         policy,
+        device: device(&headers),
     };
     let (token, record) = match password_login(&app, request).await {
         Ok(v) => v,

@@ -12,7 +12,7 @@ const LOGIN_HTML: &str = include_str!("../../../assets/login.html");
 const SCRIPT: &str = include_str!("../../../assets/sessiond.js");
 
 /// Escapes text for an HTML attribute or element.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

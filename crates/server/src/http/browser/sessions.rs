@@ -1,0 +1,368 @@
+//! "My sessions": a logged-in user sees their sessions in the realm (device,
+//! address, last seen) and ends any of them, or all but this one. Plain HTML
+//! forms, no script; the same data as JSON for pages that want it.
+
+use super::{current, forbidden, json_error, no_store, origin, page, wants_json, RealmQuery};
+use crate::app::{now, App};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use sessiond_core::session::Validity;
+use sessiond_core::TokenHash;
+use sessiond_store::{StoreError, UserSession};
+use std::sync::Arc;
+
+const PATH: &str = "/session/sessions";
+
+fn utc(secs: i64) -> String {
+    match cookie::time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{}-{:02}-{:02} {:02}:{:02} UTC",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => secs.to_string(),
+    }
+}
+
+fn back_to_list(realm: &str, default_realm: &str) -> Response {
+    let target = if realm == default_realm {
+        PATH.to_owned()
+    } else {
+        format!(
+            "{PATH}?realm={}",
+            percent_encoding::utf8_percent_encode(realm, percent_encoding::NON_ALPHANUMERIC)
+        )
+    };
+    no_store(
+        (
+            StatusCode::SEE_OTHER,
+            [(
+                header::LOCATION,
+                HeaderValue::from_str(&target).unwrap_or(HeaderValue::from_static(PATH)),
+            )],
+        )
+            .into_response(),
+    )
+}
+
+fn to_login(app: &App) -> Response {
+    let target = format!(
+        "{}?next={}",
+        app.config.browser.login_url, "%2Fsession%2Fsessions"
+    );
+    no_store(
+        (
+            StatusCode::SEE_OTHER,
+            [(
+                header::LOCATION,
+                HeaderValue::from_str(&target).unwrap_or(HeaderValue::from_static("/login")),
+            )],
+        )
+            .into_response(),
+    )
+}
+
+fn render(
+    realm: &str,
+    user: &str,
+    own: &TokenHash,
+    sessions: Result<&[UserSession], String>,
+) -> String {
+    let e = page::escape;
+    let mut rows = String::new();
+    let list = match sessions {
+        Ok(list) => list,
+        Err(message) => {
+            return layout(
+                user,
+                &format!(r#"<p class="note" role="status">{}</p>"#, e(&message)),
+            );
+        }
+    };
+    for s in list {
+        let this = &s.id == own;
+        let device = s.record.device.as_deref().unwrap_or("unknown device");
+        let addr = s
+            .record
+            .client_addr
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let action = if this {
+            "<strong>this device</strong>".to_owned()
+        } else {
+            format!(
+                r#"<form method="post" action="{PATH}/end?realm={realm_q}"><input type="hidden" name="id" value="{id}"><button type="submit">End</button></form>"#,
+                realm_q = e(&percent_encoding::utf8_percent_encode(
+                    realm,
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+                .to_string()),
+                id = s.id.to_hex()
+            )
+        };
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            e(device),
+            e(&addr),
+            e(&utc(s.record.created.0)),
+            e(&utc(s.record.last_access.0)),
+            action
+        ));
+    }
+    let others = list.iter().filter(|s| &s.id != own).count();
+    let end_all = if others > 0 {
+        format!(
+            r#"<form method="post" action="{PATH}/end_others?realm={}"><button type="submit">End all other sessions ({others})</button></form>"#,
+            e(
+                &percent_encoding::utf8_percent_encode(realm, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            )
+        )
+    } else {
+        r#"<p class="note">No other sessions.</p>"#.to_owned()
+    };
+    layout(
+        user,
+        &format!(
+            r#"<table>
+<caption>Sessions of {user} in {realm}</caption>
+<thead><tr><th scope="col">Device</th><th scope="col">Address</th><th scope="col">Signed in</th><th scope="col">Last seen</th><th scope="col"></th></tr></thead>
+<tbody>
+{rows}</tbody>
+</table>
+{end_all}
+<form method="post" action="/session/logout"><button type="submit">Log out</button></form>"#,
+            user = e(user),
+            realm = e(realm),
+        ),
+    )
+}
+
+fn layout(user: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Your sessions</title>
+<style>
+  body {{ font: 16px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #1d1f23; }}
+  table {{ border-collapse: collapse; width: 100%; margin: 1rem 0; }}
+  caption {{ text-align: left; font-weight: 600; margin-bottom: .5rem; }}
+  th, td {{ text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #d0d3d8; vertical-align: top; }}
+  td:first-child {{ max-width: 26rem; overflow-wrap: anywhere; }}
+  button {{ padding: .35rem .8rem; font-size: .95rem; border: 1px solid #1a5fb4; border-radius: 4px; background: #fff; color: #1a5fb4; cursor: pointer; }}
+  button:focus-visible {{ outline: 3px solid #1a5fb4; outline-offset: 2px; }}
+  form {{ display: inline-block; margin: 0 .5rem .5rem 0; }}
+  .note {{ color: #444; }}
+</style>
+</head>
+<body>
+<h1>Your sessions, {}</h1>
+{body}
+</body>
+</html>
+"#,
+        page::escape(user)
+    )
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    no_store(
+        (
+            status,
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+                ),
+            ],
+            body,
+        )
+            .into_response(),
+    )
+}
+
+/// `GET /session/sessions`
+pub async fn list(
+    State(app): State<Arc<App>>,
+    Query(q): Query<RealmQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let (token, record) = match current(&app, &headers, &realm).await {
+        Ok(v) => v,
+        Err(r) if r.status() == StatusCode::UNAUTHORIZED && !wants_json(&headers) => {
+            return to_login(&app)
+        }
+        Err(r) => return r,
+    };
+    let own = token.hash();
+    let user = record.identity.user.clone();
+    let sessions = match app.store.list_user_sessions(&realm, &user, now()).await {
+        Ok(s) => Ok(s),
+        Err(StoreError::Unsupported { .. }) => Err(
+            "This server's session store cannot list sessions. Logging out ends this one."
+                .to_owned(),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list sessions");
+            return json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the session store is unavailable; try again",
+            );
+        }
+    };
+    if wants_json(&headers) {
+        return match sessions {
+            Ok(list) => {
+                let entries: Vec<_> = list
+                    .iter()
+                    .map(|s| {
+                        json!({
+                            "id": s.id.to_hex(),
+                            "this_session": s.id == own,
+                            "device": s.record.device,
+                            "client_addr": s.record.client_addr.map(|a| a.to_string()),
+                            "created": s.record.created.0,
+                            "last_seen": s.record.last_access.0,
+                            "expires_at": s.record.ends_at().map(|t| t.0),
+                        })
+                    })
+                    .collect();
+                no_store(
+                    Json(json!({"user": user, "realm": realm, "sessions": entries}))
+                        .into_response(),
+                )
+            }
+            Err(m) => json_error(StatusCode::NOT_IMPLEMENTED, "not_supported", &m),
+        };
+    }
+    let body = render(
+        &realm,
+        &user,
+        &own,
+        sessions.as_deref().map_err(Clone::clone),
+    );
+    html(StatusCode::OK, body)
+}
+
+#[derive(Deserialize)]
+pub struct EndForm {
+    id: String,
+}
+
+/// `POST /session/sessions/end`: ends one of the caller's own sessions.
+pub async fn end(
+    State(app): State<Arc<App>>,
+    Query(q): Query<RealmQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(reason) = origin::check_post(&app, &headers) {
+        return forbidden(&headers, reason);
+    }
+    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let (_, record) = match current(&app, &headers, &realm).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let id = serde_urlencoded::from_bytes::<EndForm>(&body)
+        .ok()
+        .and_then(|f| hex::decode(f.id).ok())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(TokenHash);
+    let Some(id) = id else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the form needs the id of a session",
+        );
+    };
+    let now = now();
+    // Only a session of the same user: ids are not secrets.
+    match app.store.validate(id, &realm, now).await {
+        Ok(Validity::Current(r) | Validity::Superseded(r))
+            if r.identity.user == record.identity.user =>
+        {
+            if let Err(e) = app.store.revoke(id, &realm, now).await {
+                tracing::error!(error = %e, "cannot end session");
+                return json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the session store is unavailable; try again",
+                );
+            }
+            tracing::info!(realm, user = %record.identity.user, session = %id.short(), "session ended by its user");
+        }
+        Ok(_) => {
+            return json_error(
+                StatusCode::NOT_FOUND,
+                "no_such_session",
+                "you have no such session",
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot end session");
+            return json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the session store is unavailable; try again",
+            );
+        }
+    }
+    if wants_json(&headers) {
+        return no_store(Json(json!({"ended": 1})).into_response());
+    }
+    back_to_list(&realm, &app.config.browser.realm)
+}
+
+/// `POST /session/sessions/end_others`: every session of the caller but this one.
+pub async fn end_others(
+    State(app): State<Arc<App>>,
+    Query(q): Query<RealmQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(reason) = origin::check_post(&app, &headers) {
+        return forbidden(&headers, reason);
+    }
+    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let (token, record) = match current(&app, &headers, &realm).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let ended = match app
+        .store
+        .revoke_user_sessions(&realm, &record.identity.user, Some(token.hash()), now())
+        .await
+    {
+        Ok(n) => n,
+        Err(e @ StoreError::Unsupported { .. }) => {
+            return json_error(StatusCode::NOT_IMPLEMENTED, "not_supported", &e.to_string())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot end sessions");
+            return json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the session store is unavailable; try again",
+            );
+        }
+    };
+    tracing::info!(realm, user = %record.identity.user, ended, "other sessions ended by their user");
+    if wants_json(&headers) {
+        return no_store(Json(json!({"ended": ended})).into_response());
+    }
+    back_to_list(&realm, &app.config.browser.realm)
+}
