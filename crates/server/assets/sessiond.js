@@ -58,9 +58,13 @@
 
     // window.fetch, plus one login-and-retry on 401 login-required. The
     // request body must be replayable (a string, FormData, URLSearchParams).
+    // {passive: true}: background polling, which must not keep the session
+    // alive (sessiond then does not count the check as activity).
     fetch: function (input, init) {
       init = Object.assign({ credentials: "same-origin" }, init || {});
       init.headers = Object.assign({ "X-Requested-With": "XMLHttpRequest" }, init.headers || {});
+      if (init.passive) init.headers["X-Sessiond-Passive"] = "1";
+      delete init.passive;
       return window.fetch(input, init).then(function (response) {
         if (!loginRequired(response)) return response;
         return Promise.resolve(sessiond.onLoginRequired(response)).then(function (ok) {

@@ -476,3 +476,51 @@ async fn my_sessions_page_lists_and_ends_sessions() {
     assert_eq!(who(laptop).await, 200);
     assert_eq!(who(&bob).await, 200);
 }
+
+/// Background polling (`?passive=1`, `X-Sessiond-Passive: 1`) does not count
+/// as activity: last access stays; a normal check moves it. (The expiry
+/// consequences are in the store conformance suite, on a controlled clock.)
+#[tokio::test]
+async fn passive_checks_do_not_count_as_activity() {
+    let s = server(&[
+        ("SESSIOND_STORE__TOUCH_INTERVAL", "1s"),
+        ("SESSIOND_REALMS__WEB__IDLE_TIMEOUT", "1h"),
+        ("SESSIOND_REALMS__WEB__SUPERSEDE", "false"),
+    ]);
+    let (cookie, _) = set_cookie(&login(&s, "user=alice&password=alice-pw", &[]).await);
+    let last_access = |target: &'static str, headers: Vec<(&'static str, String)>| {
+        let s = &s;
+        let cookie = cookie.clone();
+        async move {
+            let mut h: Vec<(&str, &str)> = vec![("Cookie", &cookie)];
+            h.extend(headers.iter().map(|(k, v)| (*k, v.as_str())));
+            let r = s.request("GET", target, &h, b"").await;
+            assert_eq!(r.status, 200, "{r:?}");
+            s.request(
+                "GET",
+                "/session/whoami?passive=1",
+                &[("Cookie", &cookie)],
+                b"",
+            )
+            .await
+            .json()["last_access"]
+                .as_i64()
+                .unwrap()
+        }
+    };
+    let created = last_access("/session/whoami?passive=1", vec![]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(
+        last_access("/session/whoami?passive=1", vec![]).await,
+        created
+    );
+    assert_eq!(last_access("/auth?passive=1", vec![]).await, created);
+    assert_eq!(
+        last_access("/auth", vec![("X-Sessiond-Passive", "1".into())]).await,
+        created
+    );
+    assert!(
+        last_access("/auth", vec![]).await >= created + 2,
+        "an active check moves it"
+    );
+}

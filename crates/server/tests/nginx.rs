@@ -448,9 +448,18 @@ async fn chromium_through_nginx() {
     // from the helper's login is this one
     c.goto(&format!("{base}/session/sessions")).await.unwrap();
     wait_for_path(&c, "/session/sessions").await;
-    let table = c.find(Locator::Css("table")).await.unwrap().text().await.unwrap();
+    let table = c
+        .find(Locator::Css("table"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(table.contains("this device"), "{table}");
-    assert!(table.contains("HeadlessChrome"), "the device is the browser: {table}");
+    assert!(
+        table.contains("HeadlessChrome"),
+        "the device is the browser: {table}"
+    );
     let png = c.screenshot().await.unwrap();
     std::fs::write(screenshot_dir().join("sessions.png"), &png).unwrap();
     c.back().await.unwrap();

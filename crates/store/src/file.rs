@@ -364,7 +364,13 @@ impl SessionStore for FileStore {
 
     async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
         let realm = realm.to_owned();
-        self.read_mostly(move |i, t| ops::validate(t, &id, &realm, now, &i.opts))
+        self.read_mostly(move |i, t| ops::validate(t, &id, &realm, now, &i.opts, true))
+            .await
+    }
+
+    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
+        let realm = realm.to_owned();
+        self.read_mostly(move |i, t| ops::validate(t, &id, &realm, now, &i.opts, false))
             .await
     }
 

@@ -53,6 +53,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// deleted; `last_access` is refreshed when the record asks for it.
     async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity>;
 
+    /// [`SessionStore::validate`] that does not count as activity: the
+    /// session's last access (and so its idle end) stays as it was. For
+    /// background polling, which must not keep an abandoned session alive.
+    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity>;
+
     /// Deletes a current or superseded session; returns it, or `None` if unknown.
     async fn revoke(
         &self,

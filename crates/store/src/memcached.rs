@@ -329,6 +329,39 @@ impl MemcachedStore {
         &self.description
     }
 
+    /// Validates; with `touch`, refreshes last access when due.
+    async fn check(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+        touch: bool,
+    ) -> StoreResult<Validity> {
+        let realm = realm.to_owned();
+        self.run(move |i| {
+            Ok(match i.lookup(&id, &realm, now)? {
+                None => Validity::Unknown,
+                Some((record, Classification::Superseded, _)) => Validity::Superseded(record),
+                Some((mut record, _, cas)) => {
+                    if touch && record.needs_touch(now, i.opts.touch_interval) {
+                        record.last_access = now;
+                        // Lost to a concurrent write? Then that write refreshed it.
+                        i.client()
+                            .cas(
+                                &i.session_key(&id),
+                                encode(&record)?.as_slice(),
+                                Inner::exptime(now, record.ends_at()),
+                                cas,
+                            )
+                            .map_err(|e| i.failed(e))?;
+                    }
+                    Validity::Current(record)
+                }
+            })
+        })
+        .await
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
@@ -380,29 +413,11 @@ impl SessionStore for MemcachedStore {
     }
 
     async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        let realm = realm.to_owned();
-        self.run(move |i| {
-            Ok(match i.lookup(&id, &realm, now)? {
-                None => Validity::Unknown,
-                Some((record, Classification::Superseded, _)) => Validity::Superseded(record),
-                Some((mut record, _, cas)) => {
-                    if record.needs_touch(now, i.opts.touch_interval) {
-                        record.last_access = now;
-                        // Lost to a concurrent write? Then that write refreshed it.
-                        i.client()
-                            .cas(
-                                &i.session_key(&id),
-                                encode(&record)?.as_slice(),
-                                Inner::exptime(now, record.ends_at()),
-                                cas,
-                            )
-                            .map_err(|e| i.failed(e))?;
-                    }
-                    Validity::Current(record)
-                }
-            })
-        })
-        .await
+        self.check(id, realm, now, true).await
+    }
+
+    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
+        self.check(id, realm, now, false).await
     }
 
     async fn revoke(

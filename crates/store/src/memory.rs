@@ -183,7 +183,11 @@ impl SessionStore for MemoryStore {
     }
 
     async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        ops::validate(&mut *self.maps.lock(), &id, realm, now, &self.opts)
+        ops::validate(&mut *self.maps.lock(), &id, realm, now, &self.opts, true)
+    }
+
+    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
+        ops::validate(&mut *self.maps.lock(), &id, realm, now, &self.opts, false)
     }
 
     async fn revoke(

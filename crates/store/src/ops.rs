@@ -100,18 +100,20 @@ fn lookup(
     }
 }
 
+/// Validates a session; with `touch`, refreshes its last access when due.
 pub(crate) fn validate(
     t: &mut dyn Txn,
     id: &TokenHash,
     realm: &str,
     now: Timestamp,
     opts: &StoreOptions,
+    touch: bool,
 ) -> StoreResult<Validity> {
     Ok(match lookup(t, id, realm, now, opts)? {
         None => Validity::Unknown,
         Some((record, Classification::Superseded)) => Validity::Superseded(record),
         Some((mut record, _)) => {
-            if record.needs_touch(now, opts.touch_interval) {
+            if touch && record.needs_touch(now, opts.touch_interval) {
                 record.last_access = now;
                 t.put_session(id, &record)?;
             }

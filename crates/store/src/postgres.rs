@@ -195,6 +195,64 @@ impl PostgresStore {
         }
     }
 
+    /// Validates; with `touch`, refreshes last access when due.
+    async fn check(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+        touch: bool,
+    ) -> StoreResult<Validity> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN users u \
+             ON u.realm = s.realm AND u.username = s.username WHERE s.id = $1"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.0.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(Validity::Unknown);
+        };
+        let (_, mut record, user) = Self::decode(&row)?;
+        Ok(
+            match classify(&record, &user, realm, now, self.opts.superseded_retention) {
+                Classification::OtherRealm => Validity::Unknown,
+                Classification::Gone => {
+                    sqlx::query(
+                        "DELETE FROM sessions WHERE id = $1 AND ends_at IS NOT DISTINCT FROM $2",
+                    )
+                    .bind(id.0.as_slice())
+                    .bind(ends_at(&record))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    Validity::Unknown
+                }
+                Classification::Superseded => Validity::Superseded(record),
+                Classification::Current => {
+                    if touch && record.needs_touch(now, self.opts.touch_interval) {
+                        record.last_access = now;
+                        // Touches only the access columns: a concurrent data
+                        // write is never overwritten.
+                        sqlx::query(
+                            "UPDATE sessions SET last_access = GREATEST(last_access, $2), ends_at = $3 \
+                             WHERE id = $1",
+                        )
+                        .bind(id.0.as_slice())
+                        .bind(now.0)
+                        .bind(ends_at(&record))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(unavailable)?;
+                    }
+                    Validity::Current(record)
+                }
+            },
+        )
+    }
+
     async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(unavailable)
     }
@@ -277,54 +335,11 @@ impl SessionStore for PostgresStore {
     }
 
     async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN users u \
-             ON u.realm = s.realm AND u.username = s.username WHERE s.id = $1"
-        );
-        let Some(row) = sqlx::query(&sql)
-            .bind(id.0.as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?
-        else {
-            return Ok(Validity::Unknown);
-        };
-        let (_, mut record, user) = Self::decode(&row)?;
-        Ok(
-            match classify(&record, &user, realm, now, self.opts.superseded_retention) {
-                Classification::OtherRealm => Validity::Unknown,
-                Classification::Gone => {
-                    sqlx::query(
-                        "DELETE FROM sessions WHERE id = $1 AND ends_at IS NOT DISTINCT FROM $2",
-                    )
-                    .bind(id.0.as_slice())
-                    .bind(ends_at(&record))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                    Validity::Unknown
-                }
-                Classification::Superseded => Validity::Superseded(record),
-                Classification::Current => {
-                    if record.needs_touch(now, self.opts.touch_interval) {
-                        record.last_access = now;
-                        // Touches only the access columns: a concurrent data
-                        // write is never overwritten.
-                        sqlx::query(
-                            "UPDATE sessions SET last_access = GREATEST(last_access, $2), ends_at = $3 \
-                             WHERE id = $1",
-                        )
-                        .bind(id.0.as_slice())
-                        .bind(now.0)
-                        .bind(ends_at(&record))
-                        .execute(&self.pool)
-                        .await
-                        .map_err(unavailable)?;
-                    }
-                    Validity::Current(record)
-                }
-            },
-        )
+        self.check(id, realm, now, true).await
+    }
+
+    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
+        self.check(id, realm, now, false).await
     }
 
     async fn revoke(

@@ -297,6 +297,33 @@ impl RedisStore {
         decode_fields(&fields)
     }
 
+    /// Validates; with `touch`, refreshes last access (and the TTL) when due.
+    async fn check(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+        touch: bool,
+    ) -> StoreResult<Validity> {
+        Ok(match self.lookup(&id, realm, now).await? {
+            None => Validity::Unknown,
+            Some((record, Classification::Superseded)) => Validity::Superseded(record),
+            Some((mut record, _)) => {
+                if touch && record.needs_touch(now, self.opts.touch_interval) {
+                    record.last_access = now;
+                    scripts::TOUCH
+                        .key(self.keys.session(&id))
+                        .arg(now.0)
+                        .arg(Self::ttl_arg(&record, now))
+                        .invoke_async::<i64>(&mut self.conn())
+                        .await
+                        .map_err(unavailable)?;
+                }
+                Validity::Current(record)
+            }
+        })
+    }
+
     fn ttl_arg(record: &SessionRecord, now: Timestamp) -> String {
         record
             .ends_at()
@@ -410,23 +437,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        Ok(match self.lookup(&id, realm, now).await? {
-            None => Validity::Unknown,
-            Some((record, Classification::Superseded)) => Validity::Superseded(record),
-            Some((mut record, _)) => {
-                if record.needs_touch(now, self.opts.touch_interval) {
-                    record.last_access = now;
-                    scripts::TOUCH
-                        .key(self.keys.session(&id))
-                        .arg(now.0)
-                        .arg(Self::ttl_arg(&record, now))
-                        .invoke_async::<i64>(&mut self.conn())
-                        .await
-                        .map_err(unavailable)?;
-                }
-                Validity::Current(record)
-            }
-        })
+        self.check(id, realm, now, true).await
+    }
+
+    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
+        self.check(id, realm, now, false).await
     }
 
     async fn revoke(

@@ -64,7 +64,8 @@ macro_rules! conformance_suite {
             superseded_retention_ends, purge_removes_only_dead_sessions, session_data_cas,
             concurrent_data_writes_lose_nothing, concurrent_logins_leave_one_current,
             concurrent_replace_has_one_winner, concurrent_mixed_traffic_keeps_records_whole,
-            keys_and_groups, tokens_never_at_rest, user_sessions_list_and_revoke);
+            keys_and_groups, tokens_never_at_rest, user_sessions_list_and_revoke,
+            peek_is_not_activity);
     };
     (@tests $make:path; $($name:ident),*) => {
         $(
@@ -747,4 +748,28 @@ pub async fn user_sessions_list_and_revoke(h: &Harness) {
     assert_eq!(listed.len(), 2);
     assert_eq!((listed[0].id, listed[0].superseded), (old.hash(), true));
     assert_eq!((listed[1].id, listed[1].superseded), (new.hash(), false));
+}
+
+/// A check that does not count as activity (background polling) leaves the
+/// idle end where it was; a normal validation moves it.
+pub async fn peek_is_not_activity(h: &Harness) {
+    let idle = RealmPolicy {
+        idle_timeout: Some(Duration::from_secs(100)),
+        ..sks()
+    };
+    let polled = issue(h, "web", "alice", idle.clone(), at(0)).await;
+    let used = issue(h, "web", "bob", idle, at(0)).await;
+    for t in [60, 90] {
+        assert!(matches!(
+            h.store.peek(polled.hash(), "web", at(t)).await.unwrap(),
+            Validity::Current(_)
+        ));
+        assert_eq!(state(h, &used, "web", at(t)).await, "current");
+    }
+    assert!(matches!(
+        h.store.peek(polled.hash(), "web", at(101)).await.unwrap(),
+        Validity::Unknown
+    ));
+    assert_eq!(state(h, &polled, "web", at(101)).await, "unknown");
+    assert_eq!(state(h, &used, "web", at(150)).await, "current");
 }

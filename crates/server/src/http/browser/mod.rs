@@ -251,6 +251,20 @@ pub async fn logout(
 #[derive(Deserialize)]
 pub struct RealmQuery {
     realm: Option<String>,
+    passive: Option<String>,
+}
+
+/// Whether a check must not count as activity: `?passive=1` (a proxy route
+/// for polling) or the header `X-Sessiond-Passive: 1` (sessiond.js's
+/// `{passive: true}`), so background polling cannot keep an abandoned
+/// session alive.
+fn is_passive(headers: &HeaderMap, query: Option<&str>) -> bool {
+    let on = |v: &str| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false");
+    query.is_some_and(on)
+        || headers
+            .get("x-sessiond-passive")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(on)
 }
 
 /// The current session of the cookie, or why there is none.
@@ -259,6 +273,16 @@ async fn current(
     headers: &HeaderMap,
     realm: &str,
 ) -> Result<(Token, SessionRecord), Response> {
+    check_session(app, headers, realm, false).await
+}
+
+/// [`current`], optionally without counting as activity.
+async fn check_session(
+    app: &App,
+    headers: &HeaderMap,
+    realm: &str,
+    passive: bool,
+) -> Result<(Token, SessionRecord), Response> {
     let Some(token) = cookie::session_token(headers, app.config.cookie(realm)) else {
         return Err(json_error(
             StatusCode::UNAUTHORIZED,
@@ -266,7 +290,12 @@ async fn current(
             "no session: log in",
         ));
     };
-    match app.store.validate(token.hash(), realm, now()).await {
+    let checked = if passive {
+        app.store.peek(token.hash(), realm, now()).await
+    } else {
+        app.store.validate(token.hash(), realm, now()).await
+    };
+    match checked {
         Ok(Validity::Current(record)) => Ok((token, record)),
         Ok(_) => Err(json_error(
             StatusCode::UNAUTHORIZED,
@@ -292,7 +321,8 @@ pub async fn whoami(
     headers: HeaderMap,
 ) -> Response {
     let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
-    match current(&app, &headers, &realm).await {
+    let passive = is_passive(&headers, q.passive.as_deref());
+    match check_session(&app, &headers, &realm, passive).await {
         Ok((_, record)) => no_store(Json(identity_json(&record)).into_response()),
         Err(r) => r,
     }
@@ -322,7 +352,8 @@ pub async fn forward_auth(
 ) -> Response {
     let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
     let b = &app.config.browser;
-    match current(&app, &headers, &realm).await {
+    let passive = is_passive(&headers, q.passive.as_deref());
+    match check_session(&app, &headers, &realm, passive).await {
         Ok((_, record)) => {
             let mut r = StatusCode::OK.into_response();
             let h = r.headers_mut();
@@ -367,4 +398,5 @@ pub async fn forward_auth(
 pub struct AuthQuery {
     realm: Option<String>,
     redirect: Option<String>,
+    passive: Option<String>,
 }
