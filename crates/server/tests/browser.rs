@@ -53,6 +53,7 @@ async fn form_login_sets_a_fresh_cookie_and_redirects_to_next() {
         !full.contains("Max-Age"),
         "a browser-session cookie: {full}"
     );
+    assert!(full.len() < 200, "the cookie holds the token only: {full}");
     assert!(
         !full.contains("Secure"),
         "configured off for loopback: {full}"

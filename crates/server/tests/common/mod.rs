@@ -293,8 +293,17 @@ pub async fn login(s: &Server, realm: &str, user: &str, pw: &str) -> String {
 
 /// An HTTP/1.1 request with `Host: localhost` and `Connection: close`.
 pub fn request_bytes(method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
-    for (k, v) in headers {
+    // a Host given by the caller replaces the default
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| *v)
+        .unwrap_or("localhost");
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+    {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     if !body.is_empty() || method == "POST" || method == "PUT" || method == "PATCH" {
