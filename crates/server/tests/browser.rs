@@ -525,3 +525,34 @@ async fn passive_checks_do_not_count_as_activity() {
         "an active check moves it"
     );
 }
+
+/// A realm's own cookie table: its name and SameSite; sessions of one realm
+/// are not sessions of another.
+#[tokio::test]
+async fn cookie_attributes_per_realm() {
+    let s = server(&[(
+        "SESSIOND_REALMS__INTRANET__COOKIE",
+        r#"{name="intra", secure=true, same_site="strict"}"#,
+    )]);
+    let r = login(&s, "user=alice&password=alice-pw&realm=intranet", &[]).await;
+    let (cookie, full) = set_cookie(&r);
+    assert!(cookie.starts_with("__Host-intra="), "{full}");
+    assert!(
+        full.contains("SameSite=Strict") && full.contains("Secure"),
+        "{full}"
+    );
+    let who = s
+        .request(
+            "GET",
+            "/session/whoami?realm=intranet",
+            &[("Cookie", &cookie)],
+            b"",
+        )
+        .await;
+    assert_eq!(who.json()["realm"], "intranet", "{who:?}");
+    // the default realm's cookie name is a different one
+    let web = s
+        .request("GET", "/session/whoami", &[("Cookie", &cookie)], b"")
+        .await;
+    assert_eq!(web.status, 401);
+}
