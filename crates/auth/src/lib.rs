@@ -5,12 +5,14 @@
 //! blocking pool so slow checks never stall the request executor.
 
 mod error;
+#[cfg(feature = "kerberos")]
+pub mod kerberos;
 #[cfg(feature = "pam")]
 pub mod pam;
 pub mod password_file;
 mod secret;
 
-pub use error::AuthError;
+pub use error::{AuthError, Refusal};
 pub use password_file::PasswordFileAuthenticator;
 pub use secret::Password;
 
@@ -24,6 +26,9 @@ pub struct Verified {
     /// Unix ids, for PAM logins of users that exist in the passwd database.
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// How long the credentials obtained at login (a Kerberos TGT) stay
+    /// good; the session ends before they do.
+    pub credential_lifetime: Option<std::time::Duration>,
 }
 
 impl Verified {
@@ -32,6 +37,7 @@ impl Verified {
             user: user.into(),
             uid: None,
             gid: None,
+            credential_lifetime: None,
         }
     }
 }

@@ -63,6 +63,12 @@ impl App {
                     };
                     Arc::new(PamAuthenticator::new("pam", service))
                 }
+                #[cfg(feature = "kerberos")]
+                "krb5" => Arc::new(sessiond_auth::kerberos::Krb5PasswordAuthenticator::new(
+                    "krb5",
+                    &config.kerberos.service,
+                    principal_mapping(&config),
+                )),
                 other => anyhow::bail!("auth.modules: unknown module {other:?}"),
             };
             modules.insert(key, module);
@@ -179,5 +185,16 @@ fn load_admin_token(config: &Config) -> anyhow::Result<Option<String>> {
             )
         }
         other => Ok(other),
+    }
+}
+
+/// The configured principal mapping, in the auth crate's terms.
+#[cfg(feature = "kerberos")]
+pub fn principal_mapping(config: &Config) -> sessiond_auth::kerberos::PrincipalMapping {
+    use crate::config::PrincipalMapping as P;
+    use sessiond_auth::kerberos::PrincipalMapping as K;
+    match config.kerberos.principal_mapping {
+        P::StripRealm => K::StripRealm,
+        P::Keep => K::Keep,
     }
 }

@@ -4,7 +4,7 @@
 use crate::app::{now, App};
 use crate::config::AuthConfig;
 use parking_lot::Mutex;
-use sessiond_auth::{AuthError, Password};
+use sessiond_auth::{AuthError, Password, Refusal};
 use sessiond_core::limiter::FailureLimiter;
 use sessiond_core::names::{check_name, check_text};
 use sessiond_core::session::SessionRecord;
@@ -28,6 +28,9 @@ pub enum LoginError {
     Rejected,
     #[error("authentication back end unavailable")]
     AuthUnavailable,
+    /// A refusal the back end tells apart (Kerberos: expired password, …).
+    #[error("authentication refused: {0}")]
+    Refused(Refusal),
     #[error("session store unavailable")]
     Store(#[from] StoreError),
 }
@@ -150,6 +153,12 @@ pub async fn password_login(
             tracing::info!(realm = req.realm, user = req.user, module = module_text, client = ?req.client, "login rejected");
             return Err(LoginError::Rejected);
         }
+        Err(AuthError::Refused(reason)) => {
+            app.guard.failed(req.user, req.client);
+            metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "rejected").increment(1);
+            tracing::info!(realm = req.realm, user = req.user, module = module_text, client = ?req.client, %reason, "login refused");
+            return Err(LoginError::Refused(reason));
+        }
         Err(AuthError::Unavailable(reason)) => {
             metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "unavailable").increment(1);
             tracing::error!(module = module_text, %reason, "authentication back end unavailable");
@@ -174,6 +183,7 @@ pub async fn password_login(
     let client = Client {
         addr: req.client,
         device: req.device,
+        credential_end: verified.credential_lifetime.map(|l| now().plus(l)),
     };
     issue_with_policy(app, req.realm, identity, client, Token::generate(), policy).await
 }
@@ -190,6 +200,7 @@ pub async fn issue(
     let client = Client {
         addr: client,
         device: None,
+        credential_end: None,
     };
     issue_with_policy(app, realm, identity, client, token, policy).await
 }
@@ -198,6 +209,8 @@ pub async fn issue(
 pub struct Client {
     pub addr: Option<IpAddr>,
     pub device: Option<String>,
+    /// When the credentials from the login end (the session ends earlier).
+    pub credential_end: Option<sessiond_core::Timestamp>,
 }
 
 /// [`issue`] with an explicit expiry policy.
@@ -213,7 +226,7 @@ pub async fn issue_with_policy(
         realm: realm.to_owned(),
         policy,
         identity,
-        credential_end: None,
+        credential_end: client.credential_end,
         client_addr: client.addr,
         device: client.device,
     };

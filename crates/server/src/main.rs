@@ -118,6 +118,11 @@ fn init_logging() -> anyhow::Result<()> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = effective_config(&args)?;
+    if let Some(keytab) = &config.kerberos.keytab {
+        // GSSAPI reads the acceptor keytab from the environment, process-wide;
+        // set before any thread starts.
+        std::env::set_var("KRB5_KTNAME", format!("FILE:{}", keytab.display()));
+    }
     init_logging()?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()

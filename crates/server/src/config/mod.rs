@@ -5,8 +5,11 @@
 //! the file, the key and the reason.
 
 mod browser;
+mod kerberos;
 
 pub use browser::{BrowserConfig, CookieConfig, SameSite};
+#[cfg_attr(not(feature = "kerberos"), allow(unused_imports))]
+pub use kerberos::{KerberosConfig, PrincipalMapping};
 
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -57,6 +60,7 @@ pub struct Config {
     /// Per-realm overrides, keyed by the exact (case-sensitive) realm text.
     pub realms: BTreeMap<String, RealmConfig>,
     pub browser: BrowserConfig,
+    pub kerberos: KerberosConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -285,10 +289,16 @@ impl Config {
             match m.to_ascii_lowercase().as_str() {
                 "file" => {}
                 "pam" if cfg!(feature = "pam") => {}
+                "krb5" if cfg!(feature = "kerberos") => {}
+                "krb5" => {
+                    bail!(
+                        "auth.modules: \"krb5\" needs a sessiond built with `--features kerberos`"
+                    )
+                }
                 "pam" => {
                     bail!("auth.modules: \"pam\" needs a sessiond built with `--features pam`")
                 }
-                other => bail!("auth.modules: unknown module {other:?} (known: file, pam)"),
+                other => bail!("auth.modules: unknown module {other:?} (known: file, pam, krb5)"),
             }
         }
         if !self.module_enabled(&self.auth.default_module) {
@@ -308,6 +318,9 @@ impl Config {
             bail!("store.prefix: must not be empty");
         }
         self.validate_browser()?;
+        if self.kerberos.negotiate && !cfg!(feature = "kerberos") {
+            bail!("kerberos.negotiate: needs a sessiond built with `--features kerberos`");
+        }
         if self.server.tls_key.is_some() && self.server.tls_cert.is_none() {
             bail!("server.tls_key: set server.tls_cert (-tls) too");
         }

@@ -25,6 +25,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: Option<u64>,
+    /// Ask for Kerberos: `WWW-Authenticate: Negotiate`.
+    negotiate: bool,
 }
 
 impl ApiError {
@@ -38,6 +40,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            negotiate: false,
         }
     }
 
@@ -78,6 +81,10 @@ impl IntoResponse for ApiError {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
+        if self.negotiate {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, super::negotiate::CHALLENGE);
+        }
         r
     }
 }
@@ -93,6 +100,15 @@ impl From<LoginError> for ApiError {
                 StatusCode::UNAUTHORIZED,
                 "authentication_failed",
                 "wrong user name or password",
+            ),
+            LoginError::Refused(reason) => ApiError::new(
+                if reason == sessiond_auth::Refusal::PasswordExpired {
+                    StatusCode::FORBIDDEN
+                } else {
+                    StatusCode::UNAUTHORIZED
+                },
+                reason.code(),
+                format!("authentication refused: {reason}"),
             ),
             e @ LoginError::RateLimited { retry_after, .. } => ApiError {
                 retry_after: Some(retry_after),
@@ -168,12 +184,23 @@ pub struct LoginBody {
     module: Option<String>,
 }
 
+/// Body of `/v1/login` with `Authorization: Negotiate`: no password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NegotiateLoginBody {
+    realm: String,
+}
+
 pub async fn login(
     State(app): State<Arc<App>>,
     client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    if let Some(gss_token) = super::negotiate::token(&headers) {
+        let b: NegotiateLoginBody = parse_body(&headers, &body)?;
+        return negotiate_login(&app, &b.realm, gss_token, client.map(|c| c.ip())).await;
+    }
     let b: LoginBody = parse_body(&headers, &body)?;
     let request = PasswordLogin {
         realm: &b.realm,
@@ -186,7 +213,50 @@ pub async fn login(
         device: None,
     };
     let (token, record) = login::password_login(&app, request).await?;
-    Ok(Json(with_token(&token, &record)))
+    Ok(Json(with_token(&token, &record)).into_response())
+}
+
+async fn negotiate_login(
+    app: &App,
+    realm: &str,
+    gss_token: Result<Vec<u8>, ()>,
+    client: Option<std::net::IpAddr>,
+) -> Result<Response, ApiError> {
+    use super::negotiate::Failure;
+    match super::negotiate::login(app, realm, gss_token, client, None).await {
+        Ok(s) => {
+            let mut r = Json(with_token(&s.token, &s.record)).into_response();
+            if let Some(reply) = s.reply {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, reply);
+            }
+            Ok(r)
+        }
+        Err(Failure::NotEnabled) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "negotiate_not_enabled",
+            "Negotiate logins are not enabled (kerberos.negotiate)",
+        )),
+        Err(Failure::Refused(reason)) => {
+            tracing::info!(%reason, "Negotiate refused");
+            Err(ApiError {
+                negotiate: true,
+                ..ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "negotiate_refused",
+                    "the Kerberos token was not accepted",
+                )
+            })
+        }
+        Err(Failure::Unavailable(reason)) => {
+            tracing::error!(%reason, "Negotiate unavailable");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "auth_unavailable",
+                "Kerberos is unavailable right now; try again",
+            ))
+        }
+        Err(Failure::Login(e)) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize)]

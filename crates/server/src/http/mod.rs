@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api_v1;
 pub mod browser;
 pub mod middleware;
+pub mod negotiate;
 pub mod ops;
 pub mod params;
 pub mod sks;
@@ -59,6 +60,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/session/login_password", post(browser::login_password))
         .route("/session/logout", post(browser::logout))
         .route("/session/whoami", get(browser::whoami))
+        .route("/session/login_kerberos", get(browser::login_kerberos))
         .route("/auth", get(browser::forward_auth))
         .route("/login", get(browser::login_page))
         .route("/static/sessiond.js", get(browser::script))

@@ -67,7 +67,10 @@ fn login_error(e: LoginError) -> Response {
         LoginError::UnknownModule(_) => {
             bare(StatusCode::FORBIDDEN, "unknown authentication module")
         }
-        LoginError::Rejected => bare(StatusCode::FORBIDDEN, "authentication failed"),
+        // The text protocol has one answer for every refusal, as the original.
+        LoginError::Rejected | LoginError::Refused(_) => {
+            bare(StatusCode::FORBIDDEN, "authentication failed")
+        }
         e @ LoginError::RateLimited { retry_after, .. } => {
             let mut r = err(StatusCode::TOO_MANY_REQUESTS, &e.to_string());
             r.headers_mut()
@@ -90,6 +93,7 @@ struct Incoming {
     params: Params,
     client: Option<ClientAddr>,
     admin_credential: Option<String>,
+    negotiate: Option<Result<Vec<u8>, ()>>,
 }
 
 async fn read_params(req: Request) -> Result<Incoming, Response> {
@@ -136,6 +140,7 @@ async fn read_params(req: Request) -> Result<Incoming, Response> {
     Ok(Incoming {
         client: parts.extensions.get::<ClientAddr>().copied(),
         admin_credential: bearer(&parts.headers).map(str::to_owned),
+        negotiate: super::negotiate::token(&parts.headers),
         path: parts.uri.path().to_owned(),
         method: parts.method,
         params,
@@ -154,6 +159,7 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         params,
         client,
         admin_credential,
+        negotiate,
     } = match read_params(req).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -176,6 +182,7 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         params: &params,
         client,
         admin: admin_credential.is_some_and(|c| app.is_admin(&c)),
+        negotiate,
     };
     match path.as_str() {
         "/valid" => req.valid().await,
@@ -201,6 +208,8 @@ struct SksRequest<'a> {
     client: Option<ClientAddr>,
     /// Whether the caller presented the admin credential.
     admin: bool,
+    /// `Authorization: Negotiate` instead of a password (`curl --negotiate`).
+    negotiate: Option<Result<Vec<u8>, ()>>,
 }
 
 impl SksRequest<'_> {
@@ -332,7 +341,55 @@ impl SksRequest<'_> {
     }
 
     async fn auth_token(&self) -> Response {
+        if self.params.get("pwd").is_none() && self.app.config.kerberos.negotiate {
+            return self.negotiate_token().await;
+        }
         self.password_login(self.params.get("module"), None).await
+    }
+
+    /// `/auth_token` with Kerberos: the first request (no header) gets 401
+    /// `WWW-Authenticate: Negotiate`, the retry with a ticket gets a token.
+    async fn negotiate_token(&self) -> Response {
+        use super::negotiate::Failure;
+        let Some(gss_token) = self.negotiate.clone() else {
+            let mut r = err(
+                StatusCode::UNAUTHORIZED,
+                "send pwd, or a Kerberos ticket (Negotiate)",
+            );
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, super::negotiate::CHALLENGE);
+            return r;
+        };
+        let client = self.client.map(|c| c.ip());
+        match super::negotiate::login(self.app, self.realm, gss_token, client, None).await {
+            Ok(s) => {
+                let mut r = ok(format!(
+                    "{}\n{}",
+                    s.token.expose(),
+                    s.record.identity.sks_record_text()
+                ));
+                if let Some(reply) = s.reply {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, reply);
+                }
+                r
+            }
+            Err(Failure::Refused(reason)) => {
+                tracing::info!(%reason, "Negotiate refused");
+                let mut r = bare(StatusCode::FORBIDDEN, "authentication failed");
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, super::negotiate::CHALLENGE);
+                r
+            }
+            Err(Failure::NotEnabled) => err(StatusCode::BAD_REQUEST, "missing pwd"),
+            Err(Failure::Unavailable(reason)) => {
+                tracing::error!(%reason, "Negotiate unavailable");
+                err(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "authentication back end unavailable; try again",
+                )
+            }
+            Err(Failure::Login(e)) => login_error(e),
+        }
     }
 
     /// Legacy PAM-only login, recorded with source `pam`.

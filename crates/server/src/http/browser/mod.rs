@@ -7,6 +7,7 @@ mod origin;
 mod page;
 mod sessions;
 
+use super::negotiate;
 use super::ClientAddr;
 use crate::app::{now, App};
 use crate::login::{password_login, LoginError, PasswordLogin};
@@ -187,6 +188,17 @@ fn login_failed(app: &App, headers: &HeaderMap, e: LoginError, next: &str) -> Re
             "invalid_credentials",
             "wrong user name or password".to_owned(),
         ),
+        LoginError::Refused(reason) => (
+            StatusCode::UNAUTHORIZED,
+            reason.code(),
+            match reason {
+                sessiond_auth::Refusal::PasswordExpired => {
+                    "your password has expired: change it, then log in".to_owned()
+                }
+                sessiond_auth::Refusal::AccountDisabled => "this account is disabled".to_owned(),
+                _ => "wrong user name or password".to_owned(),
+            },
+        ),
         LoginError::BadRequest(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.clone()),
         LoginError::RateLimited { .. } => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -347,15 +359,48 @@ fn original_url(headers: &HeaderMap) -> Option<String> {
 /// to the browser) a missing session answers 302 to the login page instead.
 pub async fn forward_auth(
     State(app): State<Arc<App>>,
+    client: Option<Extension<ClientAddr>>,
     Query(q): Query<AuthQuery>,
     headers: HeaderMap,
 ) -> Response {
     let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
     let b = &app.config.browser;
     let passive = is_passive(&headers, q.passive.as_deref());
-    match check_session(&app, &headers, &realm, passive).await {
-        Ok((_, record)) => {
+    let mut checked = check_session(&app, &headers, &realm, passive)
+        .await
+        .map(|(_, record)| (record, None));
+    // No session, but a Kerberos ticket: let it in, and (if configured)
+    // give it a session cookie so the next request is a cheap check.
+    if matches!(&checked, Err(r) if r.status() == StatusCode::UNAUTHORIZED) {
+        if let Some(gss_token) = negotiate::token(&headers) {
+            match negotiate::login(
+                &app,
+                &realm,
+                gss_token,
+                client.map(|c| c.client),
+                device(&headers),
+            )
+            .await
+            {
+                Ok(s) => {
+                    let cookie = app
+                        .config
+                        .kerberos
+                        .auth_sets_cookie
+                        .then(|| cookie::set(app.config.cookie(&realm), &s.token, None));
+                    checked = Ok((s.record, cookie));
+                }
+                Err(negotiate::Failure::NotEnabled) => {}
+                Err(f) => return negotiate_failed(&headers, f),
+            }
+        }
+    }
+    match checked {
+        Ok((record, set_cookie)) => {
             let mut r = StatusCode::OK.into_response();
+            if let Some(c) = set_cookie {
+                r.headers_mut().insert(header::SET_COOKIE, c);
+            }
             let h = r.headers_mut();
             for (name, value) in [
                 (&b.user_header, &record.identity.user),
@@ -388,6 +433,10 @@ pub async fn forward_auth(
                 return no_store(r);
             }
             r.headers_mut().insert(LOGIN_HEADER, location);
+            if app.config.kerberos.negotiate {
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, negotiate::CHALLENGE);
+            }
             r
         }
         Err(r) => r,
@@ -399,4 +448,112 @@ pub struct AuthQuery {
     realm: Option<String>,
     redirect: Option<String>,
     passive: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct KerberosQuery {
+    realm: Option<String>,
+    next: Option<String>,
+}
+
+/// A 401 that asks the browser for Kerberos (`WWW-Authenticate: Negotiate`).
+fn negotiate_challenge(headers: &HeaderMap, message: &str) -> Response {
+    let mut r = json_error(StatusCode::UNAUTHORIZED, "negotiate", message);
+    if !wants_json(headers) {
+        r = no_store(
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("401 Unauthorized: {message}\n"),
+            )
+                .into_response(),
+        );
+    }
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, negotiate::CHALLENGE);
+    r
+}
+
+fn negotiate_failed(headers: &HeaderMap, failure: negotiate::Failure) -> Response {
+    use negotiate::Failure;
+    match failure {
+        Failure::NotEnabled => json_error(
+            StatusCode::NOT_FOUND,
+            "not_enabled",
+            "Kerberos login is not enabled (kerberos.negotiate)",
+        ),
+        Failure::Refused(reason) => {
+            tracing::info!(%reason, "Negotiate refused");
+            negotiate_challenge(headers, "the Kerberos token was not accepted")
+        }
+        Failure::Unavailable(reason) => {
+            tracing::error!(%reason, "Negotiate unavailable");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Kerberos is unavailable right now; try again",
+            )
+        }
+        Failure::Login(LoginError::Store(e)) => {
+            tracing::error!(error = %e, "cannot store session");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the session store is unavailable; try again",
+            )
+        }
+        Failure::Login(e) => json_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
+    }
+}
+
+/// `GET /session/login_kerberos`: a browser session from SPNEGO. Without a
+/// Negotiate header the answer is 401 `WWW-Authenticate: Negotiate`, which
+/// makes a browser configured for the realm send its ticket.
+pub async fn login_kerberos(
+    State(app): State<Arc<App>>,
+    client: Option<Extension<ClientAddr>>,
+    Query(q): Query<KerberosQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if !app.config.kerberos.negotiate {
+        return negotiate_failed(&headers, negotiate::Failure::NotEnabled);
+    }
+    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let Some(gss_token) = negotiate::token(&headers) else {
+        return negotiate_challenge(&headers, "log in with Kerberos (Negotiate)");
+    };
+    let session = match negotiate::login(
+        &app,
+        &realm,
+        gss_token,
+        client.map(|c| c.client),
+        device(&headers),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(f) => return negotiate_failed(&headers, f),
+    };
+    let next = origin::safe_next(&app, &headers, q.next.as_deref());
+    let mut response = if wants_json(&headers) {
+        Json(identity_json(&session.record)).into_response()
+    } else {
+        (
+            StatusCode::SEE_OTHER,
+            [(
+                header::LOCATION,
+                HeaderValue::from_str(&next).unwrap_or(HeaderValue::from_static("/")),
+            )],
+        )
+            .into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::SET_COOKIE,
+        cookie::set(app.config.cookie(&realm), &session.token, None),
+    );
+    if let Some(reply) = session.reply {
+        h.insert(header::WWW_AUTHENTICATE, reply);
+    }
+    no_store(response)
 }

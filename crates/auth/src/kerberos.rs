@@ -1,0 +1,243 @@
+//! Kerberos through GSSAPI (MIT krb5, `libgssapi` crate): a password checked
+//! by obtaining a TGT from the KDC (the `krb5` module, like `kinit`), and
+//! SPNEGO `Negotiate` tokens accepted with the service keytab.
+//!
+//! The keytab is GSSAPI's process-wide default (`KRB5_KTNAME`, set from
+//! `kerberos.keytab` at start-up): the safe API has no per-credential keytab.
+//! Every GSSAPI call blocks (KDC round trips, replay cache), so all of them
+//! run on Tokio's blocking pool.
+
+use crate::{AuthError, Authenticator, Password, Verified};
+use async_trait::async_trait;
+use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext, ServerCtx};
+use libgssapi::credential::{Cred, CredUsage};
+use libgssapi::error::Error as GssError;
+use libgssapi::name::Name;
+use libgssapi::oid::{OidSet, GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL};
+use std::time::Duration;
+
+/// MIT krb5 error codes (`krb5_err.et`) that decide the answer a user gets.
+mod code {
+    const BASE: i32 = -1_765_328_384;
+    pub const PRINCIPAL_UNKNOWN: i32 = BASE + 6;
+    pub const CLIENT_REVOKED: i32 = BASE + 18;
+    pub const KEY_EXPIRED: i32 = BASE + 23;
+    pub const PREAUTH_FAILED: i32 = BASE + 24;
+    pub const BAD_INTEGRITY: i32 = BASE + 31;
+    pub const KDC_UNREACHABLE: i32 = BASE + 156;
+}
+
+/// How a Kerberos principal becomes a sessiond user name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalMapping {
+    /// `alice@EXAMPLE.TEST` → `alice`.
+    StripRealm,
+    /// `alice@EXAMPLE.TEST` stays as it is.
+    Keep,
+}
+
+impl PrincipalMapping {
+    pub fn apply(self, principal: &str) -> String {
+        match self {
+            PrincipalMapping::StripRealm => principal
+                .rsplit_once('@')
+                .map(|(user, _)| user)
+                .unwrap_or(principal)
+                .to_owned(),
+            PrincipalMapping::Keep => principal.to_owned(),
+        }
+    }
+}
+
+/// Why a password was refused, told apart for the user (the issue of
+/// telling "unknown principal" apart is documented in docs/kerberos.md).
+fn classify(e: &GssError) -> AuthError {
+    use crate::Refusal;
+    match e.minor as i32 {
+        code::PREAUTH_FAILED | code::BAD_INTEGRITY => AuthError::Refused(Refusal::WrongPassword),
+        code::PRINCIPAL_UNKNOWN => AuthError::Refused(Refusal::UnknownUser),
+        code::KEY_EXPIRED => AuthError::Refused(Refusal::PasswordExpired),
+        code::CLIENT_REVOKED => AuthError::Refused(Refusal::AccountDisabled),
+        code::KDC_UNREACHABLE => AuthError::Unavailable(format!("KDC unreachable: {e}")),
+        _ => AuthError::Unavailable(format!("Kerberos: {e}")),
+    }
+}
+
+/// Password → TGT (`krb5` module). The TGT is then used to get a ticket for
+/// our own service and that ticket is accepted with our keytab, which proves
+/// the TGT came from the real KDC (what `krb5_verify_init_creds` does): a
+/// forged KDC answer cannot know the service key.
+pub struct Krb5PasswordAuthenticator {
+    name: String,
+    /// Our own service, `HTTP@localhost` style (GSS host-based name).
+    service: String,
+    mapping: PrincipalMapping,
+}
+
+impl Krb5PasswordAuthenticator {
+    pub fn new(name: &str, service: &str, mapping: PrincipalMapping) -> Self {
+        Krb5PasswordAuthenticator {
+            name: name.to_owned(),
+            service: service.to_owned(),
+            mapping,
+        }
+    }
+}
+
+/// What a successful Kerberos login yields besides the user name.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    /// `alice@EXAMPLE.TEST`
+    pub principal: String,
+    /// How long the credentials are still good for.
+    pub lifetime: Duration,
+}
+
+fn password_login(user: &str, password: &str, service: &str) -> Result<Ticket, AuthError> {
+    let name =
+        Name::new(user.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL)).map_err(|_| AuthError::Rejected)?;
+    let mut mechs = OidSet::new();
+    mechs
+        .add(GSS_MECH_KRB5)
+        .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+    let cred = Cred::acquire_with_password(
+        Some(&name),
+        password,
+        None,
+        CredUsage::Initiate,
+        Some(&mechs),
+    )
+    .map_err(|e| classify(&e))?;
+    let principal = cred
+        .name()
+        .and_then(|n| n.display_name())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|e| AuthError::Unavailable(format!("Kerberos: {e}")))?;
+    let lifetime = cred.lifetime().unwrap_or_default();
+    // Verify against our keytab.
+    let target = Name::new(service.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))
+        .map_err(|e| AuthError::Unavailable(format!("kerberos.service {service:?}: {e}")))?;
+    let mut client = ClientCtx::new(
+        Some(cred),
+        target,
+        CtxFlags::GSS_C_MUTUAL_FLAG,
+        Some(GSS_MECH_KRB5),
+    );
+    let token = client
+        .step(None, None)
+        .map_err(|e| AuthError::Unavailable(format!("Kerberos service ticket for {service}: {e}")))?
+        .ok_or_else(|| AuthError::Unavailable("Kerberos: no initial token".into()))?;
+    let mut server = ServerCtx::new(None);
+    server.step(&token, None).map_err(|e| {
+        AuthError::Unavailable(format!(
+            "Kerberos: the KDC's ticket does not match our keytab (KRB5_KTNAME): {e}"
+        ))
+    })?;
+    Ok(Ticket {
+        principal,
+        lifetime,
+    })
+}
+
+#[async_trait]
+impl Authenticator for Krb5PasswordAuthenticator {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn authenticate(
+        &self,
+        _realm: &str,
+        user: &str,
+        password: &Password,
+    ) -> Result<Verified, AuthError> {
+        let (user, password, service) = (
+            user.to_owned(),
+            Password::new(password.expose()),
+            self.service.clone(),
+        );
+        let ticket =
+            tokio::task::spawn_blocking(move || password_login(&user, password.expose(), &service))
+                .await
+                .map_err(|e| AuthError::Unavailable(format!("Kerberos task failed: {e}")))??;
+        Ok(Verified {
+            user: self.mapping.apply(&ticket.principal),
+            uid: None,
+            gid: None,
+            credential_lifetime: Some(ticket.lifetime),
+        })
+    }
+}
+
+/// The outcome of accepting a `Negotiate` token.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// The client's principal, `alice@EXAMPLE.TEST`.
+    pub principal: String,
+    /// Token for `WWW-Authenticate: Negotiate …` (mutual authentication).
+    pub reply: Option<Vec<u8>>,
+    /// Whether the client delegated its credentials.
+    pub delegated: bool,
+    /// How long the client's ticket is good for.
+    pub lifetime: Duration,
+}
+
+/// Why a `Negotiate` token was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum NegotiateError {
+    /// Bad, replayed or foreign token: answer 401.
+    #[error("Negotiate token refused: {0}")]
+    Refused(String),
+    /// The exchange needs another leg; sessiond accepts single-leg SPNEGO
+    /// (Kerberos), which is what browsers, curl and python-gssapi send.
+    #[error("Negotiate needs another round trip, which sessiond does not support")]
+    ContinueNeeded,
+    #[error("Negotiate unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Accepts one SPNEGO (or raw Kerberos) token with the default keytab.
+pub async fn accept_negotiate(token: Vec<u8>) -> Result<Accepted, NegotiateError> {
+    tokio::task::spawn_blocking(move || {
+        let mut ctx = ServerCtx::new(None);
+        let reply = ctx
+            .step(&token, None)
+            .map_err(|e| NegotiateError::Refused(e.to_string()))?;
+        if !ctx.is_complete() {
+            return Err(NegotiateError::ContinueNeeded);
+        }
+        let principal = ctx
+            .source_name()
+            .and_then(|n| n.display_name())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .map_err(|e| NegotiateError::Refused(e.to_string()))?;
+        let lifetime = ctx.lifetime().unwrap_or_default();
+        let delegated = ctx.take_delegated_cred().is_some();
+        Ok(Accepted {
+            principal,
+            reply: reply.map(|b| b.to_vec()),
+            delegated,
+            lifetime,
+        })
+    })
+    .await
+    .map_err(|e| NegotiateError::Unavailable(format!("Negotiate task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PrincipalMapping;
+
+    #[test]
+    fn principal_mapping() {
+        assert_eq!(
+            PrincipalMapping::StripRealm.apply("alice@EXAMPLE.TEST"),
+            "alice"
+        );
+        assert_eq!(PrincipalMapping::StripRealm.apply("alice"), "alice");
+        assert_eq!(
+            PrincipalMapping::Keep.apply("alice@EXAMPLE.TEST"),
+            "alice@EXAMPLE.TEST"
+        );
+    }
+}

@@ -1,0 +1,131 @@
+//! `Authorization: Negotiate` (SPNEGO/Kerberos) as a way to log in, wherever
+//! a password is accepted: the browser's `GET /session/login_kerberos`,
+//! forward auth (`GET /auth`), `/v1/login` and `/auth_token`. The accepted
+//! principal becomes a session like a password login would, so every later
+//! request is a cheap token or cookie check instead of a Negotiate exchange.
+
+use crate::app::App;
+use crate::login::{self, LoginError};
+use axum::http::{header, HeaderMap, HeaderValue};
+use base64::Engine;
+use sessiond_core::session::SessionRecord;
+use sessiond_core::Token;
+use std::net::IpAddr;
+
+/// The challenge sent on 401 answers where Negotiate is accepted.
+pub const CHALLENGE: HeaderValue = HeaderValue::from_static("Negotiate");
+
+/// The token of an `Authorization: Negotiate <base64>` header: `None`
+/// without one, `Some(Err)` for a malformed one.
+pub fn token(headers: &HeaderMap) -> Option<Result<Vec<u8>, ()>> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("negotiate") {
+        return None;
+    }
+    Some(
+        base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| ()),
+    )
+}
+
+/// Why a Negotiate login did not give a session.
+#[derive(Debug)]
+pub enum Failure {
+    /// Not built with Kerberos, or `kerberos.negotiate` is off.
+    NotEnabled,
+    /// Malformed, foreign, replayed or expired token: 401 with the challenge.
+    Refused(String),
+    /// GSSAPI or the store cannot answer: 503.
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+    Unavailable(String),
+    Login(LoginError),
+}
+
+/// A session made from an accepted token, and the reply token for
+/// `WWW-Authenticate` (mutual authentication).
+pub struct NegotiatedSession {
+    pub token: Token,
+    pub record: SessionRecord,
+    pub reply: Option<HeaderValue>,
+}
+
+/// Accepts the request's Negotiate token and issues a session in `realm`.
+pub async fn login(
+    app: &App,
+    realm: &str,
+    gss_token: Result<Vec<u8>, ()>,
+    client: Option<IpAddr>,
+    device: Option<String>,
+) -> Result<NegotiatedSession, Failure> {
+    if !app.config.kerberos.negotiate {
+        return Err(Failure::NotEnabled);
+    }
+    let gss_token =
+        gss_token.map_err(|_| Failure::Refused("the Negotiate token is not base64".into()))?;
+    login::check_realm(realm).map_err(Failure::Login)?;
+    accept_and_issue(app, realm, gss_token, client, device).await
+}
+
+#[cfg(feature = "kerberos")]
+async fn accept_and_issue(
+    app: &App,
+    realm: &str,
+    gss_token: Vec<u8>,
+    client: Option<IpAddr>,
+    device: Option<String>,
+) -> Result<NegotiatedSession, Failure> {
+    use crate::login::Client;
+    use sessiond_auth::kerberos::{accept_negotiate, NegotiateError};
+    use sessiond_core::Identity;
+    let accepted = accept_negotiate(gss_token).await.map_err(|e| match e {
+        NegotiateError::Unavailable(m) => Failure::Unavailable(m),
+        e => Failure::Refused(e.to_string()),
+    })?;
+    let user = crate::app::principal_mapping(&app.config).apply(&accepted.principal);
+    sessiond_core::names::check_name("user", &user)
+        .map_err(|e| Failure::Refused(format!("principal {}: {e}", accepted.principal)))?;
+    metrics::counter!("sessiond_logins_total", "module" => "negotiate", "result" => "ok")
+        .increment(1);
+    tracing::info!(realm, principal = %accepted.principal, delegated = accepted.delegated, "Negotiate accepted");
+    let identity = Identity::new(user, "negotiate");
+    let login_client = Client {
+        addr: client,
+        device,
+        credential_end: Some(crate::app::now().plus(accepted.lifetime)),
+    };
+    let (token, record) = login::issue_with_policy(
+        app,
+        realm,
+        identity,
+        login_client,
+        Token::generate(),
+        app.config.realm_policy(realm),
+    )
+    .await
+    .map_err(Failure::Login)?;
+    let reply = accepted.reply.and_then(|r| {
+        HeaderValue::from_str(&format!(
+            "Negotiate {}",
+            base64::engine::general_purpose::STANDARD.encode(r)
+        ))
+        .ok()
+    });
+    Ok(NegotiatedSession {
+        token,
+        record,
+        reply,
+    })
+}
+
+#[cfg(not(feature = "kerberos"))]
+async fn accept_and_issue(
+    _app: &App,
+    _realm: &str,
+    _gss_token: Vec<u8>,
+    _client: Option<IpAddr>,
+    _device: Option<String>,
+) -> Result<NegotiatedSession, Failure> {
+    Err(Failure::NotEnabled)
+}
