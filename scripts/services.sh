@@ -76,6 +76,10 @@ start_services() {
   for n in "${nodes[@]}"; do urls+=("redis://$n"); done
   export SESSIOND_TEST_REDIS_CLUSTER; SESSIOND_TEST_REDIS_CLUSTER=$(IFS=,; echo "${urls[*]}")
 
+  # A throwaway Kerberos realm (scripts/krb5-realm.sh)
+  eval "$(scripts/krb5-realm.sh start "$services_dir/krb5")"
+  echo "kerberos: realm $KRB_TEST_REALM, KDC 127.0.0.1:$KRB_TEST_KDC_PORT"
+
   export SESSIOND_TEST_REDIS_URL="redis://127.0.0.1:6379"
   export SESSIOND_TEST_POSTGRES_URL="postgres://root@127.0.0.1:5432/test"
   export SESSIOND_TEST_REQUIRE_SERVICES=1
@@ -89,5 +93,8 @@ stop_services() {
   for pid in "${service_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${service_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   service_pids=()
-  if [ -n "$services_dir" ]; then rm -rf "$services_dir"; fi
+  if [ -n "$services_dir" ]; then
+    scripts/krb5-realm.sh stop "$services_dir/krb5" || true
+    rm -rf "$services_dir"
+  fi
 }

@@ -22,6 +22,13 @@ command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 command -v redis-cli >/dev/null || need_pkgs+=(redis-tools)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
 command -v caddy >/dev/null || need_pkgs+=(caddy)
+# Kerberos: a KDC for the test realm, kinit, and what libgssapi builds with
+[ -x /usr/sbin/krb5kdc ] || need_pkgs+=(krb5-kdc)
+[ -x /usr/sbin/kadmin.local ] || need_pkgs+=(krb5-admin-server)
+command -v kinit >/dev/null || need_pkgs+=(krb5-user)
+[ -e /usr/include/gssapi/gssapi.h ] || need_pkgs+=(libkrb5-dev)
+command -v clang >/dev/null || need_pkgs+=(clang)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_pkgs+=(libclang-dev)
 command -v chromium >/dev/null || need_pkgs+=(chromium)
 command -v chromedriver >/dev/null || need_pkgs+=(chromium-driver)
 if [ ${#need_pkgs[@]} -gt 0 ]; then

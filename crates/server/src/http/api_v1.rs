@@ -201,6 +201,18 @@ pub async fn login(
         let b: NegotiateLoginBody = parse_body(&headers, &body)?;
         return negotiate_login(&app, &b.realm, gss_token, client.map(|c| c.ip())).await;
     }
+    // `{"realm": …}` alone, where Negotiate is on: ask for the ticket, so
+    // `curl --negotiate` and GSSAPI HTTP clients send it on their retry.
+    if app.config.kerberos.negotiate && parse_body::<NegotiateLoginBody>(&headers, &body).is_ok() {
+        return Err(ApiError {
+            negotiate: true,
+            ..ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "negotiate",
+                "send user and password, or a Kerberos ticket (Authorization: Negotiate)",
+            )
+        });
+    }
     let b: LoginBody = parse_body(&headers, &body)?;
     let request = PasswordLogin {
         realm: &b.realm,

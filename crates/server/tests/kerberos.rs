@@ -1,0 +1,245 @@
+//! Kerberos against a real MIT KDC (scripts/krb5-realm.sh, started by
+//! scripts/test.sh): password logins through the `krb5` module with their
+//! distinct failures, and Negotiate with real `kinit` + `curl --negotiate`
+//! on the token API, browser login and forward auth.
+
+#![cfg(feature = "kerberos")]
+
+mod common;
+
+use common::{Options, Server};
+use std::process::Command;
+
+/// The test realm's environment, or `None` (skip) when it is not running.
+fn realm() -> Option<(String, String)> {
+    match (
+        std::env::var("KRB_TEST_USER"),
+        std::env::var("KRB_TEST_PASSWORD"),
+    ) {
+        (Ok(u), Ok(p)) => Some((u, p)),
+        _ => {
+            assert!(
+                std::env::var_os("SESSIOND_TEST_REQUIRE_SERVICES").is_none(),
+                "the test Kerberos realm is not running (KRB_TEST_* unset)"
+            );
+            eprintln!("skipped: no test Kerberos realm (scripts/krb5-realm.sh)");
+            None
+        }
+    }
+}
+
+fn kerberos_server(extra: &[(&str, &str)]) -> Server {
+    let mut o = Options::default()
+        .user("bob", "bob-pw")
+        .env("SESSIOND_AUTH__MODULES", r#"["file", "krb5"]"#)
+        .env("SESSIOND_KERBEROS__NEGOTIATE", "true")
+        .env("SESSIOND_BROWSER__COOKIE__SECURE", "false");
+    for (k, v) in extra {
+        o = o.env(k, v);
+    }
+    Server::start(o)
+}
+
+/// The server's URL with `localhost`: curl asks for a ticket for HTTP@<host>.
+fn url(s: &Server, path: &str) -> String {
+    let port = s.addr.rsplit(':').next().unwrap();
+    format!("http://localhost:{port}{path}")
+}
+
+/// A credential cache with alice's TGT, from a real `kinit`.
+fn kinit(dir: &std::path::Path, user: &str, password: &str) -> String {
+    let ccache = format!("FILE:{}", dir.join("ccache").display());
+    let mut child = Command::new("kinit")
+        .arg(user)
+        .env("KRB5CCNAME", &ccache)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("kinit (krb5-user)");
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(child.wait().unwrap().success(), "kinit failed");
+    ccache
+}
+
+/// `curl --negotiate`, returning (status, headers, body).
+fn curl(ccache: &str, args: &[&str]) -> (u16, String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--negotiate", "-u", ":", "-D", "-", "-o", "-"])
+        .args(args)
+        .env("KRB5CCNAME", ccache)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // the last response (curl shows the 401 and the retry)
+    let last = text.rfind("HTTP/1.1 ").unwrap_or(0);
+    let response = &text[last..];
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
+    let status = head[9..12].parse().unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+#[tokio::test]
+async fn krb5_password_logins_and_their_failures() {
+    let Some((user, password)) = realm() else {
+        return;
+    };
+    let s = kerberos_server(&[]);
+    let login = |u: &str, p: &str| serde_json::json!({"realm": "rc", "user": u, "password": p, "module": "krb5"});
+    let r = s.post_json("/v1/login", login(&user, &password)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let j = r.json();
+    assert_eq!(
+        (j["user"].as_str(), j["source"].as_str()),
+        (Some("alice"), Some("auth/krb5"))
+    );
+    // capped by the TGT's end (10 h in the test realm) minus the 5 min skew
+    let lifetime =
+        j["expires_at"].as_i64().expect("capped by the ticket") - j["created"].as_i64().unwrap();
+    assert!(
+        (10 * 3600 - 5 * 60 - 60..=10 * 3600 - 5 * 60).contains(&lifetime),
+        "{j}"
+    );
+    let token = j["token"].as_str().unwrap().to_owned();
+    s.get(&format!("/valid?realm=rc&token={token}"))
+        .await
+        .assert_text(200, "YES\nalice\nauth/krb5\n\n");
+
+    for (u, p, status, code) in [
+        (user.as_str(), "not-the-password", 401, "wrong_password"),
+        ("nobody-here", "whatever", 401, "unknown_user"),
+        ("expired", "expired-Pass-1", 403, "password_expired"),
+    ] {
+        let r = s.post_json("/v1/login", login(u, p)).await;
+        assert_eq!(
+            (r.status, r.json()["error"].as_str()),
+            (status, Some(code)),
+            "{u}: {r:?}"
+        );
+    }
+    // the text protocol keeps the original's single answer
+    s.get("/auth_token?realm=rc&user=alice&pwd=wrong&module=krb5")
+        .await
+        .assert_bare(403);
+}
+
+#[tokio::test]
+async fn unreachable_kdc_is_503() {
+    let Some((user, password)) = realm() else {
+        return;
+    };
+    // the same realm, but a KDC address where nothing listens
+    let conf = std::fs::read_to_string(std::env::var("KRB5_CONFIG").unwrap()).unwrap();
+    let port = std::env::var("KRB_TEST_KDC_PORT").unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("krb5.conf");
+    std::fs::write(
+        &path,
+        conf.replace(&format!("127.0.0.1:{port}"), &format!("127.0.0.1:{dead}")),
+    )
+    .unwrap();
+    let s = kerberos_server(&[("KRB5_CONFIG", path.to_str().unwrap())]);
+    let r = s
+        .post_json(
+            "/v1/login",
+            serde_json::json!({"realm": "rc", "user": user, "password": password, "module": "krb5"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (503, Some("auth_unavailable")),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn negotiate_with_kinit_and_curl() {
+    let Some((user, password)) = realm() else {
+        return;
+    };
+    let s = kerberos_server(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let ccache = kinit(dir.path(), &user, &password);
+
+    // token API: curl's first try gets the challenge, its retry a token
+    let (status, head, body) = curl(&ccache, &[&url(&s, "/auth_token?realm=rc")]);
+    assert_eq!(status, 200, "{head}{body}");
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(&lines[1..], ["alice", "negotiate"], "{body:?}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: negotiate "),
+        "mutual authentication reply: {head}"
+    );
+    s.get(&format!("/valid?realm=rc&token={}", lines[0]))
+        .await
+        .assert_text(200, "YES\nalice\nnegotiate\n\n");
+
+    // JSON API
+    let (status, _, body) = curl(
+        &ccache,
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"realm":"rc"}"#,
+            &url(&s, "/v1/login"),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    let j: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (j["user"].as_str(), j["source"].as_str()),
+        (Some("alice"), Some("negotiate"))
+    );
+
+    // browser login: a session cookie, then cheap cookie checks
+    let (status, head, _) = curl(&ccache, &[&url(&s, "/session/login_kerberos?next=%2Fapp")]);
+    assert_eq!(status, 303, "{head}");
+    assert!(
+        head.contains("location: /app") || head.contains("Location: /app"),
+        "{head}"
+    );
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie:")
+                .then(|| l[11..].trim().to_owned())
+        })
+        .expect("a session cookie");
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let who = s
+        .request("GET", "/session/whoami", &[("Cookie", &cookie)], b"")
+        .await;
+    assert_eq!(
+        (who.status, who.json()["user"].as_str()),
+        (200, Some("alice")),
+        "{who:?}"
+    );
+
+    // forward auth: no cookie but a ticket → let in, with a cookie for next time
+    let (status, head, _) = curl(&ccache, &[&url(&s, "/auth")]);
+    assert_eq!(status, 200, "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("x-remote-user: alice"), "{head}");
+    assert!(lower.contains("set-cookie: sessiond="), "{head}");
+
+    // without a ticket: 401 with the challenge
+    let r = s.get("/auth").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Negotiate"));
+    let r = s.get("/session/login_kerberos").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Negotiate"));
+    // a garbage token is refused, not a 500
+    let r = s
+        .request("GET", "/auth", &[("Authorization", "Negotiate AAAA")], b"")
+        .await;
+    assert_eq!(r.status, 401, "{r:?}");
+}
