@@ -33,6 +33,13 @@ fn kerberos_server(extra: &[(&str, &str)]) -> Server {
         .user("bob", "bob-pw")
         .env("SESSIOND_AUTH__MODULES", r#"["file", "krb5"]"#)
         .env("SESSIOND_KERBEROS__NEGOTIATE", "true")
+        .env(
+            "SESSIOND_KERBEROS__KEYTAB",
+            &format!(
+                "{}/http.keytab",
+                std::env::var("KRB_TEST_DIR").unwrap_or_default()
+            ),
+        )
         .env("SESSIOND_BROWSER__COOKIE__SECURE", "false");
     for (k, v) in extra {
         o = o.env(k, v);
