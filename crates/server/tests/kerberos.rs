@@ -250,3 +250,21 @@ async fn negotiate_with_kinit_and_curl() {
         .await;
     assert_eq!(r.status, 401, "{r:?}");
 }
+
+/// With `kerberos.auth_sets_cookie = false`, forward auth answers a ticket
+/// with the identity and stores nothing.
+#[tokio::test]
+async fn forward_auth_by_ticket_without_a_session() {
+    let Some((user, password)) = realm() else {
+        return;
+    };
+    let s = kerberos_server(&[("SESSIOND_KERBEROS__AUTH_SETS_COOKIE", "false")]);
+    let dir = tempfile::tempdir().unwrap();
+    let ccache = kinit(dir.path(), &user, &password);
+    let (status, head, _) = curl(&ccache, &[&url(&s, "/auth")]);
+    assert_eq!(status, 200, "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(lower.contains("x-remote-user: alice"), "{head}");
+    assert!(lower.contains("x-auth-source: negotiate"), "{head}");
+    assert!(!lower.contains("set-cookie"), "{head}");
+}

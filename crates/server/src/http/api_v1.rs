@@ -235,9 +235,10 @@ async fn negotiate_login(
     client: Option<std::net::IpAddr>,
 ) -> Result<Response, ApiError> {
     use super::negotiate::Failure;
-    match super::negotiate::login(app, realm, gss_token, client, None).await {
+    match super::negotiate::login(app, realm, gss_token, client, None, true).await {
         Ok(s) => {
-            let mut r = Json(with_token(&s.token, &s.record)).into_response();
+            let token = s.token.as_ref().expect("a stored session");
+            let mut r = Json(with_token(token, &s.record)).into_response();
             if let Some(reply) = s.reply {
                 r.headers_mut().insert(header::WWW_AUTHENTICATE, reply);
             }

@@ -46,7 +46,8 @@ pub enum Failure {
 /// A session made from an accepted token, and the reply token for
 /// `WWW-Authenticate` (mutual authentication).
 pub struct NegotiatedSession {
-    pub token: Token,
+    /// `None` when only the identity was asked for (no session stored).
+    pub token: Option<Token>,
     pub record: SessionRecord,
     pub reply: Option<HeaderValue>,
 }
@@ -58,6 +59,7 @@ pub async fn login(
     gss_token: Result<Vec<u8>, ()>,
     client: Option<IpAddr>,
     device: Option<String>,
+    store_session: bool,
 ) -> Result<NegotiatedSession, Failure> {
     if !app.config.kerberos.negotiate {
         return Err(Failure::NotEnabled);
@@ -65,7 +67,7 @@ pub async fn login(
     let gss_token =
         gss_token.map_err(|_| Failure::Refused("the Negotiate token is not base64".into()))?;
     login::check_realm(realm).map_err(Failure::Login)?;
-    accept_and_issue(app, realm, gss_token, client, device).await
+    accept_and_issue(app, realm, gss_token, client, device, store_session).await
 }
 
 #[cfg(feature = "kerberos")]
@@ -75,6 +77,7 @@ async fn accept_and_issue(
     gss_token: Vec<u8>,
     client: Option<IpAddr>,
     device: Option<String>,
+    store_session: bool,
 ) -> Result<NegotiatedSession, Failure> {
     use crate::login::Client;
     use sessiond_auth::kerberos::{accept_negotiate, NegotiateError};
@@ -95,16 +98,33 @@ async fn accept_and_issue(
         device,
         credential_end: Some(crate::app::now().plus(accepted.lifetime)),
     };
-    let (token, record) = login::issue_with_policy(
-        app,
-        realm,
-        identity,
-        login_client,
-        Token::generate(),
-        app.config.realm_policy(realm),
-    )
-    .await
-    .map_err(Failure::Login)?;
+    let policy = app.config.realm_policy(realm);
+    let (token, record) = if store_session {
+        let (token, record) = login::issue_with_policy(
+            app,
+            realm,
+            identity,
+            login_client,
+            Token::generate(),
+            policy,
+        )
+        .await
+        .map_err(Failure::Login)?;
+        (Some(token), record)
+    } else {
+        let new = sessiond_core::NewSession {
+            realm: realm.to_owned(),
+            identity,
+            policy,
+            credential_end: login_client.credential_end,
+            client_addr: login_client.addr,
+            device: login_client.device,
+        };
+        (
+            None,
+            sessiond_core::SessionRecord::issue(new, 0, crate::app::now()),
+        )
+    };
     let reply = accepted.reply.and_then(|r| {
         HeaderValue::from_str(&format!(
             "Negotiate {}",
@@ -126,6 +146,7 @@ async fn accept_and_issue(
     _gss_token: Vec<u8>,
     _client: Option<IpAddr>,
     _device: Option<String>,
+    _store_session: bool,
 ) -> Result<NegotiatedSession, Failure> {
     Err(Failure::NotEnabled)
 }

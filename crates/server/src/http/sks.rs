@@ -361,11 +361,12 @@ impl SksRequest<'_> {
             return r;
         };
         let client = self.client.map(|c| c.ip());
-        match super::negotiate::login(self.app, self.realm, gss_token, client, None).await {
+        match super::negotiate::login(self.app, self.realm, gss_token, client, None, true).await {
             Ok(s) => {
+                let token = s.token.as_ref().expect("a stored session");
                 let mut r = ok(format!(
                     "{}\n{}",
-                    s.token.expose(),
+                    token.expose(),
                     s.record.identity.sks_record_text()
                 ));
                 if let Some(reply) = s.reply {

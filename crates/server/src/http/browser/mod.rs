@@ -373,21 +373,22 @@ pub async fn forward_auth(
     // give it a session cookie so the next request is a cheap check.
     if matches!(&checked, Err(r) if r.status() == StatusCode::UNAUTHORIZED) {
         if let Some(gss_token) = negotiate::token(&headers) {
+            let with_cookie = app.config.kerberos.auth_sets_cookie;
             match negotiate::login(
                 &app,
                 &realm,
                 gss_token,
                 client.map(|c| c.client),
                 device(&headers),
+                with_cookie,
             )
             .await
             {
                 Ok(s) => {
-                    let cookie = app
-                        .config
-                        .kerberos
-                        .auth_sets_cookie
-                        .then(|| cookie::set(app.config.cookie(&realm), &s.token, None));
+                    let cookie = s
+                        .token
+                        .as_ref()
+                        .map(|t| cookie::set(app.config.cookie(&realm), t, None));
                     checked = Ok((s.record, cookie));
                 }
                 Err(negotiate::Failure::NotEnabled) => {}
@@ -528,6 +529,7 @@ pub async fn login_kerberos(
         gss_token,
         client.map(|c| c.client),
         device(&headers),
+        true,
     )
     .await
     {
@@ -550,7 +552,11 @@ pub async fn login_kerberos(
     let h = response.headers_mut();
     h.insert(
         header::SET_COOKIE,
-        cookie::set(app.config.cookie(&realm), &session.token, None),
+        cookie::set(
+            app.config.cookie(&realm),
+            session.token.as_ref().expect("a stored session"),
+            None,
+        ),
     );
     if let Some(reply) = session.reply {
         h.insert(header::WWW_AUTHENTICATE, reply);
