@@ -7,7 +7,7 @@
 //! Every GSSAPI call blocks (KDC round trips, replay cache), so all of them
 //! run on Tokio's blocking pool.
 
-use crate::{AuthError, Authenticator, Password, Verified};
+use crate::{AuthError, Authenticator, Credentials, Password, Verified};
 use async_trait::async_trait;
 use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext, ServerCtx};
 use libgssapi::credential::{Cred, CredUsage};
@@ -91,6 +91,47 @@ pub struct Ticket {
     pub principal: String,
     /// How long the credentials are still good for.
     pub lifetime: Duration,
+    /// The TGT as a ccache, when it could be exported without touching disk.
+    pub credentials: Option<Credentials>,
+}
+
+/// A directory on a memory file system for the one moment a credential is
+/// serialised: GSSAPI only writes ccaches to named caches, and a `FILE:`
+/// cache on disk would leave the user's TGT in clear on the disk. `None`
+/// when no such place exists; credentials are then not kept.
+fn memory_dir() -> Option<std::path::PathBuf> {
+    let candidates = [
+        Some(std::path::PathBuf::from("/dev/shm")),
+        std::env::var_os("XDG_RUNTIME_DIR").map(std::path::PathBuf::from),
+    ];
+    candidates.into_iter().flatten().find(|p| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_dir())
+            && std::fs::OpenOptions::new().read(true).open(p).is_ok()
+    })
+}
+
+/// Serialises `cred` as an MIT ccache, via a private (0700) directory on a
+/// memory file system, removed before returning.
+fn export_ccache(cred: &Cred) -> Option<Credentials> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = memory_dir()?;
+    let dir = base.join(format!("sessiond-{}", sessiond_core::token::random_hex(12)));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir).ok()?;
+    let file = dir.join("ccache");
+    let stored = cred.store_into(
+        &format!("FILE:{}", file.display()),
+        true,
+        false,
+        CredUsage::Initiate,
+        None,
+    );
+    let bytes = stored.ok().and_then(|_| std::fs::read(&file).ok());
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_dir(&dir);
+    if bytes.is_none() {
+        tracing::warn!("could not export Kerberos credentials; the session will not keep them");
+    }
+    bytes.map(Credentials::new)
 }
 
 fn password_login(user: &str, password: &str, service: &str) -> Result<Ticket, AuthError> {
@@ -114,6 +155,7 @@ fn password_login(user: &str, password: &str, service: &str) -> Result<Ticket, A
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .map_err(|e| AuthError::Unavailable(format!("Kerberos: {e}")))?;
     let lifetime = cred.lifetime().unwrap_or_default();
+    let credentials = export_ccache(&cred);
     // Verify against our keytab.
     let target = Name::new(service.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))
         .map_err(|e| AuthError::Unavailable(format!("kerberos.service {service:?}: {e}")))?;
@@ -136,6 +178,7 @@ fn password_login(user: &str, password: &str, service: &str) -> Result<Ticket, A
     Ok(Ticket {
         principal,
         lifetime,
+        credentials,
     })
 }
 
@@ -165,6 +208,7 @@ impl Authenticator for Krb5PasswordAuthenticator {
             uid: None,
             gid: None,
             credential_lifetime: Some(ticket.lifetime),
+            credentials: ticket.credentials,
         })
     }
 }
@@ -178,6 +222,8 @@ pub struct Accepted {
     pub reply: Option<Vec<u8>>,
     /// Whether the client delegated its credentials.
     pub delegated: bool,
+    /// The delegated credentials as a ccache.
+    pub credentials: Option<Credentials>,
     /// How long the client's ticket is good for.
     pub lifetime: Duration,
 }
@@ -212,11 +258,14 @@ pub async fn accept_negotiate(token: Vec<u8>) -> Result<Accepted, NegotiateError
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .map_err(|e| NegotiateError::Refused(e.to_string()))?;
         let lifetime = ctx.lifetime().unwrap_or_default();
-        let delegated = ctx.take_delegated_cred().is_some();
+        let delegated_cred = ctx.take_delegated_cred();
+        let delegated = delegated_cred.is_some();
+        let credentials = delegated_cred.as_ref().and_then(export_ccache);
         Ok(Accepted {
             principal,
             reply: reply.map(|b| b.to_vec()),
             delegated,
+            credentials,
             lifetime,
         })
     })

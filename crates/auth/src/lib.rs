@@ -14,7 +14,7 @@ mod secret;
 
 pub use error::{AuthError, Refusal};
 pub use password_file::PasswordFileAuthenticator;
-pub use secret::Password;
+pub use secret::{Credentials, Password};
 
 use async_trait::async_trait;
 
@@ -29,6 +29,9 @@ pub struct Verified {
     /// How long the credentials obtained at login (a Kerberos TGT) stay
     /// good; the session ends before they do.
     pub credential_lifetime: Option<std::time::Duration>,
+    /// The credentials themselves (a Kerberos TGT as a ccache), for the
+    /// session to keep sealed.
+    pub credentials: Option<Credentials>,
 }
 
 impl Verified {
@@ -38,6 +41,7 @@ impl Verified {
             uid: None,
             gid: None,
             credential_lifetime: None,
+            credentials: None,
         }
     }
 }

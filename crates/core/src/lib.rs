@@ -7,6 +7,7 @@
 
 pub mod duration;
 pub mod identity;
+pub mod keyring;
 pub mod limiter;
 pub mod names;
 pub mod policy;

@@ -29,6 +29,9 @@ pub struct NewSession {
     /// What the client said it is (a browser's User-Agent, shortened), for
     /// "my sessions" listings.
     pub device: Option<String>,
+    /// Credentials that came with the login (a Kerberos ccache), already
+    /// sealed with the server's keyring (`keyring.rs`); base64.
+    pub credentials: Option<String>,
 }
 
 /// A stored session. Keyed in every store by the SHA-256 of its token; the
@@ -53,6 +56,9 @@ pub struct SessionRecord {
     pub client_addr: Option<IpAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// Sealed credentials (never in clear in a store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<String>,
     #[serde(default)]
     pub data: SessionData,
     /// Incremented on every data write; the compare-and-set version.
@@ -82,6 +88,7 @@ impl SessionRecord {
             idle_timeout_secs: new.policy.idle_timeout.map(|d| d.as_secs().max(1)),
             client_addr: new.client_addr,
             device: new.device,
+            credentials: new.credentials,
             data: SessionData::new(),
             data_version: 0,
         }
@@ -211,6 +218,7 @@ mod tests {
             credential_end,
             client_addr: None,
             device: None,
+            credentials: None,
         }
     }
 

@@ -25,6 +25,9 @@ pub struct App {
     /// The admin credential, if one is configured.
     admin_token: Option<String>,
     store_description: String,
+    /// Seals the credentials sessions keep (delegated Kerberos tickets).
+    pub keyring: sessiond_core::keyring::Keyring,
+    credential_readers: Vec<String>,
     pub metrics: Option<PrometheusHandle>,
 }
 
@@ -76,7 +79,11 @@ impl App {
         let admin_token = load_admin_token(&config)?;
         let guard = LoginGuard::new(&config.auth);
         let trusted_proxies = config.trusted_proxies()?;
+        let keyring = load_keyring(&config)?;
+        let credential_readers = load_credential_readers(&config)?;
         Ok(App {
+            keyring,
+            credential_readers,
             store_description,
             trusted_proxies,
             config,
@@ -100,6 +107,41 @@ impl App {
     }
 
     /// Describes the store for the start-up line.
+    /// Whether `presented` is a back end allowed to fetch credentials.
+    pub fn is_credential_reader(&self, presented: &str) -> bool {
+        // every comparison runs, in constant time each
+        self.credential_readers.iter().fold(false, |found, r| {
+            found | secrets_equal(r.as_bytes(), presented.as_bytes())
+        })
+    }
+
+    pub fn has_credential_readers(&self) -> bool {
+        !self.credential_readers.is_empty()
+    }
+
+    /// Seals login credentials for the session of `user` in `realm` (base64).
+    pub fn seal_credentials(&self, realm: &str, user: &str, ccache: &[u8]) -> String {
+        use base64::Engine;
+        let sealed = self.keyring.seal(ccache, &credential_binding(realm, user));
+        base64::engine::general_purpose::STANDARD.encode(sealed)
+    }
+
+    /// Opens what [`App::seal_credentials`] sealed.
+    pub fn open_credentials(
+        &self,
+        realm: &str,
+        user: &str,
+        sealed: &str,
+    ) -> anyhow::Result<Vec<u8>> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .context("stored credentials are not base64")?;
+        Ok(self
+            .keyring
+            .open(&bytes, &credential_binding(realm, user))?)
+    }
+
     /// The store and where it is, without any password.
     pub fn store_description(&self) -> &str {
         &self.store_description
@@ -197,4 +239,53 @@ pub fn principal_mapping(config: &Config) -> sessiond_auth::kerberos::PrincipalM
         P::StripRealm => K::StripRealm,
         P::Keep => K::Keep,
     }
+}
+
+/// What sealed credentials are bound to: their owner.
+fn credential_binding(realm: &str, user: &str) -> Vec<u8> {
+    format!("sessiond-credentials-v1\0{realm}\0{user}").into_bytes()
+}
+
+fn load_keyring(config: &Config) -> anyhow::Result<sessiond_core::keyring::Keyring> {
+    use sessiond_core::keyring::Keyring;
+    let text = match (
+        &config.kerberos.credential_keys_file,
+        std::env::var("SESSIOND_CREDENTIAL_KEYS"),
+    ) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("kerberos.credential_keys_file = {}", path.display()))?,
+        (None, Ok(v)) => v.replace(',', "\n"),
+        (None, Err(_)) => return Ok(Keyring::ephemeral()),
+    };
+    Keyring::from_hex_lines(&text)
+        .context("credential keys (kerberos.credential_keys_file / SESSIOND_CREDENTIAL_KEYS)")
+}
+
+fn load_credential_readers(config: &Config) -> anyhow::Result<Vec<String>> {
+    let readers: Vec<String> = match (
+        &config.kerberos.credential_readers_file,
+        std::env::var("SESSIOND_CREDENTIAL_READERS"),
+    ) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("kerberos.credential_readers_file = {}", path.display()))?
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect(),
+        (None, Ok(v)) => v
+            .split(',')
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        (None, Err(_)) => Vec::new(),
+    };
+    if let Some(short) = readers.iter().find(|r| r.len() < 16) {
+        anyhow::bail!(
+            "credential readers: each credential must be at least 16 characters (one has {})",
+            short.len()
+        );
+    }
+    Ok(readers)
 }

@@ -180,10 +180,15 @@ pub async fn password_login(
     let policy = req
         .policy
         .unwrap_or_else(|| app.config.realm_policy(req.realm));
+    // Sealed at once: the clear ccache is dropped (and wiped) right here.
+    let credentials = verified
+        .credentials
+        .map(|c| app.seal_credentials(req.realm, &identity.user, c.expose()));
     let client = Client {
         addr: req.client,
         device: req.device,
         credential_end: verified.credential_lifetime.map(|l| now().plus(l)),
+        credentials,
     };
     issue_with_policy(app, req.realm, identity, client, Token::generate(), policy).await
 }
@@ -201,6 +206,7 @@ pub async fn issue(
         addr: client,
         device: None,
         credential_end: None,
+        credentials: None,
     };
     issue_with_policy(app, realm, identity, client, token, policy).await
 }
@@ -211,6 +217,8 @@ pub struct Client {
     pub device: Option<String>,
     /// When the credentials from the login end (the session ends earlier).
     pub credential_end: Option<sessiond_core::Timestamp>,
+    /// The login's credentials, sealed (base64).
+    pub credentials: Option<String>,
 }
 
 /// [`issue`] with an explicit expiry policy.
@@ -229,6 +237,7 @@ pub async fn issue_with_policy(
         credential_end: client.credential_end,
         client_addr: client.addr,
         device: client.device,
+        credentials: client.credentials,
     };
     let record = app
         .store

@@ -268,3 +268,139 @@ async fn forward_auth_by_ticket_without_a_session() {
     assert!(lower.contains("x-auth-source: negotiate"), "{head}");
     assert!(!lower.contains("set-cookie"), "{head}");
 }
+
+const READER: &str = "backend-credential-0123456789";
+
+async fn fetch_credentials(s: &Server, token: &str, reader: &str) -> common::Resp {
+    s.request(
+        "GET",
+        "/v1/sessions/credentials?realm=rc",
+        &[
+            ("Authorization", &format!("Bearer {reader}")),
+            ("X-Sessiond-Token", token),
+        ],
+        b"",
+    )
+    .await
+}
+
+/// Delegated credentials and krb5 TGTs are kept sealed in the session (the
+/// store file never holds them in clear), fetched by an authorised back end
+/// as a working ccache, and gone with the session.
+#[tokio::test]
+async fn credentials_are_sealed_fetchable_and_usable() {
+    let Some((user, password)) = realm() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let s = kerberos_server(&[
+        ("SESSIOND_CREDENTIAL_READERS", READER),
+        (
+            "SESSIOND_CREDENTIAL_KEYS",
+            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+        ),
+        ("SESSIOND_STORE__KIND", "file"),
+        ("SESSIOND_STORE__PATH", data.path().to_str().unwrap()),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let ccache = kinit(dir.path(), &user, &password);
+
+    // a delegated ticket
+    let (status, _, body) = curl(
+        &ccache,
+        &[
+            "--delegation",
+            "always",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"realm":"rc"}"#,
+            &url(&s, "/v1/login"),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let db = std::fs::read(data.path().join("sessions.redb")).unwrap();
+    assert!(
+        !db.windows(6).any(|w| w == b"krbtgt"),
+        "the store holds the ccache in clear"
+    );
+
+    let r = fetch_credentials(&s, &token, READER).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), Some("application/octet-stream"));
+    let fetched = dir.path().join("fetched");
+    std::fs::write(&fetched, &r.body).unwrap();
+    let fetched_cc = format!("FILE:{}", fetched.display());
+    let klist = Command::new("klist")
+        .arg("-c")
+        .arg(&fetched_cc)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&klist.stdout);
+    assert!(listed.contains("alice@EXAMPLE.TEST"), "{listed}");
+    assert!(
+        listed.contains("krbtgt/EXAMPLE.TEST@EXAMPLE.TEST"),
+        "{listed}"
+    );
+    // and it works: a service ticket, as the user, from the fetched TGT
+    let kvno = Command::new("kvno")
+        .arg("HTTP/localhost")
+        .env("KRB5CCNAME", &fetched_cc)
+        .output()
+        .unwrap();
+    assert!(
+        kvno.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kvno.stderr)
+    );
+
+    // only authorised back ends, only with a live session
+    let r = fetch_credentials(&s, &token, "some-other-credential-xyz").await;
+    assert_eq!(r.status, 403, "{r:?}");
+    s.get(&format!("/revoke?realm=rc&token={token}"))
+        .await
+        .assert_text(200, "OK\n");
+    let r = fetch_credentials(&s, &token, READER).await;
+    assert_eq!(r.status, 401, "gone with the session: {r:?}");
+
+    // no delegation: nothing to fetch
+    let (_, _, body) = curl(
+        &ccache,
+        &[
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            r#"{"realm":"rc"}"#,
+            &url(&s, "/v1/login"),
+        ],
+    );
+    let plain = serde_json::from_str::<serde_json::Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = fetch_credentials(&s, &plain, READER).await;
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (404, Some("no_credentials"))
+    );
+
+    // a krb5 password login keeps its TGT
+    let r = s
+        .post_json(
+            "/v1/login",
+            serde_json::json!({"realm": "rc", "user": user, "password": password, "module": "krb5"}),
+        )
+        .await;
+    let tgt_session = r.json()["token"].as_str().unwrap().to_owned();
+    let r = fetch_credentials(&s, &tgt_session, READER).await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    // without readers configured the route does not exist
+    let plain_server = kerberos_server(&[]);
+    let r = fetch_credentials(&plain_server, &tgt_session, READER).await;
+    assert_eq!(r.status, 404);
+}

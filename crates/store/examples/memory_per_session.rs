@@ -36,6 +36,7 @@ async fn measure(n: u64, distinct_users: bool) -> f64 {
             credential_end: None,
             client_addr: Some("192.0.2.10".parse().unwrap()),
             device: None,
+            credentials: None,
         };
         store
             .create(Token::generate().hash(), new, Timestamp(1_700_000_000))

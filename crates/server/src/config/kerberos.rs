@@ -29,6 +29,15 @@ pub struct KerberosConfig {
     /// `GET /auth` let in by a Negotiate header also sets the session cookie,
     /// so the browser's next request is a cheap cookie check.
     pub auth_sets_cookie: bool,
+    /// Keys sealing the credentials kept in sessions: 64 hex characters per
+    /// line, the first seals, all open (or `SESSIOND_CREDENTIAL_KEYS`). Unset:
+    /// a random key per process, so credentials do not survive a restart
+    /// and are not shared between instances.
+    pub credential_keys_file: Option<PathBuf>,
+    /// Credentials of the back ends allowed to fetch a session's Kerberos
+    /// credentials, one per line, at least 16 characters (or
+    /// `SESSIOND_CREDENTIAL_READERS`, comma-separated). Unset: nobody can.
+    pub credential_readers_file: Option<PathBuf>,
 }
 
 impl Default for KerberosConfig {
@@ -39,6 +48,8 @@ impl Default for KerberosConfig {
             principal_mapping: PrincipalMapping::StripRealm,
             negotiate: false,
             auth_sets_cookie: true,
+            credential_keys_file: None,
+            credential_readers_file: None,
         }
     }
 }

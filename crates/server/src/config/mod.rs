@@ -254,7 +254,14 @@ impl RealmConfig {
 
 /// `SESSIOND_*` variables that are not configuration keys (`SESSIOND_TEST_*`
 /// are the test suite's own and ignored too).
-const NON_CONFIG_ENV: &[&str] = &["config", "admin_token", "log", "log_format"];
+const NON_CONFIG_ENV: &[&str] = &[
+    "config",
+    "admin_token",
+    "log",
+    "log_format",
+    "credential_keys",
+    "credential_readers",
+];
 
 impl Config {
     /// Loads defaults, then `file` (if given), then the environment.

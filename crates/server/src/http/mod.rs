@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_v1;
 pub mod browser;
+pub mod credentials;
 pub mod middleware;
 pub mod negotiate;
 pub mod ops;
@@ -61,6 +62,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/session/logout", post(browser::logout))
         .route("/session/whoami", get(browser::whoami))
         .route("/session/login_kerberos", get(browser::login_kerberos))
+        .route("/v1/sessions/credentials", get(credentials::fetch))
         .route("/auth", get(browser::forward_auth))
         .route("/login", get(browser::login_page))
         .route("/static/sessiond.js", get(browser::script))

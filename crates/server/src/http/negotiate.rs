@@ -93,10 +93,16 @@ async fn accept_and_issue(
         .increment(1);
     tracing::info!(realm, principal = %accepted.principal, delegated = accepted.delegated, "Negotiate accepted");
     let identity = Identity::new(user, "negotiate");
+    // Delegated credentials are sealed at once and kept only with a session.
+    let credentials = match (&accepted.credentials, store_session) {
+        (Some(c), true) => Some(app.seal_credentials(realm, &identity.user, c.expose())),
+        _ => None,
+    };
     let login_client = Client {
         addr: client,
         device,
         credential_end: Some(crate::app::now().plus(accepted.lifetime)),
+        credentials,
     };
     let policy = app.config.realm_policy(realm);
     let (token, record) = if store_session {
@@ -119,6 +125,7 @@ async fn accept_and_issue(
             credential_end: login_client.credential_end,
             client_addr: login_client.addr,
             device: login_client.device,
+            credentials: None,
         };
         (
             None,

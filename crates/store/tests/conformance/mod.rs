@@ -86,6 +86,7 @@ pub fn login(realm: &str, user: &str, policy: RealmPolicy) -> NewSession {
         credential_end: None,
         client_addr: Some("127.0.0.1".parse().unwrap()),
         device: Some("conformance test".into()),
+        credentials: None,
     }
 }
 
