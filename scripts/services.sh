@@ -80,6 +80,10 @@ start_services() {
   eval "$(scripts/krb5-realm.sh start "$services_dir/krb5")"
   echo "kerberos: realm $KRB_TEST_REALM, KDC 127.0.0.1:$KRB_TEST_KDC_PORT"
 
+  # A throwaway OpenLDAP server (scripts/ldap-server.sh)
+  eval "$(scripts/ldap-server.sh start "$services_dir/ldap")"
+  echo "ldap: $LDAP_TEST_URL and $LDAP_TEST_LDAPS_URL"
+
   export SESSIOND_TEST_REDIS_URL="redis://127.0.0.1:6379"
   export SESSIOND_TEST_POSTGRES_URL="postgres://root@127.0.0.1:5432/test"
   export SESSIOND_TEST_REQUIRE_SERVICES=1
@@ -95,6 +99,7 @@ stop_services() {
   service_pids=()
   if [ -n "$services_dir" ]; then
     scripts/krb5-realm.sh stop "$services_dir/krb5" || true
+    scripts/ldap-server.sh stop "$services_dir/ldap" || true
     rm -rf "$services_dir"
   fi
 }

@@ -29,6 +29,10 @@ command -v kinit >/dev/null || need_pkgs+=(krb5-user)
 [ -e /usr/include/gssapi/gssapi.h ] || need_pkgs+=(libkrb5-dev)
 command -v clang >/dev/null || need_pkgs+=(clang)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_pkgs+=(libclang-dev)
+# LDAP: an OpenLDAP server for the ldap module's tests
+[ -x /usr/sbin/slapd ] || need_pkgs+=(slapd)
+command -v ldapsearch >/dev/null || need_pkgs+=(ldap-utils)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v chromium >/dev/null || need_pkgs+=(chromium)
 command -v chromedriver >/dev/null || need_pkgs+=(chromium-driver)
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -7,6 +7,7 @@
 mod error;
 #[cfg(feature = "kerberos")]
 pub mod kerberos;
+pub mod ldap;
 #[cfg(feature = "pam")]
 pub mod pam;
 pub mod password_file;

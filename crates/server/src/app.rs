@@ -66,6 +66,7 @@ impl App {
                     };
                     Arc::new(PamAuthenticator::new("pam", service))
                 }
+                "ldap" => Arc::new(ldap_module(&config)?),
                 #[cfg(feature = "kerberos")]
                 "krb5" => Arc::new(sessiond_auth::kerberos::Krb5PasswordAuthenticator::new(
                     "krb5",
@@ -288,4 +289,50 @@ fn load_credential_readers(config: &Config) -> anyhow::Result<Vec<String>> {
         );
     }
     Ok(readers)
+}
+
+fn ldap_module(config: &Config) -> anyhow::Result<sessiond_auth::ldap::LdapAuthenticator> {
+    use sessiond_auth::ldap::{DnLookup, LdapAuthenticator, LdapSettings};
+    let l = &config.ldap;
+    let lookup = match (&l.user_dn_template, &l.search_base) {
+        (Some(template), _) => DnLookup::Template(template.clone()),
+        (None, Some(base)) => {
+            let password = match (&l.bind_password_file, std::env::var("SESSIOND_LDAP_BIND_PASSWORD")) {
+                (Some(path), _) => std::fs::read_to_string(path)
+                    .with_context(|| format!("ldap.bind_password_file = {}", path.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
+                (None, Ok(p)) => p,
+                (None, Err(_)) => anyhow::bail!(
+                    "ldap: search-then-bind needs ldap.bind_password_file or SESSIOND_LDAP_BIND_PASSWORD"
+                ),
+            };
+            DnLookup::Search {
+                bind_dn: l.bind_dn.clone().unwrap_or_default(),
+                bind_password: sessiond_auth::Password::new(password),
+                base: base.clone(),
+                filter: l.search_filter.clone(),
+            }
+        }
+        (None, None) => anyhow::bail!("ldap: no user_dn_template or search_base"),
+    };
+    let ca_pem = match &l.ca_file {
+        Some(path) => Some(
+            std::fs::read(path).with_context(|| format!("ldap.ca_file = {}", path.display()))?,
+        ),
+        None => None,
+    };
+    LdapAuthenticator::new(
+        "ldap",
+        LdapSettings {
+            url: l.url.clone(),
+            starttls: l.starttls,
+            ca_pem,
+            lookup,
+            timeout: l.timeout.0,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("ldap.ca_file: {e}"))
 }

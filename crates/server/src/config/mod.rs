@@ -6,10 +6,12 @@
 
 mod browser;
 mod kerberos;
+mod ldap;
 
 pub use browser::{BrowserConfig, CookieConfig, SameSite};
 #[cfg_attr(not(feature = "kerberos"), allow(unused_imports))]
 pub use kerberos::{KerberosConfig, PrincipalMapping};
+pub use ldap::LdapConfig;
 
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -61,6 +63,7 @@ pub struct Config {
     pub realms: BTreeMap<String, RealmConfig>,
     pub browser: BrowserConfig,
     pub kerberos: KerberosConfig,
+    pub ldap: LdapConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -261,6 +264,7 @@ const NON_CONFIG_ENV: &[&str] = &[
     "log_format",
     "credential_keys",
     "credential_readers",
+    "ldap_bind_password",
 ];
 
 impl Config {
@@ -297,6 +301,7 @@ impl Config {
                 "file" => {}
                 "pam" if cfg!(feature = "pam") => {}
                 "krb5" if cfg!(feature = "kerberos") => {}
+                "ldap" => self.validate_ldap()?,
                 "krb5" => {
                     bail!(
                         "auth.modules: \"krb5\" needs a sessiond built with `--features kerberos`"
@@ -305,7 +310,9 @@ impl Config {
                 "pam" => {
                     bail!("auth.modules: \"pam\" needs a sessiond built with `--features pam`")
                 }
-                other => bail!("auth.modules: unknown module {other:?} (known: file, pam, krb5)"),
+                other => {
+                    bail!("auth.modules: unknown module {other:?} (known: file, pam, krb5, ldap)")
+                }
             }
         }
         if !self.module_enabled(&self.auth.default_module) {
@@ -397,6 +404,30 @@ impl Config {
     }
 
     /// The policy for `realm`: its own section, or the defaults.
+    fn validate_ldap(&self) -> anyhow::Result<()> {
+        let l = &self.ldap;
+        if !(l.url.starts_with("ldap://") || l.url.starts_with("ldaps://")) {
+            bail!("ldap.url: {:?} is not an ldap:// or ldaps:// URL", l.url);
+        }
+        if l.starttls && l.url.starts_with("ldaps://") {
+            bail!("ldap.starttls: ldaps:// is TLS already; StartTLS is for ldap://");
+        }
+        match (&l.user_dn_template, &l.search_base) {
+            (Some(t), None) if t.contains("{user}") => Ok(()),
+            (Some(_), None) => bail!("ldap.user_dn_template: must contain {{user}}"),
+            (None, Some(_)) if l.bind_dn.is_some() && l.search_filter.contains("{user}") => Ok(()),
+            (None, Some(_)) => bail!(
+                "ldap.search_base: search-then-bind needs ldap.bind_dn and a search_filter with {{user}}"
+            ),
+            (Some(_), Some(_)) => {
+                bail!("ldap: set user_dn_template or search_base (search-then-bind), not both")
+            }
+            (None, None) => bail!(
+                "ldap: set user_dn_template (simple bind) or search_base + bind_dn (search-then-bind)"
+            ),
+        }
+    }
+
     fn validate_browser(&self) -> anyhow::Result<()> {
         let b = &self.browser;
         let loopback = self.bind_addr()?.ip().is_loopback();
