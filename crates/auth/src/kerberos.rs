@@ -67,15 +67,18 @@ fn classify(e: &GssError) -> AuthError {
 /// our own service and that ticket is accepted with our keytab, which proves
 /// the TGT came from the real KDC (what `krb5_verify_init_creds` does): a
 /// forged KDC answer cannot know the service key.
+/// The principal mapping of a realm.
+pub type MappingForRealm = Box<dyn Fn(&str) -> PrincipalMapping + Send + Sync>;
+
 pub struct Krb5PasswordAuthenticator {
     name: String,
     /// Our own service, `HTTP@localhost` style (GSS host-based name).
     service: String,
-    mapping: PrincipalMapping,
+    mapping: MappingForRealm,
 }
 
 impl Krb5PasswordAuthenticator {
-    pub fn new(name: &str, service: &str, mapping: PrincipalMapping) -> Self {
+    pub fn new(name: &str, service: &str, mapping: MappingForRealm) -> Self {
         Krb5PasswordAuthenticator {
             name: name.to_owned(),
             service: service.to_owned(),
@@ -190,7 +193,7 @@ impl Authenticator for Krb5PasswordAuthenticator {
 
     async fn authenticate(
         &self,
-        _realm: &str,
+        realm: &str,
         user: &str,
         password: &Password,
     ) -> Result<Verified, AuthError> {
@@ -204,7 +207,7 @@ impl Authenticator for Krb5PasswordAuthenticator {
                 .await
                 .map_err(|e| AuthError::Unavailable(format!("Kerberos task failed: {e}")))??;
         Ok(Verified {
-            user: self.mapping.apply(&ticket.principal),
+            user: (self.mapping)(realm).apply(&ticket.principal),
             uid: None,
             gid: None,
             credential_lifetime: Some(ticket.lifetime),

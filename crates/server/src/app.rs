@@ -71,7 +71,12 @@ impl App {
                 "krb5" => Arc::new(sessiond_auth::kerberos::Krb5PasswordAuthenticator::new(
                     "krb5",
                     &config.kerberos.service,
-                    principal_mapping(&config),
+                    {
+                        let config = config.clone();
+                        Box::new(move |realm: &str| {
+                            to_auth_mapping(config.principal_mapping_in(realm))
+                        })
+                    },
                 )),
                 other => anyhow::bail!("auth.modules: unknown module {other:?}"),
             };
@@ -231,12 +236,14 @@ fn load_admin_token(config: &Config) -> anyhow::Result<Option<String>> {
     }
 }
 
-/// The configured principal mapping, in the auth crate's terms.
+/// A configured principal mapping, in the auth crate's terms.
 #[cfg(feature = "kerberos")]
-pub fn principal_mapping(config: &Config) -> sessiond_auth::kerberos::PrincipalMapping {
+pub fn to_auth_mapping(
+    mapping: crate::config::PrincipalMapping,
+) -> sessiond_auth::kerberos::PrincipalMapping {
     use crate::config::PrincipalMapping as P;
     use sessiond_auth::kerberos::PrincipalMapping as K;
-    match config.kerberos.principal_mapping {
+    match mapping {
         P::StripRealm => K::StripRealm,
         P::Keep => K::Keep,
     }

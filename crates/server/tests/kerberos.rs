@@ -404,3 +404,38 @@ async fn credentials_are_sealed_fetchable_and_usable() {
     let r = fetch_credentials(&plain_server, &tgt_session, READER).await;
     assert_eq!(r.status, 404);
 }
+
+/// Per realm: one realm keeps the Kerberos realm in user names, another does
+/// not offer Negotiate at all.
+#[tokio::test]
+async fn negotiate_and_principal_mapping_per_realm() {
+    let Some((user, password)) = realm() else {
+        return;
+    };
+    let s = kerberos_server(&[
+        ("SESSIOND_REALMS__FULL__PRINCIPAL_MAPPING", "keep"),
+        ("SESSIOND_REALMS__CLOSED__NEGOTIATE", "false"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let ccache = kinit(dir.path(), &user, &password);
+    let (status, _, body) = curl(&ccache, &[&url(&s, "/auth_token?realm=full")]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.lines().nth(1), Some("alice@EXAMPLE.TEST"), "{body:?}");
+    let r = s
+        .post_json(
+            "/v1/login",
+            serde_json::json!({"realm": "full", "user": user, "password": password, "module": "krb5"}),
+        )
+        .await;
+    assert_eq!(r.json()["user"], "alice@EXAMPLE.TEST", "{r:?}");
+
+    let r = s.get("/auth?realm=closed").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        None,
+        "no Negotiate offered: {r:?}"
+    );
+    let (status, _, _) = curl(&ccache, &[&url(&s, "/auth_token?realm=closed")]);
+    assert_eq!(status, 400, "closed realm: password only");
+}

@@ -9,7 +9,6 @@ mod kerberos;
 mod ldap;
 
 pub use browser::{BrowserConfig, CookieConfig, SameSite};
-#[cfg_attr(not(feature = "kerberos"), allow(unused_imports))]
 pub use kerberos::{KerberosConfig, PrincipalMapping};
 pub use ldap::LdapConfig;
 
@@ -179,6 +178,10 @@ pub struct RealmConfig {
     pub supersede: bool,
     /// Session cookie attributes for this realm (else `[browser.cookie]`).
     pub cookie: Option<CookieConfig>,
+    /// Accept and offer Negotiate in this realm (else `kerberos.negotiate`).
+    pub negotiate: Option<bool>,
+    /// Principal → user name in this realm (else `kerberos.principal_mapping`).
+    pub principal_mapping: Option<PrincipalMapping>,
 }
 
 impl Default for ServerConfig {
@@ -240,6 +243,8 @@ impl Default for RealmConfig {
             credential_skew: Span(p.credential_skew),
             supersede: p.supersede,
             cookie: None,
+            negotiate: None,
+            principal_mapping: None,
         }
     }
 }
@@ -334,6 +339,13 @@ impl Config {
         self.validate_browser()?;
         if self.kerberos.negotiate && !cfg!(feature = "kerberos") {
             bail!("kerberos.negotiate: needs a sessiond built with `--features kerberos`");
+        }
+        if let Some((name, _)) = self
+            .realms
+            .iter()
+            .find(|(_, r)| r.negotiate == Some(true) && !cfg!(feature = "kerberos"))
+        {
+            bail!("realms.{name}.negotiate: needs a sessiond built with `--features kerberos`");
         }
         if self.server.tls_key.is_some() && self.server.tls_cert.is_none() {
             bail!("server.tls_key: set server.tls_cert (-tls) too");
@@ -499,6 +511,23 @@ impl Config {
             },
             None => self.realm_defaults.policy(),
         }
+    }
+
+    /// Whether `realm` accepts and offers `Authorization: Negotiate`.
+    pub fn negotiate_in(&self, realm: &str) -> bool {
+        self.realms
+            .get(realm)
+            .and_then(|r| r.negotiate)
+            .unwrap_or(self.kerberos.negotiate)
+    }
+
+    /// How principals become user names in `realm`.
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+    pub fn principal_mapping_in(&self, realm: &str) -> PrincipalMapping {
+        self.realms
+            .get(realm)
+            .and_then(|r| r.principal_mapping)
+            .unwrap_or(self.kerberos.principal_mapping)
     }
 
     /// The session cookie's attributes in `realm`.

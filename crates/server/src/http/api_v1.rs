@@ -203,7 +203,9 @@ pub async fn login(
     }
     // `{"realm": …}` alone, where Negotiate is on: ask for the ticket, so
     // `curl --negotiate` and GSSAPI HTTP clients send it on their retry.
-    if app.config.kerberos.negotiate && parse_body::<NegotiateLoginBody>(&headers, &body).is_ok() {
+    if parse_body::<NegotiateLoginBody>(&headers, &body)
+        .is_ok_and(|b| app.config.negotiate_in(&b.realm))
+    {
         return Err(ApiError {
             negotiate: true,
             ..ApiError::new(

@@ -61,7 +61,7 @@ pub async fn login(
     device: Option<String>,
     store_session: bool,
 ) -> Result<NegotiatedSession, Failure> {
-    if !app.config.kerberos.negotiate {
+    if !app.config.negotiate_in(realm) {
         return Err(Failure::NotEnabled);
     }
     let gss_token =
@@ -86,7 +86,8 @@ async fn accept_and_issue(
         NegotiateError::Unavailable(m) => Failure::Unavailable(m),
         e => Failure::Refused(e.to_string()),
     })?;
-    let user = crate::app::principal_mapping(&app.config).apply(&accepted.principal);
+    let user = crate::app::to_auth_mapping(app.config.principal_mapping_in(realm))
+        .apply(&accepted.principal);
     sessiond_core::names::check_name("user", &user)
         .map_err(|e| Failure::Refused(format!("principal {}: {e}", accepted.principal)))?;
     metrics::counter!("sessiond_logins_total", "module" => "negotiate", "result" => "ok")

@@ -341,7 +341,7 @@ impl SksRequest<'_> {
     }
 
     async fn auth_token(&self) -> Response {
-        if self.params.get("pwd").is_none() && self.app.config.kerberos.negotiate {
+        if self.params.get("pwd").is_none() && self.app.config.negotiate_in(self.realm) {
             return self.negotiate_token().await;
         }
         self.password_login(self.params.get("module"), None).await

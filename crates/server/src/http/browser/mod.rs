@@ -434,7 +434,7 @@ pub async fn forward_auth(
                 return no_store(r);
             }
             r.headers_mut().insert(LOGIN_HEADER, location);
-            if app.config.kerberos.negotiate {
+            if app.config.negotiate_in(&realm) {
                 r.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, negotiate::CHALLENGE);
             }
@@ -516,10 +516,10 @@ pub async fn login_kerberos(
     Query(q): Query<KerberosQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if !app.config.kerberos.negotiate {
+    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    if !app.config.negotiate_in(&realm) {
         return negotiate_failed(&headers, negotiate::Failure::NotEnabled);
     }
-    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
     let Some(gss_token) = negotiate::token(&headers) else {
         return negotiate_challenge(&headers, "log in with Kerberos (Negotiate)");
     };
