@@ -237,43 +237,128 @@ pub enum NegotiateError {
     /// Bad, replayed or foreign token: answer 401.
     #[error("Negotiate token refused: {0}")]
     Refused(String),
-    /// The exchange needs another leg; sessiond accepts single-leg SPNEGO
-    /// (Kerberos), which is what browsers, curl and python-gssapi send.
-    #[error("Negotiate needs another round trip, which sessiond does not support")]
+    /// The exchange needs another leg, but there is no connection to
+    /// continue it on (a request through a proxy).
+    #[error("Negotiate needs another round trip, which needs a direct connection")]
     ContinueNeeded,
     #[error("Negotiate unavailable: {0}")]
     Unavailable(String),
 }
 
-/// Accepts one SPNEGO (or raw Kerberos) token with the default keytab.
-pub async fn accept_negotiate(token: Vec<u8>) -> Result<Accepted, NegotiateError> {
-    tokio::task::spawn_blocking(move || {
-        let mut ctx = ServerCtx::new(None);
-        let reply = ctx
-            .step(&token, None)
-            .map_err(|e| NegotiateError::Refused(e.to_string()))?;
-        if !ctx.is_complete() {
-            return Err(NegotiateError::ContinueNeeded);
+/// The GSSAPI library, for clients written against the same version (tests).
+pub use libgssapi;
+
+/// How long an unfinished multi-leg exchange waits for its next token.
+const PENDING_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+/// Unfinished exchanges kept at most; beyond it the oldest are dropped.
+const MAX_PENDING: usize = 1024;
+
+/// One step of a Negotiate exchange.
+#[derive(Debug)]
+pub enum Step {
+    /// The context needs another token from the client: send this one back
+    /// in `WWW-Authenticate: Negotiate …` (401), on the same connection.
+    Continue(Vec<u8>),
+    Done(Accepted),
+}
+
+/// Accepts Negotiate tokens with the default keytab, keeping unfinished
+/// multi-leg exchanges (SPNEGO needing more round trips, DCE-style Kerberos)
+/// per connection. HTTP Negotiate binds an exchange to its TCP connection,
+/// so `connection` is what names it; without one (a request through a
+/// proxy, whose upstream connections carry many clients) only single-leg
+/// exchanges complete.
+#[derive(Default)]
+pub struct NegotiateAcceptor {
+    pending: std::sync::Mutex<std::collections::HashMap<String, (ServerCtx, std::time::Instant)>>,
+}
+
+impl NegotiateAcceptor {
+    pub fn new() -> NegotiateAcceptor {
+        NegotiateAcceptor::default()
+    }
+
+    fn take(&self, connection: &str) -> Option<ServerCtx> {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let (ctx, since) = pending.remove(connection)?;
+        (since.elapsed() < PENDING_FOR).then_some(ctx)
+    }
+
+    fn keep(&self, connection: String, ctx: ServerCtx) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.retain(|_, (_, since)| since.elapsed() < PENDING_FOR);
+        if pending.len() >= MAX_PENDING {
+            if let Some(oldest) = pending
+                .iter()
+                .min_by_key(|(_, (_, since))| *since)
+                .map(|(k, _)| k.clone())
+            {
+                pending.remove(&oldest);
+            }
         }
-        let principal = ctx
-            .source_name()
-            .and_then(|n| n.display_name())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .map_err(|e| NegotiateError::Refused(e.to_string()))?;
-        let lifetime = ctx.lifetime().unwrap_or_default();
-        let delegated_cred = ctx.take_delegated_cred();
-        let delegated = delegated_cred.is_some();
-        let credentials = delegated_cred.as_ref().and_then(export_ccache);
-        Ok(Accepted {
-            principal,
-            reply: reply.map(|b| b.to_vec()),
-            delegated,
-            credentials,
-            lifetime,
+        pending.insert(connection, (ctx, std::time::Instant::now()));
+    }
+
+    /// Feeds one token: continues the connection's exchange if it has one.
+    pub async fn step(
+        &self,
+        connection: Option<String>,
+        token: Vec<u8>,
+    ) -> Result<Step, NegotiateError> {
+        let ctx = connection
+            .as_deref()
+            .and_then(|c| self.take(c))
+            .unwrap_or_else(|| ServerCtx::new(None));
+        let (ctx, outcome) = tokio::task::spawn_blocking(move || {
+            let mut ctx = ctx;
+            let outcome = step_blocking(&mut ctx, &token);
+            (ctx, outcome)
         })
-    })
-    .await
-    .map_err(|e| NegotiateError::Unavailable(format!("Negotiate task failed: {e}")))?
+        .await
+        .map_err(|e| NegotiateError::Unavailable(format!("Negotiate task failed: {e}")))?;
+        match outcome? {
+            Stepped::Done(done) => Ok(Step::Done(done)),
+            Stepped::Unfinished(reply) => {
+                let (Some(connection), Some(reply)) = (connection, reply) else {
+                    return Err(NegotiateError::ContinueNeeded);
+                };
+                self.keep(connection, ctx);
+                Ok(Step::Continue(reply))
+            }
+        }
+    }
+}
+
+enum Stepped {
+    Done(Accepted),
+    /// The context needs more; the token to send back, if any.
+    Unfinished(Option<Vec<u8>>),
+}
+
+/// One `gss_accept_sec_context` (blocking).
+fn step_blocking(ctx: &mut ServerCtx, token: &[u8]) -> Result<Stepped, NegotiateError> {
+    let reply = ctx
+        .step(token, None)
+        .map_err(|e| NegotiateError::Refused(e.to_string()))?;
+    if !ctx.is_complete() {
+        return Ok(Stepped::Unfinished(reply.map(|b| b.to_vec())));
+    }
+    let principal = ctx
+        .source_name()
+        .and_then(|n| n.display_name())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|e| NegotiateError::Refused(e.to_string()))?;
+    let lifetime = ctx.lifetime().unwrap_or_default();
+    let delegated_cred = ctx.take_delegated_cred();
+    let delegated = delegated_cred.is_some();
+    let credentials = delegated_cred.as_ref().and_then(export_ccache);
+    Ok(Stepped::Done(Accepted {
+        principal,
+        reply: reply.map(|b| b.to_vec()),
+        delegated,
+        credentials,
+        lifetime,
+    }))
 }
 
 #[cfg(test)]

@@ -28,6 +28,9 @@ pub struct App {
     /// Seals the credentials sessions keep (delegated Kerberos tickets).
     pub keyring: sessiond_core::keyring::Keyring,
     credential_readers: Vec<String>,
+    /// Unfinished multi-leg Negotiate exchanges, per connection.
+    #[cfg(feature = "kerberos")]
+    pub negotiate: sessiond_auth::kerberos::NegotiateAcceptor,
     pub metrics: Option<PrometheusHandle>,
 }
 
@@ -88,6 +91,8 @@ impl App {
         let keyring = load_keyring(&config)?;
         let credential_readers = load_credential_readers(&config)?;
         Ok(App {
+            #[cfg(feature = "kerberos")]
+            negotiate: sessiond_auth::kerberos::NegotiateAcceptor::new(),
             keyring,
             credential_readers,
             store_description,

@@ -439,3 +439,91 @@ async fn negotiate_and_principal_mapping_per_realm() {
     let (status, _, _) = curl(&ccache, &[&url(&s, "/auth_token?realm=closed")]);
     assert_eq!(status, 400, "closed realm: password only");
 }
+
+/// A real two-leg exchange (MIT Kerberos in DCE style: the acceptor needs a
+/// second token): the first answer is 401 with the server's token, and the
+/// client's next token on the same connection completes the login. On
+/// another connection the second token means nothing.
+#[tokio::test]
+async fn multi_leg_negotiate_continues_on_its_connection() {
+    use base64::Engine;
+    use sessiond_auth::kerberos::libgssapi::context::{ClientCtx, CtxFlags};
+    use sessiond_auth::kerberos::libgssapi::credential::{Cred, CredUsage};
+    use sessiond_auth::kerberos::libgssapi::name::Name;
+    use sessiond_auth::kerberos::libgssapi::oid::{
+        GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some((user, password)) = realm() else {
+        return;
+    };
+    let s = kerberos_server(&[]);
+    let b64 = base64::engine::general_purpose::STANDARD;
+
+    let name = Name::new(user.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL)).unwrap();
+    let cred = Cred::acquire_with_password(Some(&name), &password, None, CredUsage::Initiate, None)
+        .unwrap();
+    let target = Name::new(b"HTTP@localhost", Some(GSS_NT_HOSTBASED_SERVICE)).unwrap();
+    const DCE_STYLE: u32 = 0x1000;
+    let flags = CtxFlags::from_bits_retain(CtxFlags::GSS_C_MUTUAL_FLAG.bits() | DCE_STYLE);
+    let mut client = ClientCtx::new(Some(cred), target, flags, Some(GSS_MECH_KRB5));
+    let first = client.step(None, None).unwrap().unwrap();
+
+    async fn roundtrip(conn: &mut tokio::net::TcpStream, token: &str) -> (u16, String, String) {
+        let req = format!(
+            "GET /auth_token?realm=rc HTTP/1.1\r\nHost: localhost\r\nAuthorization: Negotiate {token}\r\n\r\n"
+        );
+        conn.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let head_end = loop {
+            let n = conn.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
+            .unwrap_or(0);
+        while buf.len() < head_end + length {
+            let n = conn.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).into_owned();
+        (head[9..12].parse().unwrap(), head, body)
+    }
+
+    let mut conn = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    let (status, head, _) = roundtrip(&mut conn, &b64.encode(&*first)).await;
+    assert_eq!(status, 401, "{head}");
+    let challenge = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("www-authenticate: negotiate ")
+                .then(|| l[28..].trim().to_owned())
+        })
+        .expect("the server's token");
+    let second = client
+        .step(Some(&b64.decode(challenge).unwrap()), None)
+        .unwrap()
+        .expect("the client's second token");
+
+    // on another connection the second token is not an exchange
+    let mut other = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+    let (status, _, _) = roundtrip(&mut other, &b64.encode(&*second)).await;
+    assert_eq!(status, 403, "a stray second leg is refused");
+
+    let (status, head, body) = roundtrip(&mut conn, &b64.encode(&*second)).await;
+    assert_eq!(status, 200, "{head}{body}");
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(&lines[1..], ["alice", "negotiate"], "{body:?}");
+}

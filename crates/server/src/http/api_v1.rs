@@ -199,7 +199,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     if let Some(gss_token) = super::negotiate::token(&headers) {
         let b: NegotiateLoginBody = parse_body(&headers, &body)?;
-        return negotiate_login(&app, &b.realm, gss_token, client.map(|c| c.ip())).await;
+        return negotiate_login(&app, &b.realm, gss_token, client.map(|c| c.0)).await;
     }
     // `{"realm": …}` alone, where Negotiate is on: ask for the ticket, so
     // `curl --negotiate` and GSSAPI HTTP clients send it on their retry.
@@ -234,7 +234,7 @@ async fn negotiate_login(
     app: &App,
     realm: &str,
     gss_token: Result<Vec<u8>, ()>,
-    client: Option<std::net::IpAddr>,
+    client: Option<ClientAddr>,
 ) -> Result<Response, ApiError> {
     use super::negotiate::Failure;
     match super::negotiate::login(app, realm, gss_token, client, None, true).await {
@@ -269,6 +269,16 @@ async fn negotiate_login(
                 "auth_unavailable",
                 "Kerberos is unavailable right now; try again",
             ))
+        }
+        Err(Failure::Continue(challenge)) => {
+            let mut r = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "negotiate_continue",
+                "the Negotiate exchange continues: send the next token on this connection",
+            )
+            .into_response();
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            Ok(r)
         }
         Err(Failure::Login(e)) => Err(e.into()),
     }

@@ -4,6 +4,7 @@
 //! principal becomes a session like a password login would, so every later
 //! request is a cheap token or cookie check instead of a Negotiate exchange.
 
+use super::ClientAddr;
 use crate::app::App;
 use crate::login::{self, LoginError};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -37,6 +38,9 @@ pub enum Failure {
     NotEnabled,
     /// Malformed, foreign, replayed or expired token: 401 with the challenge.
     Refused(String),
+    /// The exchange needs another leg: 401 with this `WWW-Authenticate`.
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+    Continue(HeaderValue),
     /// GSSAPI or the store cannot answer: 503.
     #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
     Unavailable(String),
@@ -57,7 +61,7 @@ pub async fn login(
     app: &App,
     realm: &str,
     gss_token: Result<Vec<u8>, ()>,
-    client: Option<IpAddr>,
+    client: Option<ClientAddr>,
     device: Option<String>,
     store_session: bool,
 ) -> Result<NegotiatedSession, Failure> {
@@ -67,7 +71,21 @@ pub async fn login(
     let gss_token =
         gss_token.map_err(|_| Failure::Refused("the Negotiate token is not base64".into()))?;
     login::check_realm(realm).map_err(Failure::Login)?;
-    accept_and_issue(app, realm, gss_token, client, device, store_session).await
+    // An exchange that needs several legs continues on its TCP connection,
+    // which only a direct client has (a proxy's connections carry many).
+    let connection = client
+        .filter(|c| c.client == c.peer.ip())
+        .map(|c| c.peer.to_string());
+    accept_and_issue(
+        app,
+        realm,
+        gss_token,
+        client.map(|c| c.client),
+        connection,
+        device,
+        store_session,
+    )
+    .await
 }
 
 #[cfg(feature = "kerberos")]
@@ -76,16 +94,32 @@ async fn accept_and_issue(
     realm: &str,
     gss_token: Vec<u8>,
     client: Option<IpAddr>,
+    connection: Option<String>,
     device: Option<String>,
     store_session: bool,
 ) -> Result<NegotiatedSession, Failure> {
     use crate::login::Client;
-    use sessiond_auth::kerberos::{accept_negotiate, NegotiateError};
+    use sessiond_auth::kerberos::{NegotiateError, Step};
     use sessiond_core::Identity;
-    let accepted = accept_negotiate(gss_token).await.map_err(|e| match e {
-        NegotiateError::Unavailable(m) => Failure::Unavailable(m),
-        e => Failure::Refused(e.to_string()),
-    })?;
+    let step = app
+        .negotiate
+        .step(connection, gss_token)
+        .await
+        .map_err(|e| match e {
+            NegotiateError::Unavailable(m) => Failure::Unavailable(m),
+            e => Failure::Refused(e.to_string()),
+        })?;
+    let accepted = match step {
+        Step::Done(accepted) => accepted,
+        Step::Continue(reply) => {
+            let value = HeaderValue::from_str(&format!(
+                "Negotiate {}",
+                base64::engine::general_purpose::STANDARD.encode(reply)
+            ))
+            .map_err(|e| Failure::Refused(e.to_string()))?;
+            return Err(Failure::Continue(value));
+        }
+    };
     let user = crate::app::to_auth_mapping(app.config.principal_mapping_in(realm))
         .apply(&accepted.principal);
     sessiond_core::names::check_name("user", &user)
@@ -153,6 +187,7 @@ async fn accept_and_issue(
     _realm: &str,
     _gss_token: Vec<u8>,
     _client: Option<IpAddr>,
+    _connection: Option<String>,
     _device: Option<String>,
     _store_session: bool,
 ) -> Result<NegotiatedSession, Failure> {

@@ -360,8 +360,9 @@ impl SksRequest<'_> {
                 .insert(header::WWW_AUTHENTICATE, super::negotiate::CHALLENGE);
             return r;
         };
-        let client = self.client.map(|c| c.ip());
-        match super::negotiate::login(self.app, self.realm, gss_token, client, None, true).await {
+        match super::negotiate::login(self.app, self.realm, gss_token, self.client, None, true)
+            .await
+        {
             Ok(s) => {
                 let token = s.token.as_ref().expect("a stored session");
                 let mut r = ok(format!(
@@ -382,6 +383,11 @@ impl SksRequest<'_> {
                 r
             }
             Err(Failure::NotEnabled) => err(StatusCode::BAD_REQUEST, "missing pwd"),
+            Err(Failure::Continue(challenge)) => {
+                let mut r = err(StatusCode::UNAUTHORIZED, "Negotiate continues");
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+                r
+            }
             Err(Failure::Unavailable(reason)) => {
                 tracing::error!(%reason, "Negotiate unavailable");
                 err(

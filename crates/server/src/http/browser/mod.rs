@@ -378,7 +378,7 @@ pub async fn forward_auth(
                 &app,
                 &realm,
                 gss_token,
-                client.map(|c| c.client),
+                client.map(|c| c.0),
                 device(&headers),
                 with_cookie,
             )
@@ -487,6 +487,11 @@ fn negotiate_failed(headers: &HeaderMap, failure: negotiate::Failure) -> Respons
             tracing::info!(%reason, "Negotiate refused");
             negotiate_challenge(headers, "the Kerberos token was not accepted")
         }
+        Failure::Continue(challenge) => {
+            let mut r = negotiate_challenge(headers, "the Negotiate exchange continues");
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            r
+        }
         Failure::Unavailable(reason) => {
             tracing::error!(%reason, "Negotiate unavailable");
             json_error(
@@ -527,7 +532,7 @@ pub async fn login_kerberos(
         &app,
         &realm,
         gss_token,
-        client.map(|c| c.client),
+        client.map(|c| c.0),
         device(&headers),
         true,
     )
