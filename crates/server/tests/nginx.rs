@@ -365,13 +365,17 @@ async fn chromium_through_nginx() {
     let Some(driver) = ChromeDriver::start() else {
         return;
     };
+    // a profile directory of the test's own, removed afterwards (else
+    // Chromium leaves one in /tmp per run)
+    let profile = tempfile::tempdir().unwrap();
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
         serde_json::json!({
             "binary": "/usr/bin/chromium",
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1000,800"]
+                     "--disable-dev-shm-usage", "--window-size=1000,800",
+                     format!("--user-data-dir={}", profile.path().display())]
         }),
     );
     let c =
