@@ -53,6 +53,25 @@ fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
     no_store(r)
 }
 
+/// 503 for a store failure: counted and logged like every other store
+/// error (`sessiond_store_errors_total{op}`), nothing of it shown.
+fn store_unavailable(op: &'static str, e: impl std::fmt::Display) -> Response {
+    metrics::counter!("sessiond_store_errors_total", "op" => op).increment(1);
+    tracing::error!(op, error = %e, "session store error");
+    json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        "the session store is unavailable; try again",
+    )
+}
+
+/// 303 to `target` (a path or a checked URL), `fallback` if it cannot be a
+/// header value.
+fn see_other(target: &str, fallback: &'static str) -> Response {
+    let location = HeaderValue::from_str(target).unwrap_or(HeaderValue::from_static(fallback));
+    (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
+}
+
 fn forbidden(headers: &HeaderMap, reason: &str) -> Response {
     if wants_json(headers) {
         json_error(StatusCode::FORBIDDEN, "csrf", reason)
@@ -166,14 +185,7 @@ pub async fn login_password(
     let mut response = if wants_json(&headers) {
         Json(identity_json(&record)).into_response()
     } else {
-        (
-            StatusCode::SEE_OTHER,
-            [(
-                header::LOCATION,
-                HeaderValue::from_str(&next).unwrap_or(HeaderValue::from_static("/")),
-            )],
-        )
-            .into_response()
+        see_other(&next, "/")
     };
     response
         .headers_mut()
@@ -231,13 +243,7 @@ pub async fn logout(
     if let Some(token) = cookie::session_token(&headers, cfg) {
         if let Err(e) = app.store.revoke(token.hash(), &realm, now()).await {
             // The cookie must not be cleared while the session lives on.
-            metrics::counter!("sessiond_store_errors_total", "op" => "logout").increment(1);
-            tracing::error!(error = %e, "cannot end session at logout");
-            return json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the session store is unavailable; try again",
-            );
+            return store_unavailable("logout", e);
         }
         tracing::info!(realm, session = %token.hash().short(), "browser logout");
     }
@@ -245,14 +251,7 @@ pub async fn logout(
         Json(json!({"logged_out": true})).into_response()
     } else {
         let login = app.config.browser.login_url.clone();
-        (
-            StatusCode::SEE_OTHER,
-            [(
-                header::LOCATION,
-                HeaderValue::from_str(&login).unwrap_or(HeaderValue::from_static("/login")),
-            )],
-        )
-            .into_response()
+        see_other(&login, "/login")
     };
     response
         .headers_mut()
@@ -314,15 +313,7 @@ async fn check_session(
             "login-required",
             "the session has ended: log in again",
         )),
-        Err(e) => {
-            metrics::counter!("sessiond_store_errors_total", "op" => "validate").increment(1);
-            tracing::error!(error = %e, "session store error");
-            Err(json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the session store is unavailable; try again",
-            ))
-        }
+        Err(e) => Err(store_unavailable("validate", e)),
     }
 }
 
@@ -500,14 +491,7 @@ fn negotiate_failed(headers: &HeaderMap, failure: negotiate::Failure) -> Respons
                 "Kerberos is unavailable right now; try again",
             )
         }
-        Failure::Login(LoginError::Store(e)) => {
-            tracing::error!(error = %e, "cannot store session");
-            json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the session store is unavailable; try again",
-            )
-        }
+        Failure::Login(LoginError::Store(e)) => store_unavailable("create", e),
         Failure::Login(e) => json_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
     }
 }
@@ -545,14 +529,7 @@ pub async fn login_kerberos(
     let mut response = if wants_json(&headers) {
         Json(identity_json(&session.record)).into_response()
     } else {
-        (
-            StatusCode::SEE_OTHER,
-            [(
-                header::LOCATION,
-                HeaderValue::from_str(&next).unwrap_or(HeaderValue::from_static("/")),
-            )],
-        )
-            .into_response()
+        see_other(&next, "/")
     };
     let h = response.headers_mut();
     h.insert(

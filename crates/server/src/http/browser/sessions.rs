@@ -2,11 +2,14 @@
 //! address, last seen) and ends any of them, or all but this one. Plain HTML
 //! forms, no script; the same data as JSON for pages that want it.
 
-use super::{current, forbidden, json_error, no_store, origin, page, wants_json, RealmQuery};
+use super::{
+    current, forbidden, json_error, no_store, origin, page, see_other, store_unavailable,
+    wants_json, RealmQuery,
+};
 use crate::app::{now, App};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -41,16 +44,7 @@ fn back_to_list(realm: &str, default_realm: &str) -> Response {
             percent_encoding::utf8_percent_encode(realm, percent_encoding::NON_ALPHANUMERIC)
         )
     };
-    no_store(
-        (
-            StatusCode::SEE_OTHER,
-            [(
-                header::LOCATION,
-                HeaderValue::from_str(&target).unwrap_or(HeaderValue::from_static(PATH)),
-            )],
-        )
-            .into_response(),
-    )
+    no_store(see_other(&target, PATH))
 }
 
 fn to_login(app: &App) -> Response {
@@ -58,16 +52,7 @@ fn to_login(app: &App) -> Response {
         "{}?next={}",
         app.config.browser.login_url, "%2Fsession%2Fsessions"
     );
-    no_store(
-        (
-            StatusCode::SEE_OTHER,
-            [(
-                header::LOCATION,
-                HeaderValue::from_str(&target).unwrap_or(HeaderValue::from_static("/login")),
-            )],
-        )
-            .into_response(),
-    )
+    no_store(see_other(&target, "/login"))
 }
 
 fn render(
@@ -77,6 +62,12 @@ fn render(
     sessions: Result<&[UserSession], String>,
 ) -> String {
     let e = page::escape;
+    // the realm as a query value in the forms' actions, once
+    let realm_q = e(&percent_encoding::utf8_percent_encode(
+        realm,
+        percent_encoding::NON_ALPHANUMERIC,
+    )
+    .to_string());
     let mut rows = String::new();
     let list = match sessions {
         Ok(list) => list,
@@ -100,11 +91,6 @@ fn render(
         } else {
             format!(
                 r#"<form method="post" action="{PATH}/end?realm={realm_q}"><input type="hidden" name="id" value="{id}"><button type="submit">End</button></form>"#,
-                realm_q = e(&percent_encoding::utf8_percent_encode(
-                    realm,
-                    percent_encoding::NON_ALPHANUMERIC
-                )
-                .to_string()),
                 id = s.id.to_hex()
             )
         };
@@ -120,11 +106,7 @@ fn render(
     let others = list.iter().filter(|s| &s.id != own).count();
     let end_all = if others > 0 {
         format!(
-            r#"<form method="post" action="{PATH}/end_others?realm={}"><button type="submit">End all other sessions ({others})</button></form>"#,
-            e(
-                &percent_encoding::utf8_percent_encode(realm, percent_encoding::NON_ALPHANUMERIC)
-                    .to_string()
-            )
+            r#"<form method="post" action="{PATH}/end_others?realm={realm_q}"><button type="submit">End all other sessions ({others})</button></form>"#
         )
     } else {
         r#"<p class="note">No other sessions.</p>"#.to_owned()
@@ -216,12 +198,7 @@ pub async fn list(
                 .to_owned(),
         ),
         Err(e) => {
-            tracing::error!(error = %e, "cannot list sessions");
-            return json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the session store is unavailable; try again",
-            );
+            return store_unavailable("list_user_sessions", e);
         }
     };
     if wants_json(&headers) {
@@ -297,12 +274,7 @@ pub async fn end(
             if r.identity.user == record.identity.user =>
         {
             if let Err(e) = app.store.revoke(id, &realm, now).await {
-                tracing::error!(error = %e, "cannot end session");
-                return json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "the session store is unavailable; try again",
-                );
+                return store_unavailable("revoke", e);
             }
             tracing::info!(realm, user = %record.identity.user, session = %id.short(), "session ended by its user");
         }
@@ -314,12 +286,7 @@ pub async fn end(
             )
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot end session");
-            return json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the session store is unavailable; try again",
-            );
+            return store_unavailable("revoke", e);
         }
     }
     if wants_json(&headers) {
@@ -352,12 +319,7 @@ pub async fn end_others(
             return json_error(StatusCode::NOT_IMPLEMENTED, "not_supported", &e.to_string())
         }
         Err(e) => {
-            tracing::error!(error = %e, "cannot end sessions");
-            return json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the session store is unavailable; try again",
-            );
+            return store_unavailable("revoke_user_sessions", e);
         }
     };
     tracing::info!(realm, user = %record.identity.user, ended, "other sessions ended by their user");
