@@ -201,21 +201,23 @@ pub async fn login(
         let b: NegotiateLoginBody = parse_body(&headers, &body)?;
         return negotiate_login(&app, &b.realm, gss_token, client.map(|c| c.0)).await;
     }
-    // `{"realm": …}` alone, where Negotiate is on: ask for the ticket, so
-    // `curl --negotiate` and GSSAPI HTTP clients send it on their retry.
-    if parse_body::<NegotiateLoginBody>(&headers, &body)
-        .is_ok_and(|b| app.config.negotiate_in(&b.realm))
-    {
-        return Err(ApiError {
-            negotiate: true,
-            ..ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "negotiate",
-                "send user and password, or a Kerberos ticket (Authorization: Negotiate)",
-            )
-        });
-    }
-    let b: LoginBody = parse_body(&headers, &body)?;
+    let b: LoginBody =
+        match parse_body(&headers, &body) {
+            Ok(b) => b,
+            // `{"realm": …}` alone, where Negotiate is on: ask for the ticket, so
+            // `curl --negotiate` and GSSAPI HTTP clients send it on their retry.
+            Err(e) => return Err(match parse_body::<NegotiateLoginBody>(&headers, &body) {
+                Ok(b) if app.config.negotiate_in(&b.realm) => ApiError {
+                    negotiate: true,
+                    ..ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "negotiate",
+                        "send user and password, or a Kerberos ticket (Authorization: Negotiate)",
+                    )
+                },
+                _ => e,
+            }),
+        };
     let request = PasswordLogin {
         realm: &b.realm,
         user: &b.user,

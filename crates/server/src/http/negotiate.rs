@@ -16,6 +16,17 @@ use std::net::IpAddr;
 /// The challenge sent on 401 answers where Negotiate is accepted.
 pub const CHALLENGE: HeaderValue = HeaderValue::from_static("Negotiate");
 
+/// `WWW-Authenticate: Negotiate <base64 token>`, the server's token for the
+/// client (the next leg, or the mutual-authentication reply).
+#[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+fn challenge_with(token: &[u8]) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "Negotiate {}",
+        base64::engine::general_purpose::STANDARD.encode(token)
+    ))
+    .ok()
+}
+
 /// The token of an `Authorization: Negotiate <base64>` header: `None`
 /// without one, `Some(Err)` for a malformed one.
 pub fn token(headers: &HeaderMap) -> Option<Result<Vec<u8>, ()>> {
@@ -112,11 +123,8 @@ async fn accept_and_issue(
     let accepted = match step {
         Step::Done(accepted) => accepted,
         Step::Continue(reply) => {
-            let value = HeaderValue::from_str(&format!(
-                "Negotiate {}",
-                base64::engine::general_purpose::STANDARD.encode(reply)
-            ))
-            .map_err(|e| Failure::Refused(e.to_string()))?;
+            let value = challenge_with(&reply)
+                .ok_or_else(|| Failure::Refused("unencodable reply token".into()))?;
             return Err(Failure::Continue(value));
         }
     };
@@ -167,13 +175,7 @@ async fn accept_and_issue(
             sessiond_core::SessionRecord::issue(new, 0, crate::app::now()),
         )
     };
-    let reply = accepted.reply.and_then(|r| {
-        HeaderValue::from_str(&format!(
-            "Negotiate {}",
-            base64::engine::general_purpose::STANDARD.encode(r)
-        ))
-        .ok()
-    });
+    let reply = accepted.reply.as_deref().and_then(challenge_with);
     Ok(NegotiatedSession {
         token,
         record,
