@@ -138,11 +138,7 @@ async fn unreachable_kdc_is_503() {
     // the same realm, but a KDC address where nothing listens
     let conf = std::fs::read_to_string(std::env::var("KRB5_CONFIG").unwrap()).unwrap();
     let port = std::env::var("KRB_TEST_KDC_PORT").unwrap();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead = common::free_port();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("krb5.conf");
     std::fs::write(

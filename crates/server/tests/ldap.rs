@@ -151,11 +151,7 @@ async fn starttls_and_ldaps_with_a_private_ca() {
 
 #[tokio::test]
 async fn unreachable_ldap_server_is_503_and_bad_settings_stop_start_up() {
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let dead = common::free_port();
     let s = server(&[
         ("SESSIOND_LDAP__URL", &format!("ldap://127.0.0.1:{dead}")),
         ("SESSIOND_LDAP__USER_DN_TEMPLATE", TEMPLATE),

@@ -4,17 +4,9 @@
 
 mod common;
 
-use common::{request_to, Options, Resp, Server};
+use common::{free_port, request_to, Options, Resp, Server};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// nginx from the README's config, serving on `front`, with a back end on
 /// `back` that echoes the user nginx passed it.

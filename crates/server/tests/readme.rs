@@ -75,15 +75,10 @@ async fn readme_two_instances_on_one_redis() {
     assert!(block.len() > 5, "README steps not found");
     let redis = std::env::var("SESSIOND_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-            .to_string()
-    };
-    let (a, b) = (free(), free());
+    let (a, b) = (
+        common::free_port().to_string(),
+        common::free_port().to_string(),
+    );
     let prefix = format!("sessiond-readme-{}", sessiond_core::token::random_hex(6));
     let script = format!(
         "trap 'kill $(jobs -p) 2>/dev/null' EXIT\n{}",
@@ -103,16 +98,7 @@ async fn readme_two_instances_on_one_redis() {
         .output()
         .unwrap();
     // the keys this left in the shared Redis
-    if let Ok(mut con) = redis::Client::open(redis.as_str()).and_then(|c| c.get_connection()) {
-        use redis::Commands;
-        let keys: Vec<String> = con
-            .scan_match(format!("{prefix}:*"))
-            .map(|i| i.filter_map(Result::ok).collect())
-            .unwrap_or_default();
-        for k in keys {
-            let _: Result<(), _> = con.del(k);
-        }
-    }
+    drop(common::RedisKeys(redis.clone(), prefix.clone()));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

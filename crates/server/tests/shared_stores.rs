@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{login, Options, Server};
-use std::net::TcpListener;
+use common::{free_port, login, Options, RedisKeys, Server};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -46,24 +45,6 @@ fn options(kind: &str, url: &str, prefix: &str) -> Options {
         .env("SESSIOND_STORE__URL", url)
         .env("SESSIOND_STORE__PREFIX", prefix)
         .env("SESSIOND_ADMIN_TOKEN", ADMIN)
-}
-
-/// Deletes a Redis prefix's keys when a test ends.
-struct RedisKeys(String, String);
-
-impl Drop for RedisKeys {
-    fn drop(&mut self) {
-        use redis::Commands;
-        if let Ok(mut con) = redis::Client::open(self.0.as_str()).and_then(|c| c.get_connection()) {
-            let keys: Vec<String> = con
-                .scan_match(format!("{}:*", self.1))
-                .map(|i| i.filter_map(Result::ok).collect())
-                .unwrap_or_default();
-            for k in keys {
-                let _: Result<(), _> = con.del(k);
-            }
-        }
-    }
 }
 
 /// Drops a PostgreSQL schema when a test ends.
@@ -386,11 +367,7 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start() -> OwnRedis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut r = OwnRedis {
             port,
             dir: tempfile::tempdir().unwrap(),
@@ -571,11 +548,7 @@ async fn redis_over_tls_with_a_private_ca() {
     let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
     std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = Command::new("redis-server")
         .args(["--port", "0", "--bind", "127.0.0.1", "--save", ""])
         .args(["--tls-port", &port.to_string(), "--tls-auth-clients", "no"])
@@ -630,11 +603,7 @@ async fn memcached_outage_answers_503_then_recovers() {
         assert!(!required(), "memcached is not installed");
         return;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let start = || {
         let mut cmd = Command::new("memcached");
         cmd.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]);

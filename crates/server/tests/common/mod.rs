@@ -327,3 +327,33 @@ pub async fn request_to(
     let tcp = TcpStream::connect(addr).await.expect("connect");
     exchange(tcp, &request_bytes(method, target, headers, body)).await
 }
+
+/// A loopback port nothing listens on at the moment of asking.
+#[allow(dead_code)]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Deletes the keys under `prefix:` in the Redis at `url` when dropped: what
+/// a test left in a Redis it shares with others.
+#[allow(dead_code)]
+pub struct RedisKeys(pub String, pub String);
+
+impl Drop for RedisKeys {
+    fn drop(&mut self) {
+        use redis::Commands;
+        if let Ok(mut con) = redis::Client::open(self.0.as_str()).and_then(|c| c.get_connection()) {
+            let keys: Vec<String> = con
+                .scan_match(format!("{}:*", self.1))
+                .map(|i| i.filter_map(Result::ok).collect())
+                .unwrap_or_default();
+            for k in keys {
+                let _: Result<(), _> = con.del(k);
+            }
+        }
+    }
+}
