@@ -67,6 +67,13 @@ fn unavailable(e: &memcache::MemcacheError) -> StoreError {
     StoreError::Unavailable(format!("memcached: {e}"))
 }
 
+/// A `gets`/`cas` loop that lost [`CAS_ATTEMPTS`] races in a row.
+fn contended() -> StoreError {
+    StoreError::Unavailable(format!(
+        "memcached: key kept changing over {CAS_ATTEMPTS} attempts"
+    ))
+}
+
 fn unsupported(what: &'static str) -> StoreError {
     StoreError::Unsupported {
         store: "memcached",
@@ -262,9 +269,7 @@ impl Inner {
                 return Ok(result);
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "memcached: key kept changing over {CAS_ATTEMPTS} attempts"
-        )))
+        Err(contended())
     }
 }
 
@@ -439,9 +444,7 @@ impl SessionStore for MemcachedStore {
                     return Ok(Some(record));
                 }
             }
-            Err(StoreError::Unavailable(
-                "memcached: session kept changing".into(),
-            ))
+            Err(contended())
         })
         .await
     }
@@ -471,9 +474,7 @@ impl SessionStore for MemcachedStore {
                     return Ok(Some(record));
                 }
             }
-            Err(StoreError::Unavailable(
-                "memcached: session kept changing".into(),
-            ))
+            Err(contended())
         })
         .await
     }
@@ -535,9 +536,7 @@ impl SessionStore for MemcachedStore {
                 }
                 // Lost to a touch or another write: look again.
             }
-            Err(StoreError::Unavailable(
-                "memcached: session kept changing".into(),
-            ))
+            Err(contended())
         })
         .await
     }

@@ -463,18 +463,13 @@ impl SessionStore for PostgresStore {
         let mut live = Vec::new();
         for row in &rows {
             let (id, record, state) = Self::decode(row)?;
-            match classify(&record, &state, realm, now, self.opts.superseded_retention) {
-                Classification::Current => live.push(UserSession {
+            let class = classify(&record, &state, realm, now, self.opts.superseded_retention);
+            if let c @ (Classification::Current | Classification::Superseded) = class {
+                live.push(UserSession {
                     id,
                     record,
-                    superseded: false,
-                }),
-                Classification::Superseded => live.push(UserSession {
-                    id,
-                    record,
-                    superseded: true,
-                }),
-                _ => {}
+                    superseded: c == Classification::Superseded,
+                });
             }
         }
         Ok(live)
