@@ -12,6 +12,7 @@ pub mod limiter;
 pub mod names;
 pub mod policy;
 pub mod session;
+pub mod ticket;
 pub mod time;
 pub mod token;
 
