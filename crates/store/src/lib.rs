@@ -118,6 +118,43 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Returns how many were deleted.
     async fn purge(&self, now: Timestamp) -> StoreResult<u64>;
 
+    /// The time before which tickets of `user` in `realm` are refused (set
+    /// by revoking the user's tickets or changing their password).
+    ///
+    /// Kept in the key slots, under a name no SessionKeyServer slot can have
+    /// (those start with the user name, which is never empty and never holds
+    /// a control character).
+    async fn ticket_not_before(&self, realm: &str, user: &str) -> StoreResult<Option<Timestamp>> {
+        match self.get_key(&not_before_slot(realm, user)).await? {
+            None => Ok(None),
+            Some(text) => text
+                .parse::<i64>()
+                .map(|t| Some(Timestamp(t)))
+                .map_err(|_| {
+                    StoreError::Corrupt(format!("ticket not-before of a user is {text:?}"))
+                }),
+        }
+    }
+
+    /// Moves the user's not-before time forward to `at` (never back) and
+    /// returns the time now in force. Two revocations racing within the same
+    /// second may keep the earlier of their times, which is harmless: both
+    /// refuse every ticket issued before either request.
+    async fn raise_ticket_not_before(
+        &self,
+        realm: &str,
+        user: &str,
+        at: Timestamp,
+    ) -> StoreResult<Timestamp> {
+        let current = self.ticket_not_before(realm, user).await?;
+        let next = current.map_or(at, |c| c.max(at));
+        if current != Some(next) {
+            self.put_key(&not_before_slot(realm, user), &next.0.to_string())
+                .await?;
+        }
+        Ok(next)
+    }
+
     /// SessionKeyServer's per-identity key (`/gen_key`, `/get_key`).
     async fn get_key(&self, slot: &str) -> StoreResult<Option<String>>;
     async fn put_key(&self, slot: &str, key: &str) -> StoreResult<()>;
@@ -153,4 +190,9 @@ pub trait SessionStore: Send + Sync + 'static {
         caller: &str,
         changes: &[GroupChange],
     ) -> StoreResult<bool>;
+}
+
+/// Key slot of a user's ticket not-before time.
+fn not_before_slot(realm: &str, user: &str) -> String {
+    format!("\nticket-not-before\n{realm}\n{user}")
 }

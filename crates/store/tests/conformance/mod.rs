@@ -65,7 +65,7 @@ macro_rules! conformance_suite {
             concurrent_data_writes_lose_nothing, concurrent_logins_leave_one_current,
             concurrent_replace_has_one_winner, concurrent_mixed_traffic_keeps_records_whole,
             keys_and_groups, tokens_never_at_rest, user_sessions_list_and_revoke,
-            peek_is_not_activity);
+            peek_is_not_activity, ticket_not_before_only_moves_forward);
     };
     (@tests $make:path; $($name:ident),*) => {
         $(
@@ -773,4 +773,30 @@ pub async fn peek_is_not_activity(h: &Harness) {
     ));
     assert_eq!(state(h, &polled, "web", at(101)).await, "unknown");
     assert_eq!(state(h, &used, "web", at(150)).await, "current");
+}
+
+pub async fn ticket_not_before_only_moves_forward(h: &Harness) {
+    let s = &h.store;
+    assert_eq!(s.ticket_not_before("web", "nb-user").await.unwrap(), None);
+    assert_eq!(
+        s.raise_ticket_not_before("web", "nb-user", at(100))
+            .await
+            .unwrap(),
+        at(100)
+    );
+    assert_eq!(
+        s.raise_ticket_not_before("web", "nb-user", at(50))
+            .await
+            .unwrap(),
+        at(100),
+        "an earlier time does not undo a revocation"
+    );
+    assert_eq!(
+        s.ticket_not_before("web", "nb-user").await.unwrap(),
+        Some(at(100))
+    );
+    assert_eq!(s.ticket_not_before("other", "nb-user").await.unwrap(), None);
+    assert_eq!(s.ticket_not_before("web", "nb-user2").await.unwrap(), None);
+    // Kept apart from SessionKeyServer's key slots.
+    assert_eq!(s.get_key("nb-user").await.unwrap(), None);
 }
