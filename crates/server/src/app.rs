@@ -32,6 +32,8 @@ pub struct App {
     #[cfg(feature = "kerberos")]
     pub negotiate: sessiond_auth::kerberos::NegotiateAcceptor,
     pub metrics: Option<PrometheusHandle>,
+    /// Ticket settings of each realm that has `[realms.X.ticket]`.
+    pub tickets: HashMap<String, Arc<crate::tickets::TicketRealm>>,
 }
 
 /// The wall clock, in the core's terms.
@@ -90,7 +92,16 @@ impl App {
         let trusted_proxies = config.trusted_proxies()?;
         let keyring = load_keyring(&config)?;
         let credential_readers = load_credential_readers(&config)?;
+        let loopback = config.bind_addr()?.ip().is_loopback();
+        let mut tickets = HashMap::new();
+        for (realm, r) in &config.realms {
+            if let Some(t) = &r.ticket {
+                let tr = crate::tickets::TicketRealm::load(realm, t, loopback)?;
+                tickets.insert(realm.clone(), Arc::new(tr));
+            }
+        }
         Ok(App {
+            tickets,
             #[cfg(feature = "kerberos")]
             negotiate: sessiond_auth::kerberos::NegotiateAcceptor::new(),
             keyring,
@@ -162,7 +173,7 @@ impl App {
 /// Opens the configured store. Shared stores are connected to (and, for
 /// PostgreSQL, migrated) before the server starts listening, so a wrong
 /// address fails at start-up with the key to fix.
-async fn open_store(
+pub async fn open_store(
     config: &crate::config::StoreConfig,
 ) -> anyhow::Result<(Arc<dyn SessionStore>, String)> {
     let opts = StoreOptions {

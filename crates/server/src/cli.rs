@@ -31,6 +31,84 @@ pub enum Command {
     User(UserArgs),
     /// Load and check the configuration, print the effective settings, and exit.
     CheckConfig(ServeArgs),
+    /// Sign, verify or revoke mod_auth_tkt / plone.session tickets.
+    Ticket(TicketArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TicketArgs {
+    #[command(subcommand)]
+    pub action: TicketAction,
+}
+
+/// The ticket format: a realm of the configuration, or given in full.
+#[derive(Debug, Args, Clone)]
+pub struct TicketFormatArgs {
+    /// Configuration file whose `[realms.<realm>.ticket]` to use.
+    #[arg(long, short = 'c', env = "SESSIOND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Realm of the configuration (else the format flags below).
+    #[arg(long)]
+    pub realm: Option<String>,
+    /// hmac-sha256, sha512, sha256 or md5.
+    #[arg(long, default_value = "hmac-sha256")]
+    pub digest: String,
+    /// File of secrets, one per line (the first signs).
+    #[arg(long = "secrets-file", value_name = "FILE")]
+    pub secrets_file: Option<PathBuf>,
+    /// Environment variable holding the secrets, one per line.
+    #[arg(long = "secrets-env", value_name = "VAR")]
+    pub secrets_env: Option<String>,
+    /// base64 or raw (how `sign` writes the ticket).
+    #[arg(long, default_value = "base64")]
+    pub encoding: String,
+    /// raw or percent (Paste/Pyramid) user ids.
+    #[arg(long = "user-id", default_value = "raw")]
+    pub user_id: String,
+    /// Validity after issue, for `verify` (0 = none).
+    #[arg(long, default_value = "2h")]
+    pub timeout: String,
+    /// Client address the ticket is bound to (default: none, 0.0.0.0).
+    #[arg(long)]
+    pub ip: Option<std::net::IpAddr>,
+    /// Unix time to sign at / verify at (default: now).
+    #[arg(long)]
+    pub time: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TicketAction {
+    /// Prints a ticket (cookie value) for a user.
+    Sign {
+        #[command(flatten)]
+        format: TicketFormatArgs,
+        #[arg(long)]
+        user: String,
+        /// Comma-separated tokens.
+        #[arg(long, default_value = "")]
+        tokens: String,
+        #[arg(long, default_value = "")]
+        data: String,
+    },
+    /// Checks a ticket (cookie value; `-` reads it from stdin). Prints the
+    /// user, tokens, data and issue time as JSON; exits 1 if it is not valid.
+    Verify {
+        #[command(flatten)]
+        format: TicketFormatArgs,
+        ticket: String,
+    },
+    /// Refuses every ticket of a user issued until now, in the store of the
+    /// configuration (a shared store; for the file store, while sessiond is
+    /// stopped). A running server does the same with
+    /// `DELETE /v1/users/{realm}/{user}/tickets`.
+    Revoke {
+        #[arg(long, short = 'c', env = "SESSIOND_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        realm: String,
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Debug, Args, Default, Clone)]

@@ -125,6 +125,24 @@ pub async fn password_login(
     app: &App,
     req: PasswordLogin<'_>,
 ) -> Result<(Token, SessionRecord), LoginError> {
+    let realm = req.realm;
+    let a = authenticate_password(app, req).await?;
+    issue_with_policy(app, realm, a.identity, a.client, Token::generate(), a.policy).await
+}
+
+/// A password login that passed: who, from where, under which policy. A
+/// session is not created yet (ticket-only realms never create one).
+pub struct Authenticated {
+    pub identity: Identity,
+    pub client: Client,
+    pub policy: RealmPolicy,
+}
+
+/// Checks a password login (limits, module, authenticator) without issuing anything.
+pub async fn authenticate_password(
+    app: &App,
+    req: PasswordLogin<'_>,
+) -> Result<Authenticated, LoginError> {
     check_realm(req.realm)?;
     check_name("user", req.user).map_err(|e| LoginError::BadRequest(e.to_string()))?;
     let module_text = req.module.unwrap_or(&app.config.auth.default_module);
@@ -190,7 +208,11 @@ pub async fn password_login(
         credential_end: verified.credential_lifetime.map(|l| now().plus(l)),
         credentials,
     };
-    issue_with_policy(app, req.realm, identity, client, Token::generate(), policy).await
+    Ok(Authenticated {
+        identity,
+        client,
+        policy,
+    })
 }
 
 /// Stores a session for an already-established identity under `token`.

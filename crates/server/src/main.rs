@@ -6,6 +6,8 @@ mod config;
 mod http;
 mod login;
 mod serve;
+mod ticket_cli;
+mod tickets;
 mod tls;
 mod user_cli;
 
@@ -23,6 +25,7 @@ fn main() -> std::process::ExitCode {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
         Some(Command::CheckConfig(args)) => check_config(args),
+        Some(Command::Ticket(args)) => ticket_cli::run(args),
         Some(Command::User(args)) => {
             Config::load(None).and_then(|c| user_cli::run(args, c.auth.password_file))
         }

@@ -7,10 +7,12 @@
 mod browser;
 mod kerberos;
 mod ldap;
+mod tickets;
 
 pub use browser::{BrowserConfig, CookieConfig, SameSite};
 pub use kerberos::{KerberosConfig, PrincipalMapping};
 pub use ldap::LdapConfig;
+pub use tickets::TicketConfig;
 
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -182,6 +184,8 @@ pub struct RealmConfig {
     pub negotiate: Option<bool>,
     /// Principal → user name in this realm (else `kerberos.principal_mapping`).
     pub principal_mapping: Option<PrincipalMapping>,
+    /// Stateless signed tickets issued and accepted in this realm.
+    pub ticket: Option<TicketConfig>,
 }
 
 impl Default for ServerConfig {
@@ -245,6 +249,7 @@ impl Default for RealmConfig {
             cookie: None,
             negotiate: None,
             principal_mapping: None,
+            ticket: None,
         }
     }
 }
@@ -364,6 +369,9 @@ impl Config {
         }
         if self.server.max_body_bytes == 0 {
             bail!("server.max_body_bytes: must be more than 0");
+        }
+        if self.realm_defaults.ticket.is_some() {
+            bail!("realm_defaults.ticket: tickets are configured per realm, under [realms.<name>.ticket]");
         }
         for (name, realm) in std::iter::once(("realm_defaults".to_owned(), &self.realm_defaults))
             .chain(

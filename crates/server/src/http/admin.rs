@@ -21,7 +21,7 @@ use sessiond_core::{Token, TokenHash};
 use sessiond_store::UserSession;
 use std::sync::Arc;
 
-fn authorise(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn authorise(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
     if !app.has_admin() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -10,6 +10,7 @@ pub mod negotiate;
 pub mod ops;
 pub mod params;
 pub mod sks;
+pub mod tickets;
 
 use crate::app::App;
 use axum::routing::{get, post};
@@ -75,6 +76,12 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/users/{realm}/{user}/sessions",
             get(admin::list).delete(admin::revoke_all),
+        )
+        .route("/ticket/refresh", get(tickets::refresh))
+        .route("/ticket/remove", get(tickets::remove))
+        .route(
+            "/v1/users/{realm}/{user}/tickets",
+            get(tickets::not_before).delete(tickets::revoke),
         )
         .route(
             "/v1/users/{realm}/{user}/sessions/{id}",

@@ -8,7 +8,7 @@
 
 use crate::app::{now, App};
 use crate::http::params::Params;
-use crate::http::{bearer, ClientAddr};
+use crate::http::{bearer, tickets, ClientAddr};
 use crate::login::{self, LoginError, PasswordLogin};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -248,8 +248,25 @@ impl SksRequest<'_> {
             Ok(Validity::Superseded(r)) => {
                 ok(format!("SUPERCEDED\n{}\n", r.identity.sks_record_text()))
             }
-            Ok(Validity::Unknown) => ok("NO\n"),
+            Ok(Validity::Unknown) => self.valid_ticket(&token).await,
             Err(e) => store_unavailable("validate", e),
+        }
+    }
+
+    /// `/valid` in a ticket realm also accepts a ticket (the cookie value)
+    /// as the token: YES with the ticket's user and source `ticket`.
+    async fn valid_ticket(&self, token: &Token) -> Response {
+        let Some(tr) = self.app.tickets.get(self.realm) else {
+            return ok("NO\n");
+        };
+        let client = self.client.map(|c| c.client);
+        match tickets::check_value(self.app, tr, token.expose(), client, false).await {
+            Ok(holder) => {
+                let identity = super::browser::ticket_identity(&holder.ticket);
+                ok(format!("YES\n{}\n", identity.sks_record_text()))
+            }
+            Err(tickets::Refused::Store(e)) => store_unavailable("ticket_not_before", e),
+            Err(_) => ok("NO\n"),
         }
     }
 

@@ -8,9 +8,10 @@ mod page;
 mod sessions;
 
 use super::negotiate;
+use super::tickets;
 use super::ClientAddr;
 use crate::app::{now, App};
-use crate::login::{password_login, LoginError, PasswordLogin};
+use crate::login::{authenticate_password, password_login, LoginError, PasswordLogin};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -171,9 +172,39 @@ pub async fn login_password(
         policy,
         device: device(&headers),
     };
+    let client_ip = request.client;
+    let ticket_only = app.tickets.get(&realm).is_some_and(|t| !t.with_session);
+    if ticket_only {
+        // Tickets instead of server-side sessions: authenticate, sign, done.
+        let a = match authenticate_password(&app, request).await {
+            Ok(a) => a,
+            Err(e) => return login_failed(&app, &headers, e, &next),
+        };
+        let cookie = match tickets::login_cookie(&app, &realm, &a.identity.user, client_ip).await {
+            Ok(c) => c.expect("a ticket realm"),
+            Err(e) => return ticket_issue_failed(e),
+        };
+        let mut response = if wants_json(&headers) {
+            Json(json!({
+                "user": a.identity.user,
+                "realm": realm,
+                "source": a.identity.source,
+                "ticket": true,
+            }))
+            .into_response()
+        } else {
+            see_other(&next, "/")
+        };
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+        return no_store(response);
+    }
     let (token, record) = match password_login(&app, request).await {
         Ok(v) => v,
         Err(e) => return login_failed(&app, &headers, e, &next),
+    };
+    let ticket_cookie = match tickets::login_cookie(&app, &realm, &record.identity.user, client_ip).await {
+        Ok(c) => c,
+        Err(e) => return ticket_issue_failed(e),
     };
     let cookie_cfg = app.config.cookie(&realm);
     // A persistent cookie only when asked to remember: otherwise the cookie
@@ -190,7 +221,21 @@ pub async fn login_password(
     response
         .headers_mut()
         .insert(header::SET_COOKIE, set_cookie);
+    if let Some(c) = ticket_cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
     no_store(response)
+}
+
+fn ticket_issue_failed(e: tickets::IssueError) -> Response {
+    match e {
+        tickets::IssueError::Store(e) => store_unavailable("ticket_not_before", e),
+        tickets::IssueError::Ticket(e) => json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!("no ticket can be issued for this user: {e}"),
+        ),
+    }
 }
 
 fn login_failed(app: &App, headers: &HeaderMap, e: LoginError, next: &str) -> Response {
@@ -256,6 +301,11 @@ pub async fn logout(
     response
         .headers_mut()
         .insert(header::SET_COOKIE, cookie::clear(cfg));
+    if let Some(tr) = app.tickets.get(&realm) {
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, tr.clear_cookie());
+    }
     no_store(response)
 }
 
@@ -331,6 +381,16 @@ pub async fn whoami(
     }
 }
 
+/// Who a ticket speaks for, in the terms of a session's identity.
+pub(crate) fn ticket_identity(t: &sessiond_core::ticket::Ticket) -> sessiond_core::Identity {
+    sessiond_core::Identity {
+        user: t.user.clone(),
+        source: "ticket".into(),
+        uid: None,
+        gid: None,
+    }
+}
+
 /// The URL the browser asked the proxy for, as proxies report it.
 fn original_url(headers: &HeaderMap) -> Option<String> {
     let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
@@ -357,9 +417,24 @@ pub async fn forward_auth(
     let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
     let b = &app.config.browser;
     let passive = is_passive(&headers, q.passive.as_deref());
+    let client_ip = client.map(|c| c.client);
     let mut checked = check_session(&app, &headers, &realm, passive)
         .await
-        .map(|(_, record)| (record, None));
+        .map(|(_, record)| (record.identity, None));
+    // No session, but a valid signed ticket: no store write at all (one
+    // read, of the user's not-before time).
+    if matches!(&checked, Err(r) if r.status() == StatusCode::UNAUTHORIZED) {
+        match tickets::check_request(&app, &realm, &headers, client_ip).await {
+            Ok(holder) => {
+                checked = Ok((ticket_identity(&holder.ticket), holder.renewed));
+            }
+            Err(tickets::Refused::Store(e)) => return store_unavailable("ticket_not_before", e),
+            Err(tickets::Refused::Missing) => {}
+            Err(refused) => {
+                tracing::debug!(realm, reason = %refused.reason(), "ticket refused");
+            }
+        }
+    }
     // No session, but a Kerberos ticket: let it in, and (if configured)
     // give it a session cookie so the next request is a cheap check.
     if matches!(&checked, Err(r) if r.status() == StatusCode::UNAUTHORIZED) {
@@ -380,7 +455,7 @@ pub async fn forward_auth(
                         .token
                         .as_ref()
                         .map(|t| cookie::set(app.config.cookie(&realm), t, None));
-                    checked = Ok((s.record, cookie));
+                    checked = Ok((s.record.identity, cookie));
                 }
                 Err(negotiate::Failure::NotEnabled) => {}
                 Err(f) => return negotiate_failed(&headers, f),
@@ -388,16 +463,16 @@ pub async fn forward_auth(
         }
     }
     match checked {
-        Ok((record, set_cookie)) => {
+        Ok((identity, set_cookie)) => {
             let mut r = StatusCode::OK.into_response();
             if let Some(c) = set_cookie {
                 r.headers_mut().insert(header::SET_COOKIE, c);
             }
             let h = r.headers_mut();
             for (name, value) in [
-                (&b.user_header, &record.identity.user),
-                (&b.realm_header, &record.realm),
-                (&b.source_header, &record.identity.source),
+                (&b.user_header, &identity.user),
+                (&b.realm_header, &realm),
+                (&b.source_header, &identity.source),
             ] {
                 if let (Ok(n), Ok(v)) = (
                     HeaderName::from_bytes(name.as_bytes()),
@@ -512,6 +587,7 @@ pub async fn login_kerberos(
     let Some(gss_token) = negotiate::token(&headers) else {
         return negotiate_challenge(&headers, "log in with Kerberos (Negotiate)");
     };
+    let client_ip = client.map(|c| c.client);
     let session = match negotiate::login(
         &app,
         &realm,
@@ -542,6 +618,13 @@ pub async fn login_kerberos(
     );
     if let Some(reply) = session.reply {
         h.insert(header::WWW_AUTHENTICATE, reply);
+    }
+    match tickets::login_cookie(&app, &realm, &session.record.identity.user, client_ip).await {
+        Ok(Some(c)) => {
+            response.headers_mut().append(header::SET_COOKIE, c);
+        }
+        Ok(None) => {}
+        Err(e) => return ticket_issue_failed(e),
     }
     no_store(response)
 }

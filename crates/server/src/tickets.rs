@@ -1,0 +1,235 @@
+//! Ticket realms at run time: the configured format, the secrets, the time
+//! rules and the cookie, built once at start-up from `[realms.X.ticket]`.
+
+use crate::config::{SameSite, TicketConfig};
+use anyhow::{bail, Context};
+use axum::http::{header, HeaderMap, HeaderValue};
+use sessiond_core::ticket::{
+    self, AddressBinding, CookieEncoding, DigestKind, Freshness, Ticket, TicketError,
+    TicketFormat, Timing, UserIdEncoding,
+};
+use std::net::IpAddr;
+use std::path::Path;
+
+/// One realm's ticket settings, ready to sign and verify.
+pub struct TicketRealm {
+    pub realm: String,
+    pub format: TicketFormat,
+    /// The keyring: `secrets[0]` signs, all verify. Never logged.
+    secrets: Vec<Vec<u8>>,
+    pub timing: Timing,
+    pub encoding: CookieEncoding,
+    pub bind_address: bool,
+    pub tokens: Vec<String>,
+    pub with_session: bool,
+    pub refresh_max_age: u64,
+    cookie_name: String,
+    cookie_domain: Option<String>,
+    cookie_path: String,
+    cookie_secure: bool,
+    cookie_same_site: SameSite,
+}
+
+/// A ticket that passed the signature and time checks.
+pub struct Accepted {
+    pub ticket: Ticket,
+    /// Due for re-issue: little time left, or signed with an older secret.
+    pub refresh: bool,
+}
+
+impl TicketRealm {
+    /// Builds the realm's settings; errors name the key and the reason.
+    pub fn load(realm: &str, cfg: &TicketConfig, loopback: bool) -> anyhow::Result<TicketRealm> {
+        let key = |k: &str| format!("realms.{realm:?}.ticket.{k}");
+        let Some(digest) = DigestKind::parse(&cfg.digest) else {
+            bail!("{}: {:?} is not one of {}", key("digest"), cfg.digest, DigestKind::NAMES);
+        };
+        if digest.is_weak() {
+            tracing::warn!(
+                realm,
+                "tickets use MD5 (mod_auth_tkt compatibility): weak; prefer sha512 or hmac-sha256 where every peer supports it"
+            );
+        }
+        let Some(encoding) = CookieEncoding::parse(&cfg.cookie_encoding) else {
+            bail!("{}: {:?} is not base64 or raw", key("cookie_encoding"), cfg.cookie_encoding);
+        };
+        if encoding == CookieEncoding::Raw && !digest.is_hex() {
+            bail!(
+                "{}: raw cookies need a hex digest; hmac-sha256 tickets are binary, use base64",
+                key("cookie_encoding")
+            );
+        }
+        let user_id = match cfg.user_id.as_str() {
+            "raw" => UserIdEncoding::Raw,
+            "percent" => UserIdEncoding::Percent,
+            other => bail!("{}: {other:?} is not raw or percent", key("user_id")),
+        };
+        if !(0.0..=1.0).contains(&cfg.refresh) {
+            bail!("{}: {} is not a fraction between 0 and 1", key("refresh"), cfg.refresh);
+        }
+        let timeout = match cfg.timeout.0.as_secs() {
+            0 => None,
+            s => Some(u32::try_from(s).with_context(|| format!("{}: too long", key("timeout")))?),
+        };
+        if cfg.cookie_name.is_empty()
+            || !cfg
+                .cookie_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("{}: letters, digits, - and _ only", key("cookie_name"));
+        }
+        if !cfg.cookie_secure && !loopback {
+            bail!(
+                "{}: cookies without Secure travel in clear; only allowed while server.bind is a loopback address",
+                key("cookie_secure")
+            );
+        }
+        for t in &cfg.tokens {
+            if t.is_empty() || t.contains([',', '!', '\0']) {
+                bail!("{}: {t:?} is empty or contains ',', '!' or NUL", key("tokens"));
+            }
+        }
+        let secrets = load_secrets(cfg, &key("secrets_file"), &key("secrets_env"))?;
+        Ok(TicketRealm {
+            realm: realm.to_owned(),
+            format: TicketFormat { digest, user_id },
+            secrets,
+            timing: Timing {
+                timeout,
+                refresh_fraction: cfg.refresh,
+                future_skew: u32::try_from(cfg.clock_skew.0.as_secs()).unwrap_or(u32::MAX),
+            },
+            encoding,
+            bind_address: cfg.bind_address,
+            tokens: cfg.tokens.clone(),
+            with_session: cfg.with_session,
+            refresh_max_age: cfg.refresh_max_age.0.as_secs(),
+            cookie_name: cfg.cookie_name.clone(),
+            cookie_domain: cfg.cookie_domain.clone(),
+            cookie_path: cfg.cookie_path.clone(),
+            cookie_secure: cfg.cookie_secure,
+            cookie_same_site: cfg.cookie_same_site,
+        })
+    }
+
+    fn binding(&self, client: Option<IpAddr>) -> AddressBinding {
+        match (self.bind_address, client) {
+            (true, Some(ip)) => AddressBinding::Client(ip),
+            _ => AddressBinding::Ignore,
+        }
+    }
+
+    /// A new ticket for `user`, as a cookie value.
+    pub fn issue(
+        &self,
+        user: &str,
+        user_data: &str,
+        tokens: &[String],
+        client: Option<IpAddr>,
+        issued: u32,
+    ) -> Result<String, TicketError> {
+        let t = Ticket {
+            user: user.to_owned(),
+            tokens: tokens.to_vec(),
+            user_data: user_data.to_owned(),
+            issued,
+        };
+        let raw = ticket::sign(self.format, &self.secrets[0], &t, self.binding(client))?;
+        ticket::encode_cookie_value(self.format.digest, self.encoding, &raw)
+    }
+
+    /// Checks a cookie value: format, signature (every secret), time.
+    pub fn check(
+        &self,
+        value: &str,
+        client: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Accepted, TicketError> {
+        let raw = ticket::decode_cookie_value(self.format.digest, value)?;
+        let verified = ticket::verify(
+            self.format,
+            self.secrets.iter().map(Vec::as_slice),
+            &raw,
+            self.binding(client),
+        )?;
+        let freshness = self.timing.check(verified.ticket.issued, now)?;
+        Ok(Accepted {
+            refresh: freshness == Freshness::Refresh || verified.key_index > 0,
+            ticket: verified.ticket,
+        })
+    }
+
+    /// The ticket cookie's value in a request, if any (the first non-empty one).
+    pub fn cookie_value<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|line| line.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, value)| *name == self.cookie_name && !value.is_empty())
+            .map(|(_, value)| value)
+    }
+
+    fn cookie_attributes(&self) -> String {
+        let mut a = format!("; Path={}; HttpOnly", self.cookie_path);
+        if let Some(d) = &self.cookie_domain {
+            a.push_str(&format!("; Domain={d}"));
+        }
+        if self.cookie_secure {
+            a.push_str("; Secure");
+        }
+        a.push_str(match self.cookie_same_site {
+            SameSite::Strict => "; SameSite=Strict",
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::None => "; SameSite=None",
+        });
+        a
+    }
+
+    /// `Set-Cookie` for a ticket. The value is written as is: base64 and raw
+    /// tickets are made of cookie-safe characters only (checked when encoded),
+    /// and percent-encoding them would break the peers that read them.
+    pub fn set_cookie(&self, value: &str) -> HeaderValue {
+        let text = format!("{}={value}{}", self.cookie_name, self.cookie_attributes());
+        HeaderValue::from_str(&text).expect("cookie-safe value and attributes")
+    }
+
+    /// `Set-Cookie` removing the ticket.
+    pub fn clear_cookie(&self) -> HeaderValue {
+        let text = format!(
+            "{}={}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            self.cookie_name,
+            self.cookie_attributes()
+        );
+        HeaderValue::from_str(&text).expect("cookie-safe attributes")
+    }
+}
+
+fn load_secrets(cfg: &TicketConfig, file_key: &str, env_key: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+    let text = match (&cfg.secrets_file, &cfg.secrets_env) {
+        (Some(path), None) => read_secret_file(path).with_context(|| file_key.to_owned())?,
+        (None, Some(var)) => std::env::var(var)
+            .with_context(|| format!("{env_key}: environment variable {var} is not set"))?,
+        (Some(_), Some(_)) => bail!("{file_key}: set secrets_file or secrets_env, not both"),
+        (None, None) => bail!("{file_key}: tickets need secrets (secrets_file or secrets_env)"),
+    };
+    let secrets: Vec<Vec<u8>> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    if secrets.is_empty() {
+        bail!("{file_key}: no secret in it (one per line; the first signs)");
+    }
+    if let Some(short) = secrets.iter().position(|s| s.len() < 16) {
+        bail!("{file_key}: secret {} is shorter than 16 bytes", short + 1);
+    }
+    Ok(secrets)
+}
+
+fn read_secret_file(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
