@@ -28,6 +28,7 @@ pub async fn run(
     let router = http::router(app.clone());
     let graceful = GracefulShutdown::new();
     let sweeper = tokio::spawn(sweep(app.clone()));
+    let password_watch = tokio::spawn(crate::tickets::watch_password_changes(app.clone()));
     let mut shutdown = std::pin::pin!(shutdown.received());
     loop {
         let (stream, peer) = tokio::select! {
@@ -86,6 +87,7 @@ pub async fn run(
     }
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     sweeper.abort();
+    password_watch.abort();
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await
         .is_err()

@@ -233,3 +233,62 @@ fn load_secrets(cfg: &TicketConfig, file_key: &str, env_key: &str) -> anyhow::Re
 fn read_secret_file(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
+
+/// How often the password file is looked at for changed passwords.
+const PASSWORD_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A password change must end the user's tickets, which no one can recall
+/// otherwise (plone.session's known weakness). The `file` module's users
+/// change passwords with `sessiond user passwd`, which rewrites the file:
+/// this task notices, within about a second, every user whose password hash
+/// changed or who was deleted, and revokes their tickets in every ticket
+/// realm. Other modules' password changes happen elsewhere; their operators
+/// call `DELETE /v1/users/{realm}/{user}/tickets`.
+pub async fn watch_password_changes(app: std::sync::Arc<crate::app::App>) {
+    if app.tickets.is_empty() || !app.config.module_enabled("file") {
+        return;
+    }
+    use sessiond_auth::password_file::read_entries;
+    let path = app.config.auth.password_file.clone();
+    let stamp = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen_stamp = stamp(&path);
+    let mut known = read_entries(&path).unwrap_or_default();
+    // Revocations the store could not take yet; retried every tick.
+    let mut pending: Vec<(String, String)> = Vec::new();
+    let mut tick = tokio::time::interval(PASSWORD_WATCH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let current_stamp = stamp(&path);
+        if current_stamp != seen_stamp {
+            // Mid-write or broken files are reported by the authenticator;
+            // they are looked at again on the next tick.
+            if let Ok(entries) = read_entries(&path) {
+                seen_stamp = current_stamp;
+                for (user, hash) in &known {
+                    if entries.get(user) != Some(hash) {
+                        for realm in app.tickets.keys() {
+                            pending.push((realm.clone(), user.clone()));
+                        }
+                    }
+                }
+                known = entries;
+            }
+        }
+        let mut still_pending = Vec::new();
+        for (realm, user) in pending.drain(..) {
+            match crate::http::tickets::revoke_tickets(&app, &realm, &user).await {
+                Ok(_) => tracing::info!(realm, user, "password changed: tickets revoked"),
+                Err(_) => {
+                    tracing::error!(realm, user, "password changed but the store is unavailable: will retry revoking the tickets");
+                    still_pending.push((realm, user));
+                }
+            }
+        }
+        pending = still_pending;
+    }
+}
