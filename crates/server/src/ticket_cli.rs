@@ -89,11 +89,16 @@ fn realm_of(f: &TicketFormatArgs) -> anyhow::Result<TicketRealm> {
         cookie_encoding: f.encoding.clone(),
         user_id: f.user_id.clone(),
         timeout: Span(timeout),
+        bind_address: f.ip.is_some(),
         clock_skew: Span(Duration::from_secs(300)),
         ..TicketConfig::default()
     };
     TicketRealm::load("(command line)", &cfg, true)
-        .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace("realms.\"(command line)\".ticket.", "--")))
+        .map_err(|e| {
+            let text = e.to_string();
+            let text = text.replace("realms.\"(command line)\".ticket.", "--");
+            anyhow::anyhow!("{}", text.replace("secrets_", "secrets-"))
+        })
 }
 
 fn revoke(config: Option<std::path::PathBuf>, realm: &str, user: &str) -> anyhow::Result<()> {

@@ -216,6 +216,8 @@ impl Drop for Server {
 pub struct Resp {
     pub status: u16,
     pub headers: HashMap<String, String>,
+    /// Every header in order, repeated ones included (Set-Cookie).
+    pub header_lines: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -235,19 +237,30 @@ impl Resp {
             .unwrap()
             .parse()
             .unwrap();
-        let headers = lines
+        let header_lines: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
             .collect();
         Resp {
             status,
-            headers,
+            headers: header_lines.iter().cloned().collect(),
+            header_lines,
             body: raw[split + 4..].to_vec(),
         }
     }
 
     pub fn text(&self) -> String {
         String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+
+    /// Every value of a repeated header.
+    #[allow(dead_code)]
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.header_lines
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
