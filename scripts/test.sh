@@ -35,6 +35,9 @@ command -v ldapsearch >/dev/null || need_pkgs+=(ldap-utils)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v chromium >/dev/null || need_pkgs+=(chromium)
 command -v chromedriver >/dev/null || need_pkgs+=(chromium-driver)
+# Tickets: Apache httpd with mod_auth_tkt, a peer of the interop tests
+[ -x /usr/sbin/apache2 ] || need_pkgs+=(apache2)
+[ -e /usr/lib/apache2/modules/mod_auth_tkt.so ] || need_pkgs+=(libapache2-mod-auth-tkt)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then
@@ -87,6 +90,20 @@ fi
 # --- services: memcached, a Redis Cluster; the machine's Redis and PostgreSQL --
 log "starting throwaway memcached and Redis Cluster"
 start_services
+
+# --- ticket peers: Paste, Pyramid and plone.session's tktauth in a virtualenv --
+ticket_venv="$PWD/target/ticket-peers-venv"
+if ! "$ticket_venv/bin/python" -c 'import paste.auth.auth_tkt, pyramid.authentication' 2>/dev/null \
+   || ! ls "$ticket_venv"/lib/python3*/site-packages/plone/session/tktauth.py >/dev/null 2>&1; then
+  log "creating the ticket peers' virtualenv (Paste, pyramid, plone.session)"
+  rm -rf "$ticket_venv"
+  python3 -m venv "$ticket_venv"
+  "$ticket_venv/bin/pip" install -q --disable-pip-version-check Paste pyramid
+  # plone.session without Zope: the tests load only its standalone tktauth module
+  "$ticket_venv/bin/pip" install -q --disable-pip-version-check --no-deps plone.session
+fi
+export SESSIOND_TEST_TICKET_PYTHON="$ticket_venv/bin/python"
+export SESSIOND_TEST_APACHE=/usr/sbin/apache2
 
 # --- checks and tests ---------------------------------------------------------
 log "cargo fmt --check"
