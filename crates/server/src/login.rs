@@ -127,7 +127,15 @@ pub async fn password_login(
 ) -> Result<(Token, SessionRecord), LoginError> {
     let realm = req.realm;
     let a = authenticate_password(app, req).await?;
-    issue_with_policy(app, realm, a.identity, a.client, Token::generate(), a.policy).await
+    issue_with_policy(
+        app,
+        realm,
+        a.identity,
+        a.client,
+        Token::generate(),
+        a.policy,
+    )
+    .await
 }
 
 /// A password login that passed: who, from where, under which policy. A

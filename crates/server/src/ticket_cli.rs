@@ -93,12 +93,11 @@ fn realm_of(f: &TicketFormatArgs) -> anyhow::Result<TicketRealm> {
         clock_skew: Span(Duration::from_secs(300)),
         ..TicketConfig::default()
     };
-    TicketRealm::load("(command line)", &cfg, true)
-        .map_err(|e| {
-            let text = e.to_string();
-            let text = text.replace("realms.\"(command line)\".ticket.", "--");
-            anyhow::anyhow!("{}", text.replace("secrets_", "secrets-"))
-        })
+    TicketRealm::load("(command line)", &cfg, true).map_err(|e| {
+        let text = e.to_string();
+        let text = text.replace("realms.\"(command line)\".ticket.", "--");
+        anyhow::anyhow!("{}", text.replace("secrets_", "secrets-"))
+    })
 }
 
 fn revoke(config: Option<std::path::PathBuf>, realm: &str, user: &str) -> anyhow::Result<()> {
@@ -118,7 +117,10 @@ fn revoke(config: Option<std::path::PathBuf>, realm: &str, user: &str) -> anyhow
         let nb = store
             .raise_ticket_not_before(realm, user, Timestamp(i64::try_from(now)? + 1))
             .await?;
-        println!("tickets of {user:?} in {realm:?} issued before {} are refused", nb.0);
+        println!(
+            "tickets of {user:?} in {realm:?} issued before {} are refused",
+            nb.0
+        );
         Ok(())
     })
 }

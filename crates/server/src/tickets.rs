@@ -5,8 +5,8 @@ use crate::config::{SameSite, TicketConfig};
 use anyhow::{bail, Context};
 use axum::http::{header, HeaderMap, HeaderValue};
 use sessiond_core::ticket::{
-    self, AddressBinding, CookieEncoding, DigestKind, Freshness, Ticket, TicketError,
-    TicketFormat, Timing, UserIdEncoding,
+    self, AddressBinding, CookieEncoding, DigestKind, Freshness, Ticket, TicketError, TicketFormat,
+    Timing, UserIdEncoding,
 };
 use std::net::IpAddr;
 use std::path::Path;
@@ -42,7 +42,12 @@ impl TicketRealm {
     pub fn load(realm: &str, cfg: &TicketConfig, loopback: bool) -> anyhow::Result<TicketRealm> {
         let key = |k: &str| format!("realms.{realm:?}.ticket.{k}");
         let Some(digest) = DigestKind::parse(&cfg.digest) else {
-            bail!("{}: {:?} is not one of {}", key("digest"), cfg.digest, DigestKind::NAMES);
+            bail!(
+                "{}: {:?} is not one of {}",
+                key("digest"),
+                cfg.digest,
+                DigestKind::NAMES
+            );
         };
         if digest.is_weak() {
             tracing::warn!(
@@ -51,7 +56,11 @@ impl TicketRealm {
             );
         }
         let Some(encoding) = CookieEncoding::parse(&cfg.cookie_encoding) else {
-            bail!("{}: {:?} is not base64 or raw", key("cookie_encoding"), cfg.cookie_encoding);
+            bail!(
+                "{}: {:?} is not base64 or raw",
+                key("cookie_encoding"),
+                cfg.cookie_encoding
+            );
         };
         if encoding == CookieEncoding::Raw && !digest.is_hex() {
             bail!(
@@ -65,7 +74,11 @@ impl TicketRealm {
             other => bail!("{}: {other:?} is not raw or percent", key("user_id")),
         };
         if !(0.0..=1.0).contains(&cfg.refresh) {
-            bail!("{}: {} is not a fraction between 0 and 1", key("refresh"), cfg.refresh);
+            bail!(
+                "{}: {} is not a fraction between 0 and 1",
+                key("refresh"),
+                cfg.refresh
+            );
         }
         let timeout = match cfg.timeout.0.as_secs() {
             0 => None,
@@ -87,7 +100,10 @@ impl TicketRealm {
         }
         for t in &cfg.tokens {
             if t.is_empty() || t.contains([',', '!', '\0']) {
-                bail!("{}: {t:?} is empty or contains ',', '!' or NUL", key("tokens"));
+                bail!(
+                    "{}: {t:?} is empty or contains ',', '!' or NUL",
+                    key("tokens")
+                );
             }
         }
         let secrets = load_secrets(cfg, &key("secrets_file"), &key("secrets_env"))?;

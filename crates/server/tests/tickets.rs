@@ -21,7 +21,10 @@ const ADMIN: &str = "ticket-admin-credential-0123456789";
 const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A server whose realm `web` issues tickets with `ticket` settings (TOML lines).
@@ -72,10 +75,18 @@ async fn login_issues_a_ticket_that_auth_and_valid_accept() {
     let s = server("digest = \"sha512\"");
     let r = login(&s).await;
     assert_eq!(r.status, 303, "{r:?}");
-    let ticket = cookie_named(&r, "auth_tkt").expect("a ticket cookie").to_owned();
-    assert!(cookie_named(&r, "sessiond").is_some(), "and a session: {r:?}");
+    let ticket = cookie_named(&r, "auth_tkt")
+        .expect("a ticket cookie")
+        .to_owned();
+    assert!(
+        cookie_named(&r, "sessiond").is_some(),
+        "and a session: {r:?}"
+    );
     let full = r.header_all("set-cookie").join(" | ");
-    assert!(full.contains("auth_tkt=") && full.contains("HttpOnly"), "{full}");
+    assert!(
+        full.contains("auth_tkt=") && full.contains("HttpOnly"),
+        "{full}"
+    );
 
     let ok = auth_with(&s, &format!("auth_tkt={ticket}")).await;
     assert_eq!(ok.status, 200, "{ok:?}");
@@ -84,7 +95,9 @@ async fn login_issues_a_ticket_that_auth_and_valid_accept() {
     assert_eq!(ok.header("x-auth-source"), Some("ticket"));
     assert_eq!(ok.header("set-cookie"), None, "fresh: no refresh yet");
 
-    let valid = s.get(&format!("/valid?realm=web&token={}", urlenc(&ticket))).await;
+    let valid = s
+        .get(&format!("/valid?realm=web&token={}", urlenc(&ticket)))
+        .await;
     valid.assert_text(200, "YES\nalice\nticket\n\n");
 
     // Tampering with any character of the ticket is refused.
@@ -95,11 +108,15 @@ async fn login_issues_a_ticket_that_auth_and_valid_accept() {
         let bad = base64_encode(&bad);
         let r = auth_with(&s, &format!("auth_tkt={bad}")).await;
         assert_eq!(r.status, 401, "byte {i} changed: {r:?}");
-        let v = s.get(&format!("/valid?realm=web&token={}", urlenc(&bad))).await;
+        let v = s
+            .get(&format!("/valid?realm=web&token={}", urlenc(&bad)))
+            .await;
         v.assert_text(200, "NO\n");
     }
     // Another realm does not take this realm's tickets.
-    let v = s.get(&format!("/valid?realm=other&token={}", urlenc(&ticket))).await;
+    let v = s
+        .get(&format!("/valid?realm=other&token={}", urlenc(&ticket)))
+        .await;
     v.assert_text(200, "NO\n");
 }
 
@@ -110,7 +127,11 @@ async fn ticket_only_realm_keeps_no_server_side_session() {
         .request(
             "POST",
             "/session/login_password",
-            &[FORM, ("X-Requested-With", "XMLHttpRequest"), ("Origin", "http://localhost")],
+            &[
+                FORM,
+                ("X-Requested-With", "XMLHttpRequest"),
+                ("Origin", "http://localhost"),
+            ],
             b"user=alice&password=alice-pw",
         )
         .await;
@@ -121,9 +142,22 @@ async fn ticket_only_realm_keeps_no_server_side_session() {
     assert_eq!(ok.header("x-remote-user"), Some("alice"), "{ok:?}");
     // Logout clears the ticket cookie.
     let out = s
-        .request("POST", "/session/logout", &[("Origin", "http://localhost"), ("Cookie", &format!("__ac={ticket}"))], b"")
+        .request(
+            "POST",
+            "/session/logout",
+            &[
+                ("Origin", "http://localhost"),
+                ("Cookie", &format!("__ac={ticket}")),
+            ],
+            b"",
+        )
         .await;
-    assert!(out.header_all("set-cookie").iter().any(|c| c.starts_with("__ac=;") && c.contains("Max-Age=0")), "{out:?}");
+    assert!(
+        out.header_all("set-cookie")
+            .iter()
+            .any(|c| c.starts_with("__ac=;") && c.contains("Max-Age=0")),
+        "{out:?}"
+    );
 }
 
 #[tokio::test]
@@ -134,38 +168,94 @@ async fn rotation_old_secret_verifies_and_is_reissued() {
     assert_eq!(r.status, 200, "{r:?}");
     let renewed = cookie_named(&r, "auth_tkt").expect("re-issued with the current secret");
     let check = Command::new(BIN)
-        .args(["ticket", "verify", "--digest", "sha256", "--secrets-env", "T", renewed])
+        .args([
+            "ticket",
+            "verify",
+            "--digest",
+            "sha256",
+            "--secrets-env",
+            "T",
+            renewed,
+        ])
         .env("T", SECRET)
         .output()
         .unwrap();
     assert!(check.status.success(), "{check:?}");
-    let unknown = sign_cli(&["--digest", "sha256", "--user", "alice"], "some-other-secret-nobody-has");
-    assert_eq!(auth_with(&s, &format!("auth_tkt={unknown}")).await.status, 401);
+    let unknown = sign_cli(
+        &["--digest", "sha256", "--user", "alice"],
+        "some-other-secret-nobody-has",
+    );
+    assert_eq!(
+        auth_with(&s, &format!("auth_tkt={unknown}")).await.status,
+        401
+    );
 }
 
 #[tokio::test]
 async fn expired_and_future_tickets_are_refused_and_refresh_follows_the_fraction() {
     let s = server("digest = \"sha256\"\ntimeout = \"1h\"\nrefresh = 0.5\nclock_skew = \"1m\"");
-    let at = |secs: u64| sign_cli(&["--digest", "sha256", "--user", "alice", "--time", &secs.to_string()], SECRET);
+    let at = |secs: u64| {
+        sign_cli(
+            &[
+                "--digest",
+                "sha256",
+                "--user",
+                "alice",
+                "--time",
+                &secs.to_string(),
+            ],
+            SECRET,
+        )
+    };
     let fresh = auth_with(&s, &format!("auth_tkt={}", at(now() - 60))).await;
     assert_eq!((fresh.status, fresh.header("set-cookie")), (200, None));
     let old = auth_with(&s, &format!("auth_tkt={}", at(now() - 2400))).await;
     assert_eq!(old.status, 200);
-    assert!(cookie_named(&old, "auth_tkt").is_some(), "less than half left: refreshed");
-    assert_eq!(auth_with(&s, &format!("auth_tkt={}", at(now() - 3700))).await.status, 401);
-    assert_eq!(auth_with(&s, &format!("auth_tkt={}", at(now() + 600))).await.status, 401);
+    assert!(
+        cookie_named(&old, "auth_tkt").is_some(),
+        "less than half left: refreshed"
+    );
+    assert_eq!(
+        auth_with(&s, &format!("auth_tkt={}", at(now() - 3700)))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        auth_with(&s, &format!("auth_tkt={}", at(now() + 600)))
+            .await
+            .status,
+        401
+    );
 }
 
 #[tokio::test]
 async fn refresh_and_remove_resources() {
     let s = server("refresh_max_age = \"10m\"");
-    let ticket = cookie_named(&login(&s).await, "auth_tkt").unwrap().to_owned();
-    let r = s.request("GET", "/ticket/refresh", &[("Cookie", &format!("auth_tkt={ticket}"))], b"").await;
+    let ticket = cookie_named(&login(&s).await, "auth_tkt")
+        .unwrap()
+        .to_owned();
+    let r = s
+        .request(
+            "GET",
+            "/ticket/refresh",
+            &[("Cookie", &format!("auth_tkt={ticket}"))],
+            b"",
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("content-type"), Some("text/css"));
     assert!(cookie_named(&r, "auth_tkt").is_some(), "{r:?}");
-    assert!(r.header("cache-control").unwrap().starts_with("private, must-revalidate"), "{r:?}");
-    assert!(r.header("cache-control").unwrap().contains("max-age=600"), "{r:?}");
+    assert!(
+        r.header("cache-control")
+            .unwrap()
+            .starts_with("private, must-revalidate"),
+        "{r:?}"
+    );
+    assert!(
+        r.header("cache-control").unwrap().contains("max-age=600"),
+        "{r:?}"
+    );
     let anon = s.get("/ticket/refresh?type=gif").await;
     assert_eq!(anon.header("content-type"), Some("image/gif"));
     assert!(anon.body.starts_with(b"GIF89a"));
@@ -173,8 +263,14 @@ async fn refresh_and_remove_resources() {
     assert_eq!(anon.header("vary"), Some("Cookie"));
     let gone = s.get("/ticket/remove?type=js").await;
     let c = gone.header("set-cookie").unwrap();
-    assert!(c.starts_with("auth_tkt=;") && c.contains("Max-Age=0"), "{c}");
-    assert_eq!(gone.header("cache-control"), Some("public, must-revalidate, max-age=0, s-maxage=86400"));
+    assert!(
+        c.starts_with("auth_tkt=;") && c.contains("Max-Age=0"),
+        "{c}"
+    );
+    assert_eq!(
+        gone.header("cache-control"),
+        Some("public, must-revalidate, max-age=0, s-maxage=86400")
+    );
     let bad = s.get("/ticket/refresh?type=png").await;
     assert_eq!(bad.status, 400, "{bad:?}");
     assert!(bad.text().contains("png"));
@@ -184,21 +280,55 @@ async fn refresh_and_remove_resources() {
 #[tokio::test]
 async fn revocation_by_admin_and_by_password_change() {
     let s = server("");
-    let first = cookie_named(&login(&s).await, "auth_tkt").unwrap().to_owned();
-    assert_eq!(auth_with(&s, &format!("auth_tkt={first}")).await.status, 200);
+    let first = cookie_named(&login(&s).await, "auth_tkt")
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        auth_with(&s, &format!("auth_tkt={first}")).await.status,
+        200
+    );
     let auth = format!("Bearer {ADMIN}");
-    let r = s.request("DELETE", "/v1/users/web/alice/tickets", &[("Authorization", &auth)], b"").await;
+    let r = s
+        .request(
+            "DELETE",
+            "/v1/users/web/alice/tickets",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     let nb = r.json()["not_before"].as_i64().unwrap();
     assert!(nb > now() as i64 - 5);
     let r = auth_with(&s, &format!("auth_tkt={first}")).await;
     assert_eq!(r.status, 401, "revoked: {r:?}");
-    let r = s.request("GET", "/v1/users/web/alice/tickets", &[("Authorization", &auth)], b"").await;
+    let r = s
+        .request(
+            "GET",
+            "/v1/users/web/alice/tickets",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await;
     assert_eq!(r.json()["not_before"].as_i64(), Some(nb));
-    assert_eq!(s.request("DELETE", "/v1/users/web/alice/tickets", &[("Authorization", "Bearer wrong")], b"").await.status, 403);
+    assert_eq!(
+        s.request(
+            "DELETE",
+            "/v1/users/web/alice/tickets",
+            &[("Authorization", "Bearer wrong")],
+            b""
+        )
+        .await
+        .status,
+        403
+    );
     // A login right after the revocation works at once.
-    let second = cookie_named(&login(&s).await, "auth_tkt").unwrap().to_owned();
-    assert_eq!(auth_with(&s, &format!("auth_tkt={second}")).await.status, 200);
+    let second = cookie_named(&login(&s).await, "auth_tkt")
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        auth_with(&s, &format!("auth_tkt={second}")).await.status,
+        200
+    );
 
     // Changing the password with the CLI ends the tickets within seconds.
     let mut child = Command::new(BIN)
@@ -218,21 +348,38 @@ async fn revocation_by_admin_and_by_password_change() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(refused, "the ticket survived a password change: {}", s.stderr());
+    assert!(
+        refused,
+        "the ticket survived a password change: {}",
+        s.stderr()
+    );
 }
 
 #[tokio::test]
 async fn bad_ticket_configuration_fails_at_start_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     for (body, expect) in [
-        ("digest = \"md4\"\nsecrets_env = \"X\"", "realms.\"web\".ticket.digest: \"md4\""),
+        (
+            "digest = \"md4\"\nsecrets_env = \"X\"",
+            "realms.\"web\".ticket.digest: \"md4\"",
+        ),
         ("refresh = 2.0\nsecrets_env = \"X\"", "ticket.refresh"),
         ("", "tickets need secrets"),
-        ("secrets_env = \"SESSIOND_TEST_NO_SUCH_VAR\"", "SESSIOND_TEST_NO_SUCH_VAR is not set"),
-        ("digest = \"hmac-sha256\"\ncookie_encoding = \"raw\"\nsecrets_env = \"X\"", "raw cookies need a hex digest"),
+        (
+            "secrets_env = \"SESSIOND_TEST_NO_SUCH_VAR\"",
+            "SESSIOND_TEST_NO_SUCH_VAR is not set",
+        ),
+        (
+            "digest = \"hmac-sha256\"\ncookie_encoding = \"raw\"\nsecrets_env = \"X\"",
+            "raw cookies need a hex digest",
+        ),
     ] {
         let cfg = dir.path().join("c.toml");
-        std::fs::write(&cfg, format!("[realms.web.ticket]\ncookie_secure = false\n{body}\n")).unwrap();
+        std::fs::write(
+            &cfg,
+            format!("[realms.web.ticket]\ncookie_secure = false\n{body}\n"),
+        )
+        .unwrap();
         let err = Server::try_start(
             Options::default()
                 .env("X", SECRET)
@@ -276,7 +423,11 @@ fn peers_script() -> PathBuf {
 }
 
 fn peer(python: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(python).arg(peers_script()).args(args).output().unwrap();
+    let out = Command::new(python)
+        .arg(peers_script())
+        .args(args)
+        .output()
+        .unwrap();
     if out.status.success() {
         Ok(String::from_utf8(out.stdout).unwrap().trim().to_owned())
     } else {
@@ -289,7 +440,9 @@ fn peer(python: &str, args: &[&str]) -> Result<String, String> {
 /// peer tickets are refused.
 #[tokio::test]
 async fn python_peers_both_ways() {
-    let Some(python) = require("SESSIOND_TEST_TICKET_PYTHON") else { return };
+    let Some(python) = require("SESSIOND_TEST_TICKET_PYTHON") else {
+        return;
+    };
     let cases = [
         ("plone", "hmac-sha256", "raw", "base64"),
         ("plone", "md5", "raw", "base64"),
@@ -305,7 +458,13 @@ async fn python_peers_both_ways() {
             "digest = {digest:?}\nuser_id = {user_id:?}\ncookie_encoding = {encoding:?}"
         ));
         let t = now().to_string();
-        let from_peer = peer(&python, &["sign", imp, digest, SECRET, "alice", "a,b", "Joe", "0.0.0.0", &t]).unwrap();
+        let from_peer = peer(
+            &python,
+            &[
+                "sign", imp, digest, SECRET, "alice", "a,b", "Joe", "0.0.0.0", &t,
+            ],
+        )
+        .unwrap();
         let r = auth_with(&s, &format!("auth_tkt={from_peer}")).await;
         assert_eq!(r.status, 200, "{imp}/{digest} ticket {from_peer}: {r:?}");
         assert_eq!(r.header("x-remote-user"), Some("alice"), "{imp}/{digest}");
@@ -315,17 +474,63 @@ async fn python_peers_both_ways() {
         let i = tampered.len() - 3;
         tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
         let tampered = String::from_utf8(tampered).unwrap();
-        assert_eq!(auth_with(&s, &format!("auth_tkt={tampered}")).await.status, 401, "{imp}/{digest} tampered");
-        let wrong = peer(&python, &["sign", imp, digest, "not-the-secret-at-all-000", "alice", "", "", "0.0.0.0", &t]).unwrap();
-        assert_eq!(auth_with(&s, &format!("auth_tkt={wrong}")).await.status, 401, "{imp}/{digest} wrong secret");
+        assert_eq!(
+            auth_with(&s, &format!("auth_tkt={tampered}")).await.status,
+            401,
+            "{imp}/{digest} tampered"
+        );
+        let wrong = peer(
+            &python,
+            &[
+                "sign",
+                imp,
+                digest,
+                "not-the-secret-at-all-000",
+                "alice",
+                "",
+                "",
+                "0.0.0.0",
+                &t,
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            auth_with(&s, &format!("auth_tkt={wrong}")).await.status,
+            401,
+            "{imp}/{digest} wrong secret"
+        );
         let old = (now() - 3 * 3600).to_string();
-        let expired = peer(&python, &["sign", imp, digest, SECRET, "alice", "", "", "0.0.0.0", &old]).unwrap();
-        assert_eq!(auth_with(&s, &format!("auth_tkt={expired}")).await.status, 401, "{imp}/{digest} expired");
+        let expired = peer(
+            &python,
+            &[
+                "sign", imp, digest, SECRET, "alice", "", "", "0.0.0.0", &old,
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            auth_with(&s, &format!("auth_tkt={expired}")).await.status,
+            401,
+            "{imp}/{digest} expired"
+        );
 
         // sessiond signs (login), the peer verifies.
-        let ticket = cookie_named(&login(&s).await, "auth_tkt").unwrap().to_owned();
-        let seen = peer(&python, &["verify", imp, digest, SECRET, &ticket, "0.0.0.0", &now().to_string(), "7200"])
-            .unwrap_or_else(|e| panic!("{imp}/{digest} refused sessiond's {ticket}: {e}"));
+        let ticket = cookie_named(&login(&s).await, "auth_tkt")
+            .unwrap()
+            .to_owned();
+        let seen = peer(
+            &python,
+            &[
+                "verify",
+                imp,
+                digest,
+                SECRET,
+                &ticket,
+                "0.0.0.0",
+                &now().to_string(),
+                "7200",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{imp}/{digest} refused sessiond's {ticket}: {e}"));
         let seen: serde_json::Value = serde_json::from_str(&seen).unwrap();
         assert_eq!(seen["user"], "alice", "{imp}/{digest}");
     }
@@ -335,17 +540,72 @@ async fn python_peers_both_ways() {
 /// tktauth is accepted from 127.0.0.1 only, and the other way round.
 #[tokio::test]
 async fn python_peer_address_binding() {
-    let Some(python) = require("SESSIOND_TEST_TICKET_PYTHON") else { return };
+    let Some(python) = require("SESSIOND_TEST_TICKET_PYTHON") else {
+        return;
+    };
     let s = server("digest = \"md5\"\nbind_address = true");
     let t = now().to_string();
-    let bound = peer(&python, &["sign", "plone", "md5", SECRET, "alice", "", "", "127.0.0.1", &t]).unwrap();
-    assert_eq!(auth_with(&s, &format!("auth_tkt={bound}")).await.status, 200);
-    let elsewhere = peer(&python, &["sign", "plone", "md5", SECRET, "alice", "", "", "192.0.2.1", &t]).unwrap();
-    assert_eq!(auth_with(&s, &format!("auth_tkt={elsewhere}")).await.status, 401);
-    let ticket = cookie_named(&login(&s).await, "auth_tkt").unwrap().to_owned();
+    let bound = peer(
+        &python,
+        &[
+            "sign",
+            "plone",
+            "md5",
+            SECRET,
+            "alice",
+            "",
+            "",
+            "127.0.0.1",
+            &t,
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        auth_with(&s, &format!("auth_tkt={bound}")).await.status,
+        200
+    );
+    let elsewhere = peer(
+        &python,
+        &[
+            "sign",
+            "plone",
+            "md5",
+            SECRET,
+            "alice",
+            "",
+            "",
+            "192.0.2.1",
+            &t,
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        auth_with(&s, &format!("auth_tkt={elsewhere}")).await.status,
+        401
+    );
+    let ticket = cookie_named(&login(&s).await, "auth_tkt")
+        .unwrap()
+        .to_owned();
     let now = now().to_string();
-    assert!(peer(&python, &["verify", "plone", "md5", SECRET, &ticket, "127.0.0.1", &now, "7200"]).is_ok());
-    assert!(peer(&python, &["verify", "plone", "md5", SECRET, &ticket, "0.0.0.0", &now, "7200"]).is_err());
+    assert!(peer(
+        &python,
+        &[
+            "verify",
+            "plone",
+            "md5",
+            SECRET,
+            &ticket,
+            "127.0.0.1",
+            &now,
+            "7200"
+        ]
+    )
+    .is_ok());
+    assert!(peer(
+        &python,
+        &["verify", "plone", "md5", SECRET, &ticket, "0.0.0.0", &now, "7200"]
+    )
+    .is_err());
 }
 
 struct Apache {
@@ -357,7 +617,12 @@ struct Apache {
 impl Drop for Apache {
     fn drop(&mut self) {
         let _ = Command::new(&self.binary)
-            .args(["-f", self.dir.path().join("httpd.conf").to_str().unwrap(), "-k", "stop"])
+            .args([
+                "-f",
+                self.dir.path().join("httpd.conf").to_str().unwrap(),
+                "-k",
+                "stop",
+            ])
             .status();
     }
 }
@@ -370,7 +635,11 @@ fn start_apache(binary: &str) -> Apache {
     let root = root.as_path();
     std::fs::create_dir_all(root.join("htdocs/protected")).unwrap();
     std::fs::write(root.join("htdocs/protected/index.html"), "ok\n").unwrap();
-    Command::new("chmod").args(["-R", "a+rX"]).arg(root).status().unwrap();
+    Command::new("chmod")
+        .args(["-R", "a+rX"])
+        .arg(root)
+        .status()
+        .unwrap();
     let modules = "/usr/lib/apache2/modules";
     let mut conf = format!(
         "ServerRoot {r}\nPidFile {r}/httpd.pid\nErrorLog {r}/error.log\nLogLevel warn\n\
@@ -384,7 +653,12 @@ fn start_apache(binary: &str) -> Apache {
         r = root.display()
     );
     let mut ports = Vec::new();
-    for (digest, ignore_ip) in [("MD5", "on"), ("SHA256", "on"), ("SHA512", "on"), ("MD5", "off")] {
+    for (digest, ignore_ip) in [
+        ("MD5", "on"),
+        ("SHA256", "on"),
+        ("SHA512", "on"),
+        ("MD5", "off"),
+    ] {
         let port = common::free_port();
         ports.push(port);
         conf.push_str(&format!(
@@ -398,16 +672,28 @@ fn start_apache(binary: &str) -> Apache {
     }
     std::fs::write(root.join("httpd.conf"), conf).unwrap();
     let status = Command::new(binary)
-        .args(["-f", root.join("httpd.conf").to_str().unwrap(), "-k", "start"])
+        .args([
+            "-f",
+            root.join("httpd.conf").to_str().unwrap(),
+            "-k",
+            "start",
+        ])
         .status()
         .unwrap();
     assert!(status.success(), "apache did not start");
-    let apache = Apache { dir, binary: binary.to_owned(), ports };
+    let apache = Apache {
+        dir,
+        binary: binary.to_owned(),
+        ports,
+    };
     for port in &apache.ports {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "apache is not listening: {}",
-                std::fs::read_to_string(root.join("error.log")).unwrap_or_default());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "apache is not listening: {}",
+                std::fs::read_to_string(root.join("error.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -419,7 +705,9 @@ fn start_apache(binary: &str) -> Apache {
 /// Apache issues on refresh (base64, `user!!data`) is accepted by sessiond.
 #[tokio::test]
 async fn apache_mod_auth_tkt_both_ways() {
-    let Some(apache_bin) = require("SESSIOND_TEST_APACHE") else { return };
+    let Some(apache_bin) = require("SESSIOND_TEST_APACHE") else {
+        return;
+    };
     let apache = start_apache(&apache_bin);
     for (port, digest, bind) in [
         (apache.ports[0], "md5", false),
@@ -428,10 +716,22 @@ async fn apache_mod_auth_tkt_both_ways() {
         (apache.ports[3], "md5", true),
     ] {
         let s = server(&format!("digest = {digest:?}\nbind_address = {bind}"));
-        let ticket = cookie_named(&login(&s).await, "auth_tkt").unwrap().to_owned();
+        let ticket = cookie_named(&login(&s).await, "auth_tkt")
+            .unwrap()
+            .to_owned();
         let addr = format!("127.0.0.1:{port}");
-        let r = common::request_to(&addr, "GET", "/protected/index.html", &[("Host", &addr), ("Cookie", &format!("auth_tkt={ticket}"))], b"").await;
-        assert_eq!(r.status, 200, "apache {digest} bind={bind} refused sessiond's ticket: {r:?}");
+        let r = common::request_to(
+            &addr,
+            "GET",
+            "/protected/index.html",
+            &[("Host", &addr), ("Cookie", &format!("auth_tkt={ticket}"))],
+            b"",
+        )
+        .await;
+        assert_eq!(
+            r.status, 200,
+            "apache {digest} bind={bind} refused sessiond's ticket: {r:?}"
+        );
         assert_eq!(r.header("x-remote-user"), Some("alice"));
         // Apache refreshes once time has passed (its rule: less than
         // fraction × timeout left); a 100 s old ticket from the CLI.
@@ -442,26 +742,61 @@ async fn apache_mod_auth_tkt_both_ways() {
             args.extend(["--ip", "127.0.0.1"]);
         }
         let aged = sign_cli(&args, SECRET);
-        let r = common::request_to(&addr, "GET", "/protected/index.html", &[("Host", &addr), ("Cookie", &format!("auth_tkt={aged}"))], b"").await;
-        assert_eq!(r.status, 200, "apache {digest} bind={bind} refused {aged}: {r:?}");
-        let refreshed = cookie_named(&r, "auth_tkt").expect("apache refreshes").to_owned();
+        let r = common::request_to(
+            &addr,
+            "GET",
+            "/protected/index.html",
+            &[("Host", &addr), ("Cookie", &format!("auth_tkt={aged}"))],
+            b"",
+        )
+        .await;
+        assert_eq!(
+            r.status, 200,
+            "apache {digest} bind={bind} refused {aged}: {r:?}"
+        );
+        let refreshed = cookie_named(&r, "auth_tkt")
+            .expect("apache refreshes")
+            .to_owned();
         let back = auth_with(&s, &format!("auth_tkt={refreshed}")).await;
-        assert_eq!(back.status, 200, "sessiond refused apache's {digest} ticket {refreshed}: {back:?}");
+        assert_eq!(
+            back.status, 200,
+            "sessiond refused apache's {digest} ticket {refreshed}: {back:?}"
+        );
         assert_eq!(back.header("x-remote-user"), Some("alice"));
         // Apache refuses a tampered ticket too, so the check above is real.
         let mut bad = base64_decode(&ticket);
         bad[3] ^= 1;
         let bad = base64_encode(&bad);
-        let r = common::request_to(&addr, "GET", "/protected/index.html", &[("Host", &addr), ("Cookie", &format!("auth_tkt={bad}"))], b"").await;
+        let r = common::request_to(
+            &addr,
+            "GET",
+            "/protected/index.html",
+            &[("Host", &addr), ("Cookie", &format!("auth_tkt={bad}"))],
+            b"",
+        )
+        .await;
         assert_ne!(r.status, 200, "apache took a tampered ticket");
     }
     // A ticket bound to another address: refused by Apache and sessiond.
-    let other = sign_cli(&["--digest", "md5", "--user", "alice", "--ip", "192.0.2.9"], SECRET);
+    let other = sign_cli(
+        &["--digest", "md5", "--user", "alice", "--ip", "192.0.2.9"],
+        SECRET,
+    );
     let addr = format!("127.0.0.1:{}", apache.ports[3]);
-    let r = common::request_to(&addr, "GET", "/protected/index.html", &[("Host", &addr), ("Cookie", &format!("auth_tkt={other}"))], b"").await;
+    let r = common::request_to(
+        &addr,
+        "GET",
+        "/protected/index.html",
+        &[("Host", &addr), ("Cookie", &format!("auth_tkt={other}"))],
+        b"",
+    )
+    .await;
     assert_ne!(r.status, 200);
     let s = server("digest = \"md5\"\nbind_address = true");
-    assert_eq!(auth_with(&s, &format!("auth_tkt={other}")).await.status, 401);
+    assert_eq!(
+        auth_with(&s, &format!("auth_tkt={other}")).await.status,
+        401
+    );
 }
 
 fn urlenc(s: &str) -> String {

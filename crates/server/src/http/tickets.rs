@@ -208,7 +208,10 @@ pub async fn refresh(
         None => None,
     };
     let h = response.headers_mut();
-    h.insert(header::EXPIRES, HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+    h.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+    );
     let max_age = tr.refresh_max_age;
     match holder {
         Some(holder) => {
@@ -253,7 +256,10 @@ pub async fn remove(
     let mut response = resource(q.r#type.as_deref())?;
     let h = response.headers_mut();
     h.insert(header::SET_COOKIE, tr.clear_cookie());
-    h.insert(header::EXPIRES, HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+    h.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),
+    );
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, must-revalidate, max-age=0, s-maxage=86400"),

@@ -202,10 +202,11 @@ pub async fn login_password(
         Ok(v) => v,
         Err(e) => return login_failed(&app, &headers, e, &next),
     };
-    let ticket_cookie = match tickets::login_cookie(&app, &realm, &record.identity.user, client_ip).await {
-        Ok(c) => c,
-        Err(e) => return ticket_issue_failed(e),
-    };
+    let ticket_cookie =
+        match tickets::login_cookie(&app, &realm, &record.identity.user, client_ip).await {
+            Ok(c) => c,
+            Err(e) => return ticket_issue_failed(e),
+        };
     let cookie_cfg = app.config.cookie(&realm);
     // A persistent cookie only when asked to remember: otherwise the cookie
     // ends with the browser and the server-side limits end the session.
