@@ -261,6 +261,8 @@ async fn openapi_document_covers_every_route() {
         ("/v1/users/{realm}/{user}/sessions", "get"),
         ("/v1/users/{realm}/{user}/sessions", "delete"),
         ("/v1/users/{realm}/{user}/sessions/{id}", "delete"),
+        ("/v1/users/{realm}/{user}/tickets", "get"),
+        ("/v1/users/{realm}/{user}/tickets", "delete"),
     ];
     for (path, method) in routes {
         assert!(
