@@ -235,13 +235,7 @@ pub async fn login(
     if let Some(tr) = app.tickets.get(&b.realm) {
         let value =
             super::tickets::issue_value(&app, tr, &record.identity.user, "", &tr.tokens, client_ip)
-                .await
-                .map_err(|e| match e {
-                    super::tickets::IssueError::Store(e) => ApiError::store("ticket_not_before", e),
-                    super::tickets::IssueError::Ticket(e) => {
-                        ApiError::bad_request(format!("no ticket can be issued for this user: {e}"))
-                    }
-                })?;
+                .await?;
         body["ticket"] = json!(value);
     }
     Ok(Json(body).into_response())

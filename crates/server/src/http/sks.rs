@@ -261,10 +261,7 @@ impl SksRequest<'_> {
         };
         let client = self.client.map(|c| c.client);
         match tickets::check_value(self.app, tr, token.expose(), client, false).await {
-            Ok(holder) => {
-                let identity = super::browser::ticket_identity(&holder.ticket);
-                ok(format!("YES\n{}\n", identity.sks_record_text()))
-            }
+            Ok(holder) => ok(format!("YES\n{}\n", holder.identity().sks_record_text())),
             Err(tickets::Refused::Store(e)) => store_unavailable("ticket_not_before", e),
             Err(_) => ok("NO\n"),
         }

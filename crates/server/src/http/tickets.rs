@@ -13,6 +13,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sessiond_core::ticket::{Ticket, TicketError};
+use sessiond_core::{Identity, Timestamp};
 use sessiond_store::StoreError;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -44,6 +45,21 @@ pub struct Holder {
     pub ticket: Ticket,
     /// A re-issued ticket to send back, when the refresh rule says so.
     pub renewed: Option<HeaderValue>,
+    /// The user's not-before time as read for the check, so a re-issue
+    /// needs no second store read.
+    not_before: Option<Timestamp>,
+}
+
+impl Holder {
+    /// Who the ticket speaks for, in the terms of a session's identity.
+    pub fn identity(&self) -> Identity {
+        Identity {
+            user: self.ticket.user.clone(),
+            source: "ticket".into(),
+            uid: None,
+            gid: None,
+        }
+    }
 }
 
 /// Checks a ticket cookie value in `tr`'s realm: signature, time, and the
@@ -60,33 +76,33 @@ pub async fn check_value(
         metrics::counter!("sessiond_tickets_total", "result" => "refused").increment(1);
         Refused::Invalid(e)
     })?;
+    // Store errors are counted by the caller's error response, as elsewhere.
     let not_before = app
         .store
         .ticket_not_before(&tr.realm, &accepted.ticket.user)
         .await
-        .map_err(|e| {
-            metrics::counter!("sessiond_store_errors_total", "op" => "ticket_not_before")
-                .increment(1);
-            Refused::Store(e)
-        })?;
+        .map_err(Refused::Store)?;
     if not_before.is_some_and(|nb| i64::from(accepted.ticket.issued) < nb.0) {
         metrics::counter!("sessiond_tickets_total", "result" => "revoked").increment(1);
         return Err(Refused::Revoked);
     }
     metrics::counter!("sessiond_tickets_total", "result" => "accepted").increment(1);
-    let renewed = if renew && accepted.refresh {
-        let t = &accepted.ticket;
-        issue_value(app, tr, &t.user, &t.user_data, &t.tokens, client)
-            .await
-            .ok()
-            .map(|v| tr.set_cookie(&v))
-    } else {
-        None
-    };
-    Ok(Holder {
+    let mut holder = Holder {
         ticket: accepted.ticket,
-        renewed,
-    })
+        renewed: None,
+        not_before,
+    };
+    if renew && accepted.refresh {
+        holder.renewed = reissue(tr, &holder, client).ok().map(|v| tr.set_cookie(&v));
+    }
+    Ok(holder)
+}
+
+/// A fresh ticket (cookie value) with the same user, tokens and data as an
+/// accepted one.
+pub fn reissue(tr: &TicketRealm, holder: &Holder, client: Option<IpAddr>) -> Result<String, TicketError> {
+    let t = &holder.ticket;
+    sign_now(tr, &t.user, &t.user_data, &t.tokens, client, holder.not_before)
 }
 
 /// The ticket of `realm` the request carries, checked.
@@ -121,16 +137,26 @@ pub async fn issue_value(
         .ticket_not_before(&tr.realm, user)
         .await
         .map_err(IssueError::Store)?;
+    sign_now(tr, user, user_data, tokens, client, not_before).map_err(IssueError::Ticket)
+}
+
+/// Signs a ticket dated now, or at the user's not-before time if that is
+/// later (a login in the same second as a revocation).
+fn sign_now(
+    tr: &TicketRealm,
+    user: &str,
+    user_data: &str,
+    tokens: &[String],
+    client: Option<IpAddr>,
+    not_before: Option<Timestamp>,
+) -> Result<String, TicketError> {
     let issued = now().0.max(not_before.map_or(0, |t| t.0));
-    let issued = u32::try_from(issued).map_err(|_| {
-        IssueError::Ticket(TicketError::Unsignable {
-            field: "timestamp",
-            reason: "is beyond 2106",
-        })
+    let issued = u32::try_from(issued).map_err(|_| TicketError::Unsignable {
+        field: "timestamp",
+        reason: "is beyond 2106",
     })?;
     metrics::counter!("sessiond_tickets_issued_total").increment(1);
     tr.issue(user, user_data, tokens, client, issued)
-        .map_err(IssueError::Ticket)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +165,17 @@ pub enum IssueError {
     Ticket(TicketError),
     #[error("session store unavailable: {0}")]
     Store(StoreError),
+}
+
+impl From<IssueError> for ApiError {
+    fn from(e: IssueError) -> ApiError {
+        match e {
+            IssueError::Store(e) => ApiError::store("ticket_not_before", e),
+            IssueError::Ticket(e) => {
+                ApiError::bad_request(format!("no ticket can be issued for this user: {e}"))
+            }
+        }
+    }
 }
 
 /// `Set-Cookie` with a login ticket for `user` in `realm`, if it is a ticket realm.
@@ -204,7 +241,11 @@ pub async fn refresh(
     let mut response = resource(q.r#type.as_deref())?;
     let client = client.map(|c| c.client);
     let holder = match tr.cookie_value(&headers) {
-        Some(value) => check_value(&app, tr, value, client, false).await.ok(),
+        Some(value) => match check_value(&app, tr, value, client, false).await {
+            Ok(h) => Some(h),
+            Err(Refused::Store(e)) => return Err(ApiError::store("ticket_not_before", e)),
+            Err(_) => None,
+        },
         None => None,
     };
     let h = response.headers_mut();
@@ -215,13 +256,7 @@ pub async fn refresh(
     let max_age = tr.refresh_max_age;
     match holder {
         Some(holder) => {
-            let t = holder.ticket;
-            let value = issue_value(&app, tr, &t.user, &t.user_data, &t.tokens, client)
-                .await
-                .map_err(|e| match e {
-                    IssueError::Store(e) => ApiError::store("ticket_not_before", e),
-                    IssueError::Ticket(e) => ApiError::bad_request(e.to_string()),
-                })?;
+            let value = reissue(tr, &holder, client).map_err(IssueError::Ticket)?;
             let h = response.headers_mut();
             h.insert(header::SET_COOKIE, tr.set_cookie(&value));
             h.insert(

@@ -382,16 +382,6 @@ pub async fn whoami(
     }
 }
 
-/// Who a ticket speaks for, in the terms of a session's identity.
-pub(crate) fn ticket_identity(t: &sessiond_core::ticket::Ticket) -> sessiond_core::Identity {
-    sessiond_core::Identity {
-        user: t.user.clone(),
-        source: "ticket".into(),
-        uid: None,
-        gid: None,
-    }
-}
-
 /// The URL the browser asked the proxy for, as proxies report it.
 fn original_url(headers: &HeaderMap) -> Option<String> {
     let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
@@ -427,7 +417,7 @@ pub async fn forward_auth(
     if matches!(&checked, Err(r) if r.status() == StatusCode::UNAUTHORIZED) {
         match tickets::check_request(&app, &realm, &headers, client_ip).await {
             Ok(holder) => {
-                checked = Ok((ticket_identity(&holder.ticket), holder.renewed));
+                checked = Ok((holder.identity(), holder.renewed));
             }
             Err(tickets::Refused::Store(e)) => return store_unavailable("ticket_not_before", e),
             Err(tickets::Refused::Missing) => {}
