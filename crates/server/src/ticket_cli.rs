@@ -5,7 +5,7 @@ use crate::cli::{TicketAction, TicketArgs, TicketFormatArgs};
 use crate::config::{Config, Span, TicketConfig};
 use crate::tickets::TicketRealm;
 use anyhow::{bail, Context};
-use sessiond_core::{parse_duration, Timestamp};
+use sessiond_core::parse_duration;
 use std::io::Read;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -113,10 +113,7 @@ fn revoke(config: Option<std::path::PathBuf>, realm: &str, user: &str) -> anyhow
             "cannot open the store (the file store is locked while sessiond runs: \
              use DELETE /v1/users/{realm}/{user}/tickets then)",
         )?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-        let nb = store
-            .raise_ticket_not_before(realm, user, Timestamp(i64::try_from(now)? + 1))
-            .await?;
+        let nb = crate::tickets::revoke(store.as_ref(), realm, user).await?;
         println!(
             "tickets of {user:?} in {realm:?} issued before {} are refused",
             nb.0

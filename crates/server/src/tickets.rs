@@ -250,6 +250,21 @@ fn read_secret_file(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// Refuses every ticket of `user` in `realm` issued until now: the user's
+/// not-before time moves to the next whole second (tickets carry seconds).
+/// Returns the time in force. The admin endpoint, the CLI and the password
+/// watcher all revoke through here.
+pub async fn revoke(
+    store: &dyn sessiond_store::SessionStore,
+    realm: &str,
+    user: &str,
+) -> sessiond_store::StoreResult<sessiond_core::Timestamp> {
+    let at = sessiond_core::Timestamp(crate::app::now().0 + 1);
+    let nb = store.raise_ticket_not_before(realm, user, at).await?;
+    tracing::info!(realm, user, not_before = nb.0, "tickets revoked");
+    Ok(nb)
+}
+
 /// How often the password file is looked at for changed passwords.
 const PASSWORD_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -297,10 +312,11 @@ pub async fn watch_password_changes(app: std::sync::Arc<crate::app::App>) {
         }
         let mut still_pending = Vec::new();
         for (realm, user) in pending.drain(..) {
-            match crate::http::tickets::revoke_tickets(&app, &realm, &user).await {
+            match revoke(app.store.as_ref(), &realm, &user).await {
                 Ok(_) => tracing::info!(realm, user, "password changed: tickets revoked"),
-                Err(_) => {
-                    tracing::error!(realm, user, "password changed but the store is unavailable: will retry revoking the tickets");
+                Err(e) => {
+                    metrics::counter!("sessiond_store_errors_total", "op" => "raise_ticket_not_before").increment(1);
+                    tracing::error!(realm, user, error = %e, "password changed but the store is unavailable: will retry revoking the tickets");
                     still_pending.push((realm, user));
                 }
             }

@@ -329,21 +329,10 @@ pub async fn revoke(
 ) -> Result<Json<Value>, ApiError> {
     super::admin::authorise(&app, &headers)?;
     ticket_realm(&app, Some(&realm))?;
-    let nb = revoke_tickets(&app, &realm, &user).await?;
-    Ok(Json(
-        json!({"realm": realm, "user": user, "not_before": nb}),
-    ))
-}
-
-/// Raises the user's not-before time past every ticket issued so far
-/// (tickets carry whole seconds, so the next second).
-pub async fn revoke_tickets(app: &App, realm: &str, user: &str) -> Result<i64, ApiError> {
-    let at = sessiond_core::Timestamp(now().0 + 1);
-    let nb = app
-        .store
-        .raise_ticket_not_before(realm, user, at)
+    let nb = crate::tickets::revoke(app.store.as_ref(), &realm, &user)
         .await
         .map_err(|e| ApiError::store("raise_ticket_not_before", e))?;
-    tracing::info!(realm, user, not_before = nb.0, "tickets revoked");
-    Ok(nb.0)
+    Ok(Json(
+        json!({"realm": realm, "user": user, "not_before": nb.0}),
+    ))
 }
