@@ -172,7 +172,7 @@ pub fn delete_user(path: &Path, user: &str) -> Result<(), PasswordFileError> {
 }
 
 /// The file's identity for change detection: modification time and length.
-type Stamp = Option<(SystemTime, u64)>;
+pub type Stamp = Option<(SystemTime, u64)>;
 
 struct Cache {
     stamp: Stamp,
@@ -231,7 +231,8 @@ impl PasswordFileAuthenticator {
     }
 }
 
-fn stamp(path: &Path) -> Stamp {
+/// The file's current [`Stamp`] (`None` if it cannot be read).
+pub fn stamp(path: &Path) -> Stamp {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len()))
 }

@@ -84,12 +84,7 @@ impl TicketRealm {
             0 => None,
             s => Some(u32::try_from(s).with_context(|| format!("{}: too long", key("timeout")))?),
         };
-        if cfg.cookie_name.is_empty()
-            || !cfg
-                .cookie_name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
+        if !crate::config::is_cookie_name(&cfg.cookie_name) {
             bail!("{}: letters, digits, - and _ only", key("cookie_name"));
         }
         if !cfg.cookie_secure && !loopback {
@@ -279,13 +274,8 @@ pub async fn watch_password_changes(app: std::sync::Arc<crate::app::App>) {
     if app.tickets.is_empty() || !app.config.module_enabled("file") {
         return;
     }
-    use sessiond_auth::password_file::read_entries;
+    use sessiond_auth::password_file::{read_entries, stamp};
     let path = app.config.auth.password_file.clone();
-    let stamp = |p: &Path| {
-        std::fs::metadata(p)
-            .ok()
-            .map(|m| (m.modified().ok(), m.len()))
-    };
     let mut seen_stamp = stamp(&path);
     let mut known = read_entries(&path).unwrap_or_default();
     // Revocations the store could not take yet; retried every tick.

@@ -457,12 +457,7 @@ impl Config {
             }),
         );
         for (key, c) in cookies {
-            if c.name.is_empty()
-                || !c
-                    .name
-                    .chars()
-                    .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-            {
+            if !is_cookie_name(&c.name) {
                 bail!(
                     "{key}.name: letters, digits, - and _ only (got {:?})",
                     c.name
@@ -545,6 +540,14 @@ impl Config {
             .and_then(|r| r.cookie.as_ref())
             .unwrap_or(&self.browser.cookie)
     }
+}
+
+/// Names of the cookies sessiond sets: letters, digits, `-` and `_`.
+pub fn is_cookie_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
 }
 
 /// Reports each error as `source: key: reason`, where the source is the file
