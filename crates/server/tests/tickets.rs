@@ -435,6 +435,22 @@ fn peer(python: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// The peer's cookie for alice, without tokens or data.
+fn peer_sign_alice(
+    python: &str,
+    imp: &str,
+    digest: &str,
+    secret: &str,
+    ip: &str,
+    time: &str,
+) -> String {
+    peer(
+        python,
+        &["sign", imp, digest, secret, "alice", "", "", ip, time],
+    )
+    .unwrap()
+}
+
 /// Each Python peer and digest: the peer signs, sessiond verifies (through
 /// its own server's `/auth`); sessiond signs, the peer verifies; tampered
 /// peer tickets are refused.
@@ -479,34 +495,21 @@ async fn python_peers_both_ways() {
             401,
             "{imp}/{digest} tampered"
         );
-        let wrong = peer(
+        let wrong = peer_sign_alice(
             &python,
-            &[
-                "sign",
-                imp,
-                digest,
-                "not-the-secret-at-all-000",
-                "alice",
-                "",
-                "",
-                "0.0.0.0",
-                &t,
-            ],
-        )
-        .unwrap();
+            imp,
+            digest,
+            "not-the-secret-at-all-000",
+            "0.0.0.0",
+            &t,
+        );
         assert_eq!(
             auth_with(&s, &format!("auth_tkt={wrong}")).await.status,
             401,
             "{imp}/{digest} wrong secret"
         );
         let old = (now() - 3 * 3600).to_string();
-        let expired = peer(
-            &python,
-            &[
-                "sign", imp, digest, SECRET, "alice", "", "", "0.0.0.0", &old,
-            ],
-        )
-        .unwrap();
+        let expired = peer_sign_alice(&python, imp, digest, SECRET, "0.0.0.0", &old);
         assert_eq!(
             auth_with(&s, &format!("auth_tkt={expired}")).await.status,
             401,
@@ -545,40 +548,12 @@ async fn python_peer_address_binding() {
     };
     let s = server("digest = \"md5\"\nbind_address = true");
     let t = now().to_string();
-    let bound = peer(
-        &python,
-        &[
-            "sign",
-            "plone",
-            "md5",
-            SECRET,
-            "alice",
-            "",
-            "",
-            "127.0.0.1",
-            &t,
-        ],
-    )
-    .unwrap();
+    let bound = peer_sign_alice(&python, "plone", "md5", SECRET, "127.0.0.1", &t);
     assert_eq!(
         auth_with(&s, &format!("auth_tkt={bound}")).await.status,
         200
     );
-    let elsewhere = peer(
-        &python,
-        &[
-            "sign",
-            "plone",
-            "md5",
-            SECRET,
-            "alice",
-            "",
-            "",
-            "192.0.2.1",
-            &t,
-        ],
-    )
-    .unwrap();
+    let elsewhere = peer_sign_alice(&python, "plone", "md5", SECRET, "192.0.2.1", &t);
     assert_eq!(
         auth_with(&s, &format!("auth_tkt={elsewhere}")).await.status,
         401
@@ -720,14 +695,7 @@ async fn apache_mod_auth_tkt_both_ways() {
             .unwrap()
             .to_owned();
         let addr = format!("127.0.0.1:{port}");
-        let r = common::request_to(
-            &addr,
-            "GET",
-            "/protected/index.html",
-            &[("Host", &addr), ("Cookie", &format!("auth_tkt={ticket}"))],
-            b"",
-        )
-        .await;
+        let r = apache_get(&addr, &ticket).await;
         assert_eq!(
             r.status, 200,
             "apache {digest} bind={bind} refused sessiond's ticket: {r:?}"
@@ -742,14 +710,7 @@ async fn apache_mod_auth_tkt_both_ways() {
             args.extend(["--ip", "127.0.0.1"]);
         }
         let aged = sign_cli(&args, SECRET);
-        let r = common::request_to(
-            &addr,
-            "GET",
-            "/protected/index.html",
-            &[("Host", &addr), ("Cookie", &format!("auth_tkt={aged}"))],
-            b"",
-        )
-        .await;
+        let r = apache_get(&addr, &aged).await;
         assert_eq!(
             r.status, 200,
             "apache {digest} bind={bind} refused {aged}: {r:?}"
@@ -767,14 +728,7 @@ async fn apache_mod_auth_tkt_both_ways() {
         let mut bad = base64_decode(&ticket);
         bad[3] ^= 1;
         let bad = base64_encode(&bad);
-        let r = common::request_to(
-            &addr,
-            "GET",
-            "/protected/index.html",
-            &[("Host", &addr), ("Cookie", &format!("auth_tkt={bad}"))],
-            b"",
-        )
-        .await;
+        let r = apache_get(&addr, &bad).await;
         assert_ne!(r.status, 200, "apache took a tampered ticket");
     }
     // A ticket bound to another address: refused by Apache and sessiond.
@@ -783,20 +737,25 @@ async fn apache_mod_auth_tkt_both_ways() {
         SECRET,
     );
     let addr = format!("127.0.0.1:{}", apache.ports[3]);
-    let r = common::request_to(
-        &addr,
-        "GET",
-        "/protected/index.html",
-        &[("Host", &addr), ("Cookie", &format!("auth_tkt={other}"))],
-        b"",
-    )
-    .await;
+    let r = apache_get(&addr, &other).await;
     assert_ne!(r.status, 200);
     let s = server("digest = \"md5\"\nbind_address = true");
     assert_eq!(
         auth_with(&s, &format!("auth_tkt={other}")).await.status,
         401
     );
+}
+
+/// Apache's protected page, with `ticket` as the auth_tkt cookie.
+async fn apache_get(addr: &str, ticket: &str) -> Resp {
+    common::request_to(
+        addr,
+        "GET",
+        "/protected/index.html",
+        &[("Host", addr), ("Cookie", &format!("auth_tkt={ticket}"))],
+        b"",
+    )
+    .await
 }
 
 fn urlenc(s: &str) -> String {

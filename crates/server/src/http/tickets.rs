@@ -100,9 +100,20 @@ pub async fn check_value(
 
 /// A fresh ticket (cookie value) with the same user, tokens and data as an
 /// accepted one.
-pub fn reissue(tr: &TicketRealm, holder: &Holder, client: Option<IpAddr>) -> Result<String, TicketError> {
+pub fn reissue(
+    tr: &TicketRealm,
+    holder: &Holder,
+    client: Option<IpAddr>,
+) -> Result<String, TicketError> {
     let t = &holder.ticket;
-    sign_now(tr, &t.user, &t.user_data, &t.tokens, client, holder.not_before)
+    sign_now(
+        tr,
+        &t.user,
+        &t.user_data,
+        &t.tokens,
+        client,
+        holder.not_before,
+    )
 }
 
 /// The ticket of `realm` the request carries, checked.
