@@ -15,17 +15,12 @@ duration=${1:-10}
 out=bench/out
 mkdir -p "$out"
 export PATH="$PATH:/usr/sbin"
+source bench/lib.sh
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || need+=(nginx)
-if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  rm -f /usr/sbin/policy-rc.d
-fi
+install_packages "${need[@]}"
 cargo build --release -q -p sessiond-server
 bin=$PWD/target/release/sessiond
 
@@ -38,9 +33,6 @@ finish() {
 }
 trap finish EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 echo 'bench-pw' | "$bin" user add bench -f "$work/passwd" >/dev/null
 SESSIOND_LOG=warn SESSIOND_BROWSER__COOKIE__SECURE=false \

@@ -15,18 +15,13 @@ digest=${2:-sha256}
 out=bench/out
 mkdir -p "$out"
 export PATH="$PATH:/usr/sbin"
+source bench/lib.sh
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 [ -x /usr/sbin/apache2 ] || need+=(apache2)
 [ -e /usr/lib/apache2/modules/mod_auth_tkt.so ] || need+=(libapache2-mod-auth-tkt)
-if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  rm -f /usr/sbin/policy-rc.d
-fi
+install_packages "${need[@]}"
 cargo build --release -q -p sessiond-server
 bin=$PWD/target/release/sessiond
 
@@ -39,9 +34,6 @@ finish() {
   rm -rf "$work"
 }
 trap finish EXIT
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 secret=$(head -c 24 /dev/urandom | base64)
 printf '%s\n' "$secret" > "$work/secrets"
