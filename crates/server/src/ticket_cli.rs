@@ -7,7 +7,7 @@ use crate::tickets::TicketRealm;
 use anyhow::{bail, Context};
 use sessiond_core::parse_duration;
 use std::io::Read;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub fn run(args: TicketArgs) -> anyhow::Result<()> {
     match args.action {
@@ -63,13 +63,9 @@ pub fn run(args: TicketArgs) -> anyhow::Result<()> {
 }
 
 fn at(format: &TicketFormatArgs) -> u32 {
-    format.time.unwrap_or_else(|| {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        u32::try_from(secs).unwrap_or(u32::MAX)
-    })
+    format
+        .time
+        .unwrap_or_else(|| u32::try_from(crate::app::now().0).unwrap_or(u32::MAX))
 }
 
 /// The realm's settings from the configuration, or from the flags.

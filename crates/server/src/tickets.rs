@@ -172,6 +172,9 @@ impl TicketRealm {
     }
 
     /// The ticket cookie's value in a request, if any (the first non-empty one).
+    /// Split by hand, not with the `cookie` crate the session cookie uses:
+    /// peers' values may be quoted and hold spaces (webob, Zope), and the
+    /// quotes must reach the codec, which strips them deliberately.
     pub fn cookie_value<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
         headers
             .get_all(header::COOKIE)
