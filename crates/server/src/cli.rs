@@ -33,6 +33,77 @@ pub enum Command {
     CheckConfig(ServeArgs),
     /// Sign, verify or revoke mod_auth_tkt / plone.session tickets.
     Ticket(TicketArgs),
+    /// Issue, check or revoke session tokens in the configured store.
+    Token(TokenArgs),
+}
+
+/// Which store a store-level command works on: the same flags and
+/// configuration as `serve`, so it finds the store the server uses.
+#[derive(Debug, Args, Clone)]
+pub struct StoreArgs {
+    /// TOML configuration file.
+    #[arg(long, short = 'c', env = "SESSIOND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The file store in this directory (as `serve -d`).
+    #[arg(short = 'd', long = "data-dir", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Store kind: file, redis, redis-cluster, memcached or postgres.
+    #[arg(long, value_name = "KIND")]
+    pub store: Option<String>,
+    /// Address of a shared store (store.url).
+    #[arg(long = "store-url", value_name = "URL")]
+    pub store_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The same selection as `serve` with these flags.
+    pub fn as_serve_args(&self) -> ServeArgs {
+        ServeArgs {
+            config: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            store: self.store.clone(),
+            store_url: self.store_url.clone(),
+            ..ServeArgs::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+/// Tokens are read from standard input, never taken as arguments, where
+/// `ps` and shell history would show them.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Issues a session for a user without a password (an administrator's
+    /// act, e.g. for a batch job) under the realm's policy, superseding the
+    /// user's older tokens like a login. Prints the token, user and source,
+    /// as `/auth_token` does.
+    Issue {
+        #[arg(long)]
+        realm: String,
+        #[arg(long)]
+        user: String,
+        /// The session's source, as `/valid` reports it.
+        #[arg(long, default_value = "cli")]
+        source: String,
+    },
+    /// Checks the token on standard input, as `/valid` answers (without
+    /// counting as activity). Exits 0 for YES, 1 otherwise.
+    Check {
+        #[arg(long)]
+        realm: String,
+    },
+    /// Revokes the token on standard input. Prints OK, or INVALID and exits 1.
+    Revoke {
+        #[arg(long)]
+        realm: String,
+    },
 }
 
 #[derive(Debug, Args)]

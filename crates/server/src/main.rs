@@ -9,6 +9,7 @@ mod serve;
 mod ticket_cli;
 mod tickets;
 mod tls;
+mod token_cli;
 mod user_cli;
 
 use anyhow::Context;
@@ -21,17 +22,22 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse_from(cli::translate_legacy_flags(std::env::args()));
+    let success = |()| std::process::ExitCode::SUCCESS;
     let result = match cli.command {
-        None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
-        Some(Command::CheckConfig(args)) => check_config(args),
-        Some(Command::Ticket(args)) => ticket_cli::run(args),
-        Some(Command::User(args)) => {
-            Config::load(None).and_then(|c| user_cli::run(args, c.auth.password_file))
+        None => serve(cli.serve).map(success),
+        Some(Command::Serve(args)) => serve(args).map(success),
+        Some(Command::CheckConfig(args)) => check_config(args).map(success),
+        Some(Command::Ticket(args)) => ticket_cli::run(args).map(success),
+        // check and revoke answer in the exit status too, for scripts
+        Some(Command::Token(args)) => {
+            effective_config(&args.store.as_serve_args()).and_then(|c| token_cli::run(args, c))
         }
+        Some(Command::User(args)) => Config::load(None)
+            .and_then(|c| user_cli::run(args, c.auth.password_file))
+            .map(success),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("sessiond: {e:#}");
             std::process::ExitCode::FAILURE

@@ -229,3 +229,109 @@ fn check_config_prints_a_usable_configuration() {
     );
     assert_eq!(String::from_utf8(again.stdout).unwrap(), text);
 }
+
+/// Runs `sessiond token …` in `dir` with `stdin`; (exit success, stdout, stderr).
+fn token_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut c = Command::new(BIN)
+        .current_dir(dir)
+        .arg("token")
+        .args(args)
+        .env_remove("SESSIOND_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn token_cli_issues_checks_and_revokes_in_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let store = ["-d", "data"];
+    let with = |extra: &[&'static str]| [&store[..], extra].concat();
+
+    let (ok, out, err) = token_cli(
+        d,
+        &with(&["issue", "--realm", "demo", "--user", "job1"]),
+        "",
+    );
+    assert!(ok, "{err}");
+    let (first, rest) = out.split_once('\n').unwrap();
+    assert_eq!(first.len(), 64, "{out:?}");
+    assert_eq!(rest, "job1\ncli\n", "the /auth_token shape");
+    let first = first.to_owned();
+
+    // the server on the same store accepts it
+    let opts = Options {
+        dir: Some(d.to_owned()),
+        ..Options::default().args(&store)
+    };
+    let server = Server::start(opts);
+    server
+        .get(&format!("/valid?realm=demo&token={first}"))
+        .await
+        .assert_text(200, "YES\njob1\ncli\n\n");
+    // ... which holds the file store's lock meanwhile
+    let (ok, _, err) = token_cli(d, &with(&["check", "--realm", "demo"]), &first);
+    assert!(!ok && err.contains("lock"), "{err}");
+    drop(server);
+
+    let (ok, out, _) = token_cli(
+        d,
+        &with(&["check", "--realm", "demo"]),
+        &format!("{first}\n"),
+    );
+    assert!(ok);
+    assert_eq!(out, "YES\njob1\ncli\n");
+    let (ok, out, _) = token_cli(d, &with(&["check", "--realm", "other"]), &first);
+    assert!(!ok);
+    assert_eq!(out, "NO\n", "tokens are bound to their realm");
+
+    // a second issue supersedes the first, like a login
+    let (ok, out, _) = token_cli(
+        d,
+        &with(&[
+            "issue", "--realm", "demo", "--user", "job1", "--source", "batch",
+        ]),
+        "",
+    );
+    assert!(ok);
+    let second = out.lines().next().unwrap().to_owned();
+    let (ok, out, _) = token_cli(d, &with(&["check", "--realm", "demo"]), &first);
+    assert!(!ok);
+    assert_eq!(out, "SUPERCEDED\njob1\ncli\n");
+
+    let (ok, out, _) = token_cli(d, &with(&["revoke", "--realm", "demo"]), &second);
+    assert!(ok);
+    assert_eq!(out, "OK\n");
+    let (ok, out, _) = token_cli(d, &with(&["revoke", "--realm", "demo"]), &second);
+    assert!(!ok);
+    assert_eq!(out, "INVALID\n");
+    let (ok, out, _) = token_cli(d, &with(&["check", "--realm", "demo"]), &second);
+    assert!(!ok);
+    assert_eq!(out, "NO\n");
+
+    // clear refusals
+    let (ok, _, err) = token_cli(d, &with(&["check", "--realm", "demo"]), "");
+    assert!(!ok && err.contains("no token on standard input"), "{err}");
+    let (ok, _, err) = token_cli(
+        d,
+        &with(&["issue", "--realm", "demo", "--user", "eve\nadmin"]),
+        "",
+    );
+    assert!(
+        !ok && err.contains("--user must not contain control characters"),
+        "{err}"
+    );
+    let (ok, _, err) = token_cli(d, &["check", "--realm", "demo"], &first);
+    assert!(!ok && err.contains("memory store"), "{err}");
+}

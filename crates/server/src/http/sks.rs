@@ -39,6 +39,33 @@ fn ok(body: impl Into<String>) -> Response {
     text(StatusCode::OK, body)
 }
 
+/// `200`, `text/plain` and an empty body of unannounced length, which hyper
+/// sends chunked (`Transfer-Encoding: chunked`, then the last chunk): what the
+/// original answered to `/get_key` when no key exists (reference §2.2).
+fn ok_empty_chunked() -> Response {
+    let mut r = Response::new(axum::body::Body::new(UnannouncedEmpty));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+/// An empty body that does not say it is empty: its size hint is unknown,
+/// so HTTP/1.1 frames it with chunked encoding instead of `Content-Length: 0`.
+/// (http-body-util's `Empty` announces its length; no stock body does this.)
+struct UnannouncedEmpty;
+
+impl http_body::Body for UnannouncedEmpty {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(None)
+    }
+}
+
 /// A status with an empty body and no content type, as the original sent.
 fn bare(status: StatusCode, reason: &'static str) -> Response {
     let mut r = status.into_response();
@@ -478,7 +505,8 @@ impl SksRequest<'_> {
             .get_key(&record.identity.sks_record_text())
             .await
         {
-            Ok(key) => ok(key.unwrap_or_default()),
+            Ok(Some(key)) => ok(key),
+            Ok(None) => ok_empty_chunked(),
             Err(e) => store_unavailable("get_key", e),
         }
     }

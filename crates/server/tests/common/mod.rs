@@ -280,6 +280,20 @@ impl Resp {
         assert!(self.header("content-type").is_none(), "{self:?}");
     }
 
+    /// Asserts `200`, `text/plain` and an empty chunked body (only the last
+    /// chunk on the wire): `/get_key` when there is no key, as the original sent.
+    #[allow(dead_code)]
+    pub fn assert_empty_chunked(&self) {
+        assert_eq!(
+            (self.status, self.body.as_slice()),
+            (200, &b"0\r\n\r\n"[..]),
+            "{self:?}"
+        );
+        assert_eq!(self.header("content-type"), Some("text/plain"));
+        assert_eq!(self.header("transfer-encoding"), Some("chunked"));
+        assert_eq!(self.header("content-length"), None);
+    }
+
     /// Asserts a `text/plain` response with exactly this body.
     pub fn assert_text(&self, status: u16, body: &str) {
         assert_eq!(
