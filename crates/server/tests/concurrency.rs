@@ -1,5 +1,6 @@
 //! Hundreds of parallel logins, replaces, revokes and validations against the
-//! real server, on both stores: no record may be lost or torn. And the file
+//! real server, on both stores, while one user logs in dozens of times at
+//! once: no record may be lost or torn. And the file
 //! store's promise: an acknowledged token survives `kill -9`.
 
 mod common;
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const TASKS: usize = 200;
+const BURST: usize = 60;
 
 fn first_line(body: &str) -> String {
     body.lines().next().unwrap_or_default().to_owned()
@@ -77,6 +79,41 @@ async fn run_histories(s: Arc<Server>) -> Vec<(usize, String)> {
     finals
 }
 
+/// Many logins of one user in one realm at once: the supersede generation
+/// must leave exactly one of them current and every other one superseded
+/// (SessionKeyServer's unlocked map could leave several, or none).
+async fn same_user_burst(s: Arc<Server>) {
+    let mut logins = Vec::new();
+    for _ in 0..BURST {
+        let s = s.clone();
+        logins.push(tokio::spawn(async move {
+            login(&s, "shared", "alice", "alice-pw").await
+        }));
+    }
+    let mut tokens = Vec::new();
+    for l in logins {
+        tokens.push(l.await.unwrap());
+    }
+    let mut checks = Vec::new();
+    for t in tokens {
+        let s = s.clone();
+        checks.push(tokio::spawn(async move {
+            s.get(&format!("/valid?realm=shared&token={t}"))
+                .await
+                .text()
+        }));
+    }
+    let (mut current, mut superseded) = (0, 0);
+    for c in checks {
+        match c.await.unwrap().as_str() {
+            "YES\nalice\nauth/file\n\n" => current += 1,
+            "SUPERCEDED\nalice\nauth/file\n\n" => superseded += 1,
+            other => panic!("a login's token answers {other:?}"),
+        }
+    }
+    assert_eq!((current, superseded), (1, BURST - 1));
+}
+
 async fn check_finals(s: &Server, finals: &[(usize, String)]) {
     for (i, t) in finals {
         s.get(&format!("/valid?realm=r{i}&token={t}"))
@@ -88,7 +125,7 @@ async fn check_finals(s: &Server, finals: &[(usize, String)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_traffic_memory_store() {
     let s = Arc::new(Server::start(Options::default().user("alice", "alice-pw")));
-    let finals = run_histories(s.clone()).await;
+    let (finals, ()) = tokio::join!(run_histories(s.clone()), same_user_burst(s.clone()));
     check_finals(&s, &finals).await;
 }
 
@@ -101,7 +138,7 @@ async fn parallel_traffic_file_store_and_restart() {
     };
     common::add_user(dir.path(), "alice", "alice-pw");
     let s = Arc::new(Server::start(opts.clone()));
-    let finals = run_histories(s.clone()).await;
+    let (finals, ()) = tokio::join!(run_histories(s.clone()), same_user_burst(s.clone()));
     check_finals(&s, &finals).await;
     drop(s);
     let s = Server::start(opts);

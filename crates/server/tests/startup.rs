@@ -29,7 +29,7 @@ async fn tls_from_pem_files() {
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
-    .with_root_certificates(roots)
+    .with_root_certificates(roots.clone())
     .with_no_client_auth();
     let client = Arc::new(client);
 
@@ -54,6 +54,28 @@ async fn tls_from_pem_files() {
     };
     let s = Server::start(one_file);
     s.get("/version").await.assert_text(200, "1.5\n");
+    // both TLS 1.3 and TLS 1.2 clients are served, as by the original
+    for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
+        let only = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(only));
+        let tcp = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.expect("handshake");
+        assert_eq!(tls.get_ref().1.protocol_version(), Some(version.version));
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        tls.write_all(b"GET /version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        assert!(answer.ends_with(b"\r\n\r\n1.5\n"), "{version:?}");
+    }
     // plain HTTP to the TLS port gets no HTTP answer
     let mut stream = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
