@@ -663,3 +663,78 @@ fn running_as_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+/// `sessiond token …` with the store given by environment, as a deployment
+/// would; (exit success, stdout).
+fn token_cli(env: &[(&str, &str)], args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut cmd = Command::new(common::BIN);
+    cmd.arg("token")
+        .args(args)
+        .env_remove("SESSIOND_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// On a shared store the token commands work beside running servers: what
+/// the command issues, the server accepts, and the other way round.
+#[tokio::test]
+async fn token_cli_beside_a_running_server_on_redis() {
+    let Some(url) = service("SESSIOND_TEST_REDIS_URL", Some("redis://127.0.0.1:6379")) else {
+        return;
+    };
+    let prefix = unique("sessiond-srvtest");
+    let _keys = RedisKeys(url.clone(), prefix.clone());
+    let s = Server::start(options("redis", &url, &prefix));
+    let env = [
+        ("SESSIOND_STORE__KIND", "redis"),
+        ("SESSIOND_STORE__URL", url.as_str()),
+        ("SESSIOND_STORE__PREFIX", prefix.as_str()),
+    ];
+
+    let (ok, out) = token_cli(&env, &["issue", "--realm", "rc", "--user", "alice"], "");
+    assert!(ok);
+    let issued = out.lines().next().unwrap().to_owned();
+    s.get(&format!("/valid?realm=rc&token={issued}"))
+        .await
+        .assert_text(200, "YES\nalice\ncli\n\n");
+
+    // a password login through the server supersedes it, as any login would
+    let t = login(&s, "rc", "alice", "alice-pw").await;
+    assert_eq!(
+        token_cli(&env, &["check", "--realm", "rc"], &issued),
+        (false, "SUPERCEDED\nalice\ncli\n".to_owned())
+    );
+    assert_eq!(
+        token_cli(&env, &["check", "--realm", "rc"], &t),
+        (true, "YES\nalice\nauth/file\n".to_owned())
+    );
+    assert_eq!(
+        token_cli(&env, &["revoke", "--realm", "rc"], &t),
+        (true, "OK\n".to_owned())
+    );
+    s.get(&format!("/valid?realm=rc&token={t}"))
+        .await
+        .assert_text(200, "NO\n");
+}
