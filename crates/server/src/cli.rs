@@ -37,32 +37,29 @@ pub enum Command {
     Token(TokenArgs),
 }
 
-/// Which store a store-level command works on: the same flags and
-/// configuration as `serve`, so it finds the store the server uses.
-#[derive(Debug, Args, Clone)]
+/// The configuration file and the store: shared by `serve` and the commands
+/// that work on the store itself, so those find the store the server uses.
+#[derive(Debug, Args, Default, Clone)]
 pub struct StoreArgs {
     /// TOML configuration file.
     #[arg(long, short = 'c', env = "SESSIOND_CONFIG")]
     pub config: Option<PathBuf>,
-    /// The file store in this directory (as `serve -d`).
+    /// Keep sessions in the crash-safe file store in this directory (SessionKeyServer's -d).
     #[arg(short = 'd', long = "data-dir", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Store kind: file, redis, redis-cluster, memcached or postgres.
+    /// Store kind: memory, file, redis, redis-cluster, memcached or postgres.
     #[arg(long, value_name = "KIND")]
     pub store: Option<String>,
-    /// Address of a shared store (store.url).
+    /// Address of a shared store (store.url), e.g. redis://127.0.0.1:6379.
     #[arg(long = "store-url", value_name = "URL")]
     pub store_url: Option<String>,
 }
 
 impl StoreArgs {
-    /// The same selection as `serve` with these flags.
+    /// `serve` with these flags and no others.
     pub fn as_serve_args(&self) -> ServeArgs {
         ServeArgs {
-            config: self.config.clone(),
-            data_dir: self.data_dir.clone(),
-            store: self.store.clone(),
-            store_url: self.store_url.clone(),
+            store: self.clone(),
             ..ServeArgs::default()
         }
     }
@@ -70,10 +67,19 @@ impl StoreArgs {
 
 #[derive(Debug, Args)]
 pub struct TokenArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     #[command(subcommand)]
     pub action: TokenAction,
+}
+
+impl TokenArgs {
+    /// The store flags of whichever action was given.
+    pub fn store(&self) -> &StoreArgs {
+        match &self.action {
+            TokenAction::Issue { store, .. }
+            | TokenAction::Check { store, .. }
+            | TokenAction::Revoke { store, .. } => store,
+        }
+    }
 }
 
 /// Tokens are read from standard input, never taken as arguments, where
@@ -85,6 +91,8 @@ pub enum TokenAction {
     /// user's older tokens like a login. Prints the token, user and source,
     /// as `/auth_token` does.
     Issue {
+        #[command(flatten)]
+        store: StoreArgs,
         #[arg(long)]
         realm: String,
         #[arg(long)]
@@ -96,11 +104,15 @@ pub enum TokenAction {
     /// Checks the token on standard input, as `/valid` answers (without
     /// counting as activity). Exits 0 for YES, 1 otherwise.
     Check {
+        #[command(flatten)]
+        store: StoreArgs,
         #[arg(long)]
         realm: String,
     },
     /// Revokes the token on standard input. Prints OK, or INVALID and exits 1.
     Revoke {
+        #[command(flatten)]
+        store: StoreArgs,
         #[arg(long)]
         realm: String,
     },
@@ -184,18 +196,8 @@ pub enum TicketAction {
 
 #[derive(Debug, Args, Default, Clone)]
 pub struct ServeArgs {
-    /// TOML configuration file.
-    #[arg(long, short = 'c', env = "SESSIOND_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Keep sessions in the crash-safe file store in this directory (SessionKeyServer's -d).
-    #[arg(short = 'd', long = "data-dir", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Store kind: memory, file, redis, redis-cluster, memcached or postgres.
-    #[arg(long, value_name = "KIND")]
-    pub store: Option<String>,
-    /// Address of a shared store (store.url), e.g. redis://127.0.0.1:6379.
-    #[arg(long = "store-url", value_name = "URL")]
-    pub store_url: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// Address to listen on; `*` means all interfaces (SessionKeyServer's -l).
     #[arg(short = 'l', long = "listen", value_name = "ADDR")]
     pub listen: Option<String>,
@@ -300,7 +302,7 @@ mod tests {
         let s = cli.serve;
         assert_eq!(s.listen.as_deref(), Some("127.0.0.1"));
         assert_eq!(s.port, Some(4301));
-        assert_eq!(s.data_dir, Some(PathBuf::from("key.db")));
+        assert_eq!(s.store.data_dir, Some(PathBuf::from("key.db")));
         assert_eq!(s.pam_app.as_deref(), Some("login"));
         assert_eq!(s.default_module.as_deref(), Some("pam"));
     }

@@ -30,7 +30,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Ticket(args)) => ticket_cli::run(args).map(success),
         // check and revoke answer in the exit status too, for scripts
         Some(Command::Token(args)) => {
-            effective_config(&args.store.as_serve_args()).and_then(|c| token_cli::run(args, c))
+            effective_config(&args.store().as_serve_args()).and_then(|c| token_cli::run(args, c))
         }
         Some(Command::User(args)) => Config::load(None)
             .and_then(|c| user_cli::run(args, c.auth.password_file))
@@ -47,20 +47,20 @@ fn main() -> std::process::ExitCode {
 
 /// Configuration from file and environment, then command-line flags on top.
 fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
-    let mut c = Config::load(args.config.as_deref())?;
-    if let Some(dir) = &args.data_dir {
+    let mut c = Config::load(args.store.config.as_deref())?;
+    if let Some(dir) = &args.store.data_dir {
         c.store.kind = StoreKind::File;
         c.store.path = dir.clone();
         if args.password_file.is_none() && !c.auth.password_file.is_absolute() {
             c.auth.password_file = dir.join("passwd");
         }
     }
-    if let Some(kind) = &args.store {
+    if let Some(kind) = &args.store.store {
         c.store.kind = StoreKind::parse(kind).ok_or_else(|| {
             anyhow::anyhow!("--store: unknown store {kind:?} ({})", StoreKind::NAMES)
         })?;
     }
-    if let Some(url) = &args.store_url {
+    if let Some(url) = &args.store.store_url {
         c.store.url = Some(url.clone());
     }
     if args.listen.is_some() || args.port.is_some() {

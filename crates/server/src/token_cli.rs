@@ -39,9 +39,12 @@ pub fn run(args: TokenArgs, config: Config) -> anyhow::Result<ExitCode> {
                 realm,
                 user,
                 source,
+                ..
             } => issue(store.as_ref(), &config, &realm, &user, &source).await,
-            TokenAction::Check { realm } => check(store.as_ref(), &realm, &read_token()?).await,
-            TokenAction::Revoke { realm } => revoke(store.as_ref(), &realm, &read_token()?).await,
+            TokenAction::Check { realm, .. } => check(store.as_ref(), &realm, &read_token()?).await,
+            TokenAction::Revoke { realm, .. } => {
+                revoke(store.as_ref(), &realm, &read_token()?).await
+            }
         }
     })
 }

@@ -164,22 +164,8 @@ async fn sessionkeyserver_flags_without_subcommand() {
 fn user_cli_manages_the_password_file() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut c = Command::new(BIN)
-            .current_dir(dir.path())
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = c.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
+        let (ok, out, err) = run_cli(dir.path(), args, stdin);
+        (ok, out + &err)
     };
     assert!(run(&["user", "add", "alice"], "pw1\n").0);
     assert!(
@@ -254,10 +240,14 @@ fn check_config_prints_a_usable_configuration() {
 
 /// Runs `sessiond token …` in `dir` with `stdin`; (exit success, stdout, stderr).
 fn token_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    run_cli(dir, &[&["token"], args].concat(), stdin)
+}
+
+/// Runs `sessiond ARGS` in `dir` with `stdin`; (exit success, stdout, stderr).
+fn run_cli(dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
     use std::io::Write;
     let mut c = Command::new(BIN)
         .current_dir(dir)
-        .arg("token")
         .args(args)
         .env_remove("SESSIOND_CONFIG")
         .stdin(std::process::Stdio::piped())
@@ -279,7 +269,8 @@ async fn token_cli_issues_checks_and_revokes_in_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let store = ["-d", "data"];
-    let with = |extra: &[&'static str]| [&store[..], extra].concat();
+    // the store flags after the action, as docs/operations.md writes them
+    let with = |extra: &[&'static str]| [&extra[..1], &store[..], &extra[1..]].concat();
 
     let (ok, out, err) = token_cli(
         d,
