@@ -63,6 +63,14 @@ impl TokenHash {
         hex::encode(self.0)
     }
 
+    /// The inverse of [`TokenHash::to_hex`]: `None` unless `text` is exactly
+    /// 64 hex characters. Session ids in listings, admin paths and store
+    /// indexes are written this way.
+    pub fn from_hex(text: &str) -> Option<TokenHash> {
+        let bytes = hex::decode(text).ok()?;
+        Some(TokenHash(bytes.try_into().ok()?))
+    }
+
     /// Constant-time equality, for the places that compare hashes of secrets
     /// outside of a map lookup.
     pub fn ct_eq(&self, other: &TokenHash) -> bool {
@@ -117,6 +125,15 @@ mod tests {
             t.hash().to_hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn hash_hex_round_trips_and_refuses_other_lengths() {
+        let h = Token::generate().hash();
+        assert_eq!(TokenHash::from_hex(&h.to_hex()), Some(h));
+        assert_eq!(TokenHash::from_hex(&h.to_hex()[..62]), None);
+        assert_eq!(TokenHash::from_hex(&format!("{}00", h.to_hex())), None);
+        assert_eq!(TokenHash::from_hex(&"g".repeat(64)), None);
     }
 
     #[test]

@@ -45,13 +45,9 @@ pub(super) fn authorise(app: &App, headers: &HeaderMap) -> Result<(), ApiError> 
 }
 
 fn parse_id(text: &str) -> Result<TokenHash, ApiError> {
-    let bytes = hex::decode(text)
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| {
-            ApiError::bad_request("a session id is 64 hex characters (as listed by GET …/sessions)")
-        })?;
-    Ok(TokenHash(bytes))
+    TokenHash::from_hex(text).ok_or_else(|| {
+        ApiError::bad_request("a session id is 64 hex characters (as listed by GET …/sessions)")
+    })
 }
 
 #[derive(Serialize)]

@@ -222,7 +222,9 @@ impl RedisStore {
     ) -> StoreResult<()> {
         let retention = self.opts.superseded_retention.as_secs().max(1);
         for hex in others {
-            let Some(id) = parse_id(hex) else { continue };
+            let Some(id) = TokenHash::from_hex(hex) else {
+                continue;
+            };
             scripts::MARK_SUPERSEDED
                 .key(self.keys.session(&id))
                 .arg(generation)
@@ -340,11 +342,6 @@ fn ttl_secs(now: Timestamp, end: Timestamp) -> i64 {
 
 fn encode<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn parse_id(hex: &str) -> Option<TokenHash> {
-    let bytes = hex::decode(hex).ok()?;
-    Some(TokenHash(bytes.try_into().ok()?))
 }
 
 /// Rebuilds a record from its hash, with the user state its supersede mark
@@ -574,7 +571,9 @@ impl SessionStore for RedisStore {
             .map_err(unavailable)?;
         let mut live = Vec::new();
         for hex in ids {
-            let Some(id) = parse_id(&hex) else { continue };
+            let Some(id) = TokenHash::from_hex(&hex) else {
+                continue;
+            };
             match self.lookup(&id, realm, now).await? {
                 Some((record, class)) => live.push(UserSession {
                     id,
@@ -609,7 +608,9 @@ impl SessionStore for RedisStore {
             .map_err(unavailable)?;
         let mut removed = 0;
         for hex in ids {
-            let Some(id) = parse_id(&hex) else { continue };
+            let Some(id) = TokenHash::from_hex(&hex) else {
+                continue;
+            };
             if keep.as_ref() == Some(&id) {
                 continue;
             }
