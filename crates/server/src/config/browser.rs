@@ -83,6 +83,14 @@ pub struct RememberMe {
     pub max_lifetime: Span,
 }
 
+impl BrowserConfig {
+    /// The realm a browser route works in: the one the request names, else
+    /// [`BrowserConfig::realm`].
+    pub fn realm_or_default(&self, asked: Option<String>) -> String {
+        asked.unwrap_or_else(|| self.realm.clone())
+    }
+}
+
 impl Default for BrowserConfig {
     fn default() -> Self {
         BrowserConfig {

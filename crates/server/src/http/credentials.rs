@@ -61,7 +61,7 @@ pub async fn fetch(
             "send the user's session token as X-Sessiond-Token",
         ));
     };
-    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let realm = app.config.browser.realm_or_default(q.realm);
     let token = Token::from_client(token);
     let record = match app.store.validate(token.hash(), &realm, now()).await {
         Ok(Validity::Current(r)) => r,

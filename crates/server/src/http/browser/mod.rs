@@ -141,10 +141,7 @@ pub async fn login_password(
             )
         }
     };
-    let realm = form
-        .realm
-        .clone()
-        .unwrap_or_else(|| app.config.browser.realm.clone());
+    let realm = app.config.browser.realm_or_default(form.realm.clone());
     let next = origin::safe_next(&app, &headers, form.next.as_deref());
     let (Some(user), Some(password)) = (form.user.as_deref(), form.password.clone()) else {
         return json_error(
@@ -284,7 +281,7 @@ pub async fn logout(
     if let Err(reason) = origin::check_post(&app, &headers) {
         return forbidden(&headers, reason);
     }
-    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let realm = app.config.browser.realm_or_default(q.realm);
     let cfg = app.config.cookie(&realm);
     if let Some(token) = cookie::session_token(&headers, cfg) {
         if let Err(e) = app.store.revoke(token.hash(), &realm, now()).await {
@@ -374,7 +371,7 @@ pub async fn whoami(
     Query(q): Query<RealmQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let realm = app.config.browser.realm_or_default(q.realm);
     let passive = is_passive(&headers, q.passive.as_deref());
     match check_session(&app, &headers, &realm, passive).await {
         Ok((_, record)) => no_store(Json(identity_json(&record)).into_response()),
@@ -405,7 +402,7 @@ pub async fn forward_auth(
     Query(q): Query<AuthQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let realm = app.config.browser.realm_or_default(q.realm);
     let b = &app.config.browser;
     let passive = is_passive(&headers, q.passive.as_deref());
     let client_ip = client.map(|c| c.client);
@@ -571,7 +568,7 @@ pub async fn login_kerberos(
     Query(q): Query<KerberosQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let realm = app.config.browser.realm_or_default(q.realm);
     if !app.config.negotiate_in(&realm) {
         return negotiate_failed(&headers, negotiate::Failure::NotEnabled);
     }

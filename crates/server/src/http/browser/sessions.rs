@@ -181,7 +181,7 @@ pub async fn list(
     Query(q): Query<RealmQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let realm = app.config.browser.realm_or_default(q.realm);
     let (token, record) = match current(&app, &headers, &realm).await {
         Ok(v) => v,
         Err(r) if r.status() == StatusCode::UNAUTHORIZED && !wants_json(&headers) => {
@@ -250,16 +250,14 @@ pub async fn end(
     if let Err(reason) = origin::check_post(&app, &headers) {
         return forbidden(&headers, reason);
     }
-    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let realm = app.config.browser.realm_or_default(q.realm);
     let (_, record) = match current(&app, &headers, &realm).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let id = serde_urlencoded::from_bytes::<EndForm>(&body)
         .ok()
-        .and_then(|f| hex::decode(f.id).ok())
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .map(TokenHash);
+        .and_then(|f| TokenHash::from_hex(&f.id));
     let Some(id) = id else {
         return json_error(
             StatusCode::BAD_REQUEST,
@@ -304,7 +302,7 @@ pub async fn end_others(
     if let Err(reason) = origin::check_post(&app, &headers) {
         return forbidden(&headers, reason);
     }
-    let realm = q.realm.unwrap_or_else(|| app.config.browser.realm.clone());
+    let realm = app.config.browser.realm_or_default(q.realm);
     let (token, record) = match current(&app, &headers, &realm).await {
         Ok(v) => v,
         Err(r) => return r,
