@@ -21,13 +21,8 @@ impl Drop for Caddy {
 }
 
 fn start_caddy(sessiond: &str, front: u16, back: u16) -> Option<Caddy> {
-    if Command::new("caddy").arg("version").output().is_err() {
-        assert!(
-            std::env::var_os("SESSIOND_TEST_REQUIRE_SERVICES").is_none(),
-            "caddy is not installed (scripts/test.sh installs it)"
-        );
-        eprintln!("skipped: caddy is not installed");
-        return None;
+    if !common::installed("caddy", "version") {
+        return common::missing("caddy is not installed (scripts/test.sh installs it)");
     }
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();

@@ -33,14 +33,9 @@ fn ldap() -> Option<Ldap> {
                 reader_password,
             })
         }
-        _ => {
-            assert!(
-                std::env::var_os("SESSIOND_TEST_REQUIRE_SERVICES").is_none(),
-                "the test LDAP server is not running (LDAP_TEST_* unset)"
-            );
-            eprintln!("skipped: no test LDAP server (scripts/ldap-server.sh)");
-            None
-        }
+        _ => common::missing(
+            "the test LDAP server is not running (LDAP_TEST_* unset; scripts/ldap-server.sh)",
+        ),
     }
 }
 

@@ -20,13 +20,8 @@ impl Nginx {
     /// The back end answers `hello <user>` everywhere unless `back_locations`
     /// (nginx `location` blocks, `{www}` = a directory of files) say otherwise.
     pub fn start(sessiond: &str, back_locations: &str, files: &[(&str, &str)]) -> Option<Nginx> {
-        if Command::new("nginx").arg("-v").output().is_err() {
-            assert!(
-                std::env::var_os("SESSIOND_TEST_REQUIRE_SERVICES").is_none(),
-                "nginx is not installed (scripts/test.sh installs it)"
-            );
-            eprintln!("skipped: nginx is not installed");
-            return None;
+        if !common::installed("nginx", "-v") {
+            return common::missing("nginx is not installed (scripts/test.sh installs it)");
         }
         let readme =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
@@ -278,17 +273,10 @@ struct ChromeDriver {
 
 impl ChromeDriver {
     fn start() -> Option<ChromeDriver> {
-        if Command::new("chromedriver")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("SESSIOND_TEST_REQUIRE_SERVICES").is_none(),
-                "chromedriver is not installed (scripts/test.sh installs chromium-driver)"
+        if !common::installed("chromedriver", "--version") {
+            return common::missing(
+                "chromedriver is not installed (scripts/test.sh installs chromium-driver)",
             );
-            eprintln!("skipped: chromedriver is not installed");
-            return None;
         }
         let port = free_port();
         let child = Command::new("chromedriver")

@@ -13,24 +13,22 @@ use std::time::{Duration, Instant};
 
 const ADMIN: &str = "admin-credential-for-tests-0123456789";
 
-fn required() -> bool {
-    std::env::var_os("SESSIOND_TEST_REQUIRE_SERVICES").is_some()
-}
-
-/// The URL in `var`, or `default`; `None` (skip) if neither and services
-/// are optional.
+/// The URL in `var`, or `default`; if neither, the test lacks its service
+/// (see [`common::missing`]).
 fn service(var: &str, default: Option<&str>) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
-        _ => match default {
-            Some(d) => Some(d.to_owned()),
-            None if required() => panic!("{var} is not set"),
-            None => {
-                eprintln!("skipped: {var} is not set (scripts/test.sh sets it)");
-                None
-            }
-        },
+        _ => default
+            .map(str::to_owned)
+            .or_else(|| common::missing(&format!("{var} is not set (scripts/test.sh sets it)"))),
     }
+}
+
+/// The test Redis and a fresh key prefix (`.0` the URL, `.1` the prefix),
+/// whose keys are deleted when the guard drops.
+fn test_redis() -> Option<RedisKeys> {
+    let url = service("SESSIOND_TEST_REDIS_URL", Some("redis://127.0.0.1:6379"))?;
+    Some(RedisKeys(url, unique("sessiond-srvtest")))
 }
 
 fn unique(prefix: &str) -> String {
@@ -152,11 +150,8 @@ async fn two_instances_share_sessions(kind: &str, url: &str, prefix: &str) {
 
 #[tokio::test]
 async fn redis_two_instances() {
-    let Some(url) = service("SESSIOND_TEST_REDIS_URL", Some("redis://127.0.0.1:6379")) else {
-        return;
-    };
-    let prefix = unique("sessiond-srvtest");
-    let _keys = RedisKeys(url.clone(), prefix.clone());
+    let Some(keys) = test_redis() else { return };
+    let (url, prefix) = (keys.0.clone(), keys.1.clone());
     two_instances_share_sessions("redis", &url, &prefix).await;
 }
 
@@ -193,11 +188,8 @@ async fn memcached_two_instances() {
 /// caller's own, end all — and never without the admin credential.
 #[tokio::test]
 async fn admin_lists_and_revokes_a_users_sessions() {
-    let Some(url) = service("SESSIOND_TEST_REDIS_URL", Some("redis://127.0.0.1:6379")) else {
-        return;
-    };
-    let prefix = unique("sessiond-srvtest");
-    let _keys = RedisKeys(url.clone(), prefix.clone());
+    let Some(keys) = test_redis() else { return };
+    let (url, prefix) = (keys.0.clone(), keys.1.clone());
     let s = Server::start(
         options("redis", &url, &prefix).env("SESSIOND_REALMS__WEB__SUPERSEDE", "false"),
     );
@@ -436,12 +428,8 @@ impl Drop for OwnRedis {
 /// same sessiond serves again, the token still good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_answers_503_then_recovers() {
-    if std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(!required(), "redis-server is not installed");
+    if !common::installed("redis-server", "--version") {
+        common::missing::<()>("redis-server is not installed");
         return;
     }
     let mut redis = OwnRedis::start();
@@ -533,12 +521,8 @@ async fn redis_outage_answers_503_then_recovers() {
 /// TLS, and without the CA the server refuses to start with a clear error.
 #[tokio::test]
 async fn redis_over_tls_with_a_private_ca() {
-    if std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(!required(), "redis-server is not installed");
+    if !common::installed("redis-server", "--version") {
+        common::missing::<()>("redis-server is not installed");
         return;
     }
     let cert =
@@ -595,12 +579,8 @@ async fn redis_over_tls_with_a_private_ca() {
 /// so the old token is gone; a new login works).
 #[tokio::test]
 async fn memcached_outage_answers_503_then_recovers() {
-    if std::process::Command::new("memcached")
-        .arg("-V")
-        .output()
-        .is_err()
-    {
-        assert!(!required(), "memcached is not installed");
+    if !common::installed("memcached", "-V") {
+        common::missing::<()>("memcached is not installed");
         return;
     }
     let port = free_port();
@@ -701,11 +681,8 @@ fn token_cli(env: &[(&str, &str)], args: &[&str], stdin: &str) -> (bool, String)
 /// the command issues, the server accepts, and the other way round.
 #[tokio::test]
 async fn token_cli_beside_a_running_server_on_redis() {
-    let Some(url) = service("SESSIOND_TEST_REDIS_URL", Some("redis://127.0.0.1:6379")) else {
-        return;
-    };
-    let prefix = unique("sessiond-srvtest");
-    let _keys = RedisKeys(url.clone(), prefix.clone());
+    let Some(keys) = test_redis() else { return };
+    let (url, prefix) = (keys.0.clone(), keys.1.clone());
     let s = Server::start(options("redis", &url, &prefix));
     let env = [
         ("SESSIOND_STORE__KIND", "redis"),

@@ -408,13 +408,7 @@ fn sign_cli(args: &[&str], secret: &str) -> String {
 fn require(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("SESSIOND_TEST_REQUIRE_SERVICES").is_ok() => {
-            panic!("{var} is not set (scripts/test.sh sets it)")
-        }
-        _ => {
-            eprintln!("skipped: {var} not set");
-            None
-        }
+        _ => common::missing(&format!("{var} is not set (scripts/test.sh sets it)")),
     }
 }
 
