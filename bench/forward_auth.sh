@@ -83,16 +83,9 @@ cookie=$(curl -s -o /dev/null -D - -H 'Origin: http://localhost' -H 'Host: local
 check=$(curl -s -H "Cookie: $cookie" "http://127.0.0.1:$front/private")
 [ "$check" = "hello bench" ] || { echo "protected page: $check" >&2; exit 1; }
 
-rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
-p99_ms() {
-  awk '$1=="99%" {v=$2; u=v; gsub(/[0-9.]/,"",u); gsub(/[a-z]/,"",v);
-       if (u=="us") v/=1000; else if (u=="s") v*=1000; print v}' "$1"
-}
 wrk -t2 -c50 -d"${duration}s" --latency "http://127.0.0.1:$direct/private" > "$out/fa-direct.txt"
 wrk -t2 -c50 -d"${duration}s" --latency -H "Cookie: $cookie" "http://127.0.0.1:$front/private" > "$out/fa-auth.txt"
-for f in direct auth; do
-  if grep -q 'Non-2xx' "$out/fa-$f.txt"; then echo "non-2xx answers ($f)" >&2; cat "$out/fa-$f.txt" >&2; exit 1; fi
-done
+for f in direct auth; do require_2xx "$out/fa-$f.txt"; done
 
 {
   echo "# bench/forward_auth.sh — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t2 -c50 -d${duration}s"

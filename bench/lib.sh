@@ -15,3 +15,18 @@ install_packages() {
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
+
+# wrk's "Requests/sec" from its output file.
+rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+
+# wrk's 99th-percentile latency (--latency), in milliseconds.
+p99_ms() {
+  awk '$1=="99%" {v=$2; u=v; gsub(/[0-9.]/,"",u); gsub(/[a-z]/,"",v);
+       if (u=="us") v/=1000; else if (u=="s") v*=1000; print v}' "$1"
+}
+
+# Stops the benchmark if wrk saw any answer but 2xx: its rate would not be
+# the rate of the request meant.
+require_2xx() {
+  if grep -q 'Non-2xx' "$1"; then echo "non-2xx answers in $1" >&2; cat "$1" >&2; exit 1; fi
+}

@@ -16,7 +16,8 @@ duration=${1:-10}
 out=bench/out
 mkdir -p "$out"
 export PATH="$PATH:/usr/sbin"
-command -v wrk >/dev/null || { apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk >/dev/null; }
+source bench/lib.sh
+command -v wrk >/dev/null || install_packages wrk
 cargo build --release -q -p sessiond-server --features kerberos
 bin=$PWD/target/release/sessiond
 
@@ -51,16 +52,9 @@ for h in "Authorization: $ticket" "Cookie: $cookie"; do
   [ "$code" = 200 ] || { echo "/auth with ${h%%:*} answered $code" >&2; exit 1; }
 done
 
-rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
-p99_ms() {
-  awk '$1=="99%" {v=$2; u=v; gsub(/[0-9.]/,"",u); gsub(/[a-z]/,"",v);
-       if (u=="us") v/=1000; else if (u=="s") v*=1000; print v}' "$1"
-}
 wrk -t2 -c50 -d"${duration}s" --latency -H "Cookie: $cookie" "http://127.0.0.1:$port/auth" > "$out/neg-cookie.txt"
 wrk -t2 -c50 -d"${duration}s" --latency -H "Authorization: $ticket" "http://127.0.0.1:$port/auth" > "$out/neg-negotiate.txt"
-for f in cookie negotiate; do
-  if grep -q 'Non-2xx' "$out/neg-$f.txt"; then echo "non-2xx answers ($f)" >&2; cat "$out/neg-$f.txt" >&2; exit 1; fi
-done
+for f in cookie negotiate; do require_2xx "$out/neg-$f.txt"; done
 {
   echo "# bench/negotiate.sh — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, wrk -t2 -c50 -d${duration}s, GET /auth"
   echo

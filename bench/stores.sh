@@ -23,11 +23,8 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v memcached >/dev/null || need+=(memcached)
 command -v redis-benchmark >/dev/null || need+=(redis-tools)
-if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+source bench/lib.sh
+install_packages "${need[@]}"
 cargo build --release -q -p sessiond-server
 bin=target/release/sessiond
 
@@ -44,11 +41,6 @@ finish() {
 trap finish EXIT
 start_services >/dev/null
 
-rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
-p99_ms() {
-  awk '$1=="99%" {v=$2; u=v; gsub(/[0-9.]/,"",u); gsub(/[a-z]/,"",v);
-       if (u=="us") v/=1000; else if (u=="s") v*=1000; print v}' "$1"
-}
 
 echo 'bench-pw' | "$bin" user add bench -f "$work/passwd" >/dev/null
 
@@ -79,7 +71,7 @@ for store in "${stores[@]}"; do
   check=$(curl -sf "$base/valid?realm=bench&token=$token")
   [ "$(echo "$check" | head -1)" = YES ] || { echo "$store: token not valid: $check" >&2; exit 1; }
   wrk -t2 -c50 -d"${duration}s" --latency "$base/valid?realm=bench&token=$token" > "$out/store-$store.txt"
-  if grep -q 'Non-2xx' "$out/store-$store.txt"; then echo "non-2xx answers on $store" >&2; exit 1; fi
+  require_2xx "$out/store-$store.txt"
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
   got_rps[$store]=$(rps "$out/store-$store.txt")
   got_p99[$store]=$(p99_ms "$out/store-$store.txt")

@@ -13,20 +13,10 @@ duration=${1:-10}
 out=bench/out
 mkdir -p "$out"
 
-if ! command -v wrk >/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk >/dev/null
-fi
+source bench/lib.sh
+command -v wrk >/dev/null || install_packages wrk
 cargo build --release -q -p sessiond-server
 bin=target/release/sessiond
-
-# wrk's "Requests/sec" and the 99th-percentile latency, in milliseconds.
-rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
-p99_ms() {
-  awk '$1=="99%" {v=$2; u=v; gsub(/[0-9.]/,"",u); gsub(/[a-z]/,"",v);
-       if (u=="us") v/=1000; else if (u=="s") v*=1000; print v}' "$1"
-}
 
 results="$out/results.md"
 {
@@ -56,9 +46,7 @@ for store in memory file; do
 
   h_rps=$(rps "$out/$store-healthz.txt"); h_p99=$(p99_ms "$out/$store-healthz.txt")
   v_rps=$(rps "$out/$store-valid.txt"); v_p99=$(p99_ms "$out/$store-valid.txt")
-  for f in healthz valid; do
-    if grep -q 'Non-2xx' "$out/$store-$f.txt"; then echo "non-2xx answers in $store $f" >&2; exit 1; fi
-  done
+  for f in healthz valid; do require_2xx "$out/$store-$f.txt"; done
   awk -v s="$store" -v hr="$h_rps" -v hp="$h_p99" -v vr="$v_rps" -v vp="$v_p99" 'BEGIN {
     printf "| %s | /healthz | %.0f | %.2f | 1.00 | 1.00 |\n", s, hr, hp
     printf "| %s | /valid | %.0f | %.2f | %.2f | %.2f |\n", s, vr, vp, vr/hr, vp/hp
