@@ -64,6 +64,15 @@ pub struct SessionRecord {
     /// Incremented on every data write; the compare-and-set version.
     #[serde(default)]
     pub data_version: u64,
+    /// The user's session epoch when this session was issued (see
+    /// [`UserState::epoch`]); 0 in stores that end a user's sessions by
+    /// deleting them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub user_epoch: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl SessionRecord {
@@ -91,6 +100,7 @@ impl SessionRecord {
             credentials: new.credentials,
             data: SessionData::new(),
             data_version: 0,
+            user_epoch: 0,
         }
     }
 
@@ -134,6 +144,16 @@ pub struct UserState {
     /// When the generation last moved on, i.e. when older sessions became superseded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_at: Option<Timestamp>,
+    /// The user's session epoch, across all realms: every session issued in
+    /// an earlier epoch is gone. A store that cannot enumerate a user's
+    /// sessions (memcached) ends them all — on a password change or a
+    /// deleted account — by moving it on, so no session needs to be found.
+    /// A counter rather than a time, so a login racing the change can never
+    /// slip through in the same second: it either read the old epoch (and is
+    /// refused) or the new one. Not persisted with the realm's state; the
+    /// store fills it in before classifying.
+    #[serde(skip)]
+    pub epoch: u64,
 }
 
 impl UserState {
@@ -181,7 +201,7 @@ pub fn classify(
     if record.realm != realm {
         return Classification::OtherRealm;
     }
-    if record.is_expired(now) {
+    if record.is_expired(now) || record.user_epoch < user.epoch {
         return Classification::Gone;
     }
     if record.supersede && record.generation < user.generation {
@@ -331,6 +351,32 @@ mod tests {
         );
         assert_eq!(
             classify(&b, &user, "r", Timestamp(6), RETAIN),
+            Classification::Current
+        );
+    }
+
+    #[test]
+    fn an_older_user_epoch_is_gone() {
+        let rec = SessionRecord::issue(new(RealmPolicy::default(), None), 1, Timestamp(0));
+        let mut user = UserState {
+            generation: 1,
+            ..UserState::default()
+        };
+        assert_eq!(
+            classify(&rec, &user, "r", Timestamp(1), RETAIN),
+            Classification::Current
+        );
+        user.epoch = 1;
+        assert_eq!(
+            classify(&rec, &user, "r", Timestamp(1), RETAIN),
+            Classification::Gone
+        );
+        let newer = SessionRecord {
+            user_epoch: 1,
+            ..rec
+        };
+        assert_eq!(
+            classify(&newer, &user, "r", Timestamp(1), RETAIN),
             Classification::Current
         );
     }

@@ -11,7 +11,9 @@ use crate::ops::{self, role_key, user_key, Txn};
 use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 use crate::{SessionStore, StoreError, StoreResult};
 use async_trait::async_trait;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 use sessiond_core::session::{is_purgeable, SessionData, SessionRecord, UserState, Validity};
 use sessiond_core::{NewSession, Timestamp, TokenHash};
 use std::collections::HashMap;
@@ -23,6 +25,14 @@ const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 const KEYS: TableDefinition<&str, &str> = TableDefinition::new("keys");
 const GROUP_KEYS: TableDefinition<&str, &str> = TableDefinition::new("group_keys");
 const ROLES: TableDefinition<&str, &str> = TableDefinition::new("group_roles");
+/// The per-user index: one empty entry per session, keyed `user \0 id-hex`,
+/// so a user's sessions are one range read (names never hold a control
+/// character). Written in the same transaction as the session itself.
+const USER_INDEX: TableDefinition<&str, ()> = TableDefinition::new("user_sessions");
+
+fn index_key(user: &str, id: &TokenHash) -> String {
+    format!("{user}\0{}", id.to_hex())
+}
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "sessions.redb";
@@ -81,23 +91,25 @@ fn role_in(
         .and_then(GroupRole::parse))
 }
 
-/// Every record of `user` in `realm`: a scan of the table, acceptable for a
-/// rare administrative call (an index would cost every login a second write).
-fn sessions_of_in(
-    t: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    realm: &str,
+/// Every record of `user` in any realm, through the per-user index.
+fn sessions_of_user_in(
+    index: &impl ReadableTable<&'static str, ()>,
+    sessions: &impl ReadableTable<&'static [u8], &'static [u8]>,
     user: &str,
 ) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
+    let from = format!("{user}\0");
+    let to = format!("{user}\u{1}");
     let mut found = Vec::new();
-    for entry in t.iter().map_err(unavailable)? {
-        let (k, v) = entry.map_err(unavailable)?;
-        let Ok(record) = decode::<SessionRecord>("session", v.value()) else {
+    for entry in index
+        .range::<&str>(from.as_str()..to.as_str())
+        .map_err(unavailable)?
+    {
+        let (k, _) = entry.map_err(unavailable)?;
+        let Some(id) = k.value().get(from.len()..).and_then(TokenHash::from_hex) else {
             continue;
         };
-        if record.realm == realm && record.identity.user == user {
-            let mut id = [0u8; 32];
-            id.copy_from_slice(k.value());
-            found.push((TokenHash(id), record));
+        if let Some(record) = session_in(sessions, &id)? {
+            found.push((id, record));
         }
     }
     Ok(found)
@@ -136,12 +148,9 @@ impl Txn for Reading {
         self.wants_write = true;
         Ok(())
     }
-    fn sessions_of(
-        &mut self,
-        realm: &str,
-        user: &str,
-    ) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
-        sessions_of_in(&open_table!(self.txn, SESSIONS), realm, user)
+    fn sessions_of_user(&mut self, user: &str) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
+        let index = open_table!(self.txn, USER_INDEX);
+        sessions_of_user_in(&index, &open_table!(self.txn, SESSIONS), user)
     }
     fn user(&mut self, realm: &str, user: &str) -> StoreResult<UserState> {
         user_in(&open_table!(self.txn, USERS), realm, user)
@@ -179,22 +188,34 @@ impl Txn for Writing<'_> {
     }
     fn put_session(&mut self, id: &TokenHash, record: &SessionRecord) -> StoreResult<()> {
         let mut table = open_table!(self.txn, SESSIONS);
-        table
+        let is_new = table
             .insert(id.0.as_slice(), encode(record).as_slice())
-            .map_err(unavailable)?;
+            .map_err(unavailable)?
+            .is_none();
+        if is_new {
+            let mut index = open_table!(self.txn, USER_INDEX);
+            index
+                .insert(index_key(&record.identity.user, id).as_str(), ())
+                .map_err(unavailable)?;
+        }
         Ok(())
     }
     fn delete_session(&mut self, id: &TokenHash) -> StoreResult<()> {
         let mut table = open_table!(self.txn, SESSIONS);
-        table.remove(id.0.as_slice()).map_err(unavailable)?;
+        let old = table.remove(id.0.as_slice()).map_err(unavailable)?;
+        // An undecodable record has no index entry to find; the entry of a
+        // record that cannot be read is skipped by readers.
+        if let Some(Ok(record)) = old.map(|v| decode::<SessionRecord>("session", v.value())) {
+            let mut index = open_table!(self.txn, USER_INDEX);
+            index
+                .remove(index_key(&record.identity.user, id).as_str())
+                .map_err(unavailable)?;
+        }
         Ok(())
     }
-    fn sessions_of(
-        &mut self,
-        realm: &str,
-        user: &str,
-    ) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
-        sessions_of_in(&open_table!(self.txn, SESSIONS), realm, user)
+    fn sessions_of_user(&mut self, user: &str) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
+        let index = open_table!(self.txn, USER_INDEX);
+        sessions_of_user_in(&index, &open_table!(self.txn, SESSIONS), user)
     }
     fn user(&mut self, realm: &str, user: &str) -> StoreResult<UserState> {
         user_in(&open_table!(self.txn, USERS), realm, user)
@@ -265,6 +286,26 @@ impl Inner {
     }
 }
 
+/// Refuses a path whose mode lets users other than the owner (and its
+/// group) in: its contents are secrets.
+fn check_private(path: &Path, fix: &str) -> StoreResult<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        return Err(StoreError::Open(format!(
+            "{} is open to other users (mode {:o}); it holds keys and session data: \
+             run `chmod {fix} {}` and start again",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// A crash-safe session store in one file (`<dir>/sessions.redb`).
 #[derive(Clone)]
 pub struct FileStore {
@@ -273,14 +314,37 @@ pub struct FileStore {
 
 impl FileStore {
     /// Opens (creating if needed) the store in directory `dir`.
+    ///
+    /// A new directory is created 0700 and the database file 0600: the file
+    /// holds `/gen_key` keys, group keys, user names, addresses and session
+    /// data. A database file that others can read or write is refused with
+    /// the `chmod` that fixes it, rather than served from. An existing
+    /// directory keeps its mode (an operator's `mkdir` gives 0755, which
+    /// shows only the file's name).
     pub fn open(dir: &Path, opts: StoreOptions) -> StoreResult<FileStore> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Open(format!(
-                "cannot create data directory {}: {e}",
-                dir.display()
-            ))
-        })?;
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                StoreError::Open(format!(
+                    "cannot create data directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
         let path = dir.join(DB_FILE);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::Open(format!("{}: {e}", path.display()))),
+        }
+        check_private(&path, "600")?;
         let db = Database::create(&path)
             .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
         let txn = db
@@ -293,6 +357,29 @@ impl FileStore {
             txn.open_table(KEYS).map_err(open)?;
             txn.open_table(GROUP_KEYS).map_err(open)?;
             txn.open_table(ROLES).map_err(open)?;
+            let sessions = txn.open_table(SESSIONS).map_err(open)?;
+            let mut index = txn.open_table(USER_INDEX).map_err(open)?;
+            // A database from before the index existed: build it once.
+            let indexing = |e: redb::StorageError| {
+                StoreError::Open(format!("{}: building the user index: {e}", path.display()))
+            };
+            if index.is_empty().map_err(indexing)? && !sessions.is_empty().map_err(indexing)? {
+                for entry in sessions.iter().map_err(indexing)? {
+                    let (k, v) = entry.map_err(indexing)?;
+                    let (Ok(id), Ok(record)) = (
+                        <[u8; 32]>::try_from(k.value()),
+                        decode::<SessionRecord>("session", v.value()),
+                    ) else {
+                        continue;
+                    };
+                    index
+                        .insert(
+                            index_key(&record.identity.user, &TokenHash(id)).as_str(),
+                            (),
+                        )
+                        .map_err(indexing)?;
+                }
+            }
         }
         txn.commit().map_err(|e| StoreError::Open(e.to_string()))?;
         Ok(FileStore {
@@ -485,12 +572,8 @@ impl SessionStore for FileStore {
         now: Timestamp,
     ) -> StoreResult<Vec<UserSession>> {
         let (realm, user) = (realm.to_owned(), user.to_owned());
-        self.blocking(move |i| {
-            i.write(false, |t| {
-                ops::list_user_sessions(t, &realm, &user, now, &i.opts)
-            })
-        })
-        .await
+        self.read_mostly(move |i, t| ops::list_user_sessions(t, &realm, &user, now, &i.opts))
+            .await
     }
 
     async fn revoke_user_sessions(
@@ -505,6 +588,26 @@ impl SessionStore for FileStore {
             i.write(true, |t| {
                 ops::revoke_user_sessions(t, &realm, &user, keep.as_ref())
             })
+        })
+        .await
+    }
+
+    async fn end_user_sessions(&self, user: &str, _now: Timestamp) -> StoreResult<Option<u64>> {
+        let user = user.to_owned();
+        self.blocking(move |i| i.write(true, |t| ops::end_user_sessions(t, &user)))
+            .await
+            .map(Some)
+    }
+
+    async fn raise_ticket_not_before(
+        &self,
+        realm: &str,
+        user: &str,
+        at: Timestamp,
+    ) -> StoreResult<Timestamp> {
+        let (realm, user) = (realm.to_owned(), user.to_owned());
+        self.blocking(move |i| {
+            i.write(true, |t| ops::raise_ticket_not_before(t, &realm, &user, at))
         })
         .await
     }

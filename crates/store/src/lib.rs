@@ -118,6 +118,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Returns how many were deleted.
     async fn purge(&self, now: Timestamp) -> StoreResult<u64>;
 
+    /// Ends every session of `user` in every realm: what a password change,
+    /// a deleted account or an administrator's "end everything" needs.
+    /// Returns how many sessions were deleted, or `None` where the store
+    /// ends them without finding them (memcached moves the user's session
+    /// epoch on; see [`sessiond_core::session::UserState::epoch`]).
+    async fn end_user_sessions(&self, user: &str, now: Timestamp) -> StoreResult<Option<u64>>;
+
     /// The time before which tickets of `user` in `realm` are refused (set
     /// by revoking the user's tickets or changing their password).
     ///
@@ -127,33 +134,20 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn ticket_not_before(&self, realm: &str, user: &str) -> StoreResult<Option<Timestamp>> {
         match self.get_key(&not_before_slot(realm, user)).await? {
             None => Ok(None),
-            Some(text) => text
-                .parse::<i64>()
-                .map(|t| Some(Timestamp(t)))
-                .map_err(|_| {
-                    StoreError::Corrupt(format!("ticket not-before of a user is {text:?}"))
-                }),
+            Some(text) => parse_not_before(&text).map(Some),
         }
     }
 
     /// Moves the user's not-before time forward to `at` (never back) and
-    /// returns the time now in force. Two revocations racing within the same
-    /// second may keep the earlier of their times, which is harmless: both
-    /// refuse every ticket issued before either request.
+    /// returns the time now in force. One atomic step in every store (a
+    /// transaction, a script, a conditional upsert or a `cas` loop): two
+    /// revocations racing can never leave the earlier of their times.
     async fn raise_ticket_not_before(
         &self,
         realm: &str,
         user: &str,
         at: Timestamp,
-    ) -> StoreResult<Timestamp> {
-        let current = self.ticket_not_before(realm, user).await?;
-        let next = current.map_or(at, |c| c.max(at));
-        if current != Some(next) {
-            self.put_key(&not_before_slot(realm, user), &next.0.to_string())
-                .await?;
-        }
-        Ok(next)
-    }
+    ) -> StoreResult<Timestamp>;
 
     /// SessionKeyServer's per-identity key (`/gen_key`, `/get_key`).
     async fn get_key(&self, slot: &str) -> StoreResult<Option<String>>;
@@ -193,6 +187,13 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 /// Key slot of a user's ticket not-before time.
-fn not_before_slot(realm: &str, user: &str) -> String {
+pub(crate) fn not_before_slot(realm: &str, user: &str) -> String {
     format!("\nticket-not-before\n{realm}\n{user}")
+}
+
+/// A stored not-before time.
+pub(crate) fn parse_not_before(text: &str) -> StoreResult<Timestamp> {
+    text.parse::<i64>()
+        .map(Timestamp)
+        .map_err(|_| StoreError::Corrupt(format!("ticket not-before of a user is {text:?}")))
 }

@@ -7,6 +7,10 @@
 //!   exactly one of several racing callers wins;
 //! - supersede works through the per-user generation counter (one small key
 //!   per realm and user), checked on every validation;
+//! - ending all of a user's sessions (password change, deleted account)
+//!   moves the user's session epoch on (one small key per user, read in the
+//!   same `get` as the generation), so older sessions are refused without
+//!   being found;
 //! - listing a user's sessions, and revoking them all, are not supported
 //!   (`StoreError::Unsupported`): see docs/stores.md.
 //!
@@ -178,11 +182,33 @@ impl Inner {
         u32::try_from(wall + ttl).unwrap_or(0)
     }
 
-    fn user(&self, realm: &str, user: &str) -> StoreResult<UserState> {
-        match self.gets(&self.user_key(realm, user))? {
+    /// Key of a user's session epoch (all realms).
+    fn epoch_key(&self, user: &str) -> String {
+        format!("{}:e:{}", self.prefix, hashed(&[user]))
+    }
+
+    fn epoch(&self, user: &str) -> StoreResult<u64> {
+        match self.gets(&self.epoch_key(user))? {
             Some((bytes, _)) => decode(&bytes),
-            None => Ok(UserState::default()),
+            None => Ok(0),
         }
+    }
+
+    /// The user's supersede state in `realm` and session epoch, in one `get`.
+    fn user(&self, realm: &str, user: &str) -> StoreResult<UserState> {
+        let (state_key, epoch_key) = (self.user_key(realm, user), self.epoch_key(user));
+        let mut found: std::collections::HashMap<String, (Vec<u8>, u32, Option<u64>)> = self
+            .client()
+            .gets(&[state_key.as_str(), epoch_key.as_str()])
+            .map_err(|e| self.failed(e))?;
+        let mut state: UserState = match found.remove(&state_key) {
+            Some((bytes, ..)) => decode(&bytes)?,
+            None => UserState::default(),
+        };
+        if let Some((bytes, ..)) = found.remove(&epoch_key) {
+            state.epoch = decode(&bytes)?;
+        }
+        Ok(state)
     }
 
     /// Reads a session and its user's state. `None` for missing or tombstoned.
@@ -410,7 +436,12 @@ impl SessionStore for MemcachedStore {
                 let generation = state.next_login(supersede, now);
                 Ok((supersede.then(|| encode(&state)).transpose()?, generation))
             })?;
-            let record = SessionRecord::issue(new, generation, now);
+            // Read before the session is written: an "end all" racing this
+            // login either comes after (and its new epoch refuses the
+            // session) or before (and this session is meant to live).
+            let epoch = i.epoch(&new.identity.user)?;
+            let mut record = SessionRecord::issue(new, generation, now);
+            record.user_epoch = epoch;
             i.put(&id, &record, now)?;
             Ok(record)
         })
@@ -562,6 +593,39 @@ impl SessionStore for MemcachedStore {
         Err(unsupported(
             "revoking a user's sessions (memcached cannot enumerate keys)",
         ))
+    }
+
+    async fn end_user_sessions(&self, user: &str, _now: Timestamp) -> StoreResult<Option<u64>> {
+        let user = user.to_owned();
+        self.run(move |i| {
+            i.update(&i.epoch_key(&user), b"0", |bytes| {
+                let epoch: u64 = decode(bytes)?;
+                Ok((Some(encode(&(epoch + 1))?), ()))
+            })
+        })
+        .await?;
+        Ok(None)
+    }
+
+    async fn raise_ticket_not_before(
+        &self,
+        realm: &str,
+        user: &str,
+        at: Timestamp,
+    ) -> StoreResult<Timestamp> {
+        let slot = crate::not_before_slot(realm, user);
+        self.run(move |i| {
+            let key = format!("{}:k:{}", i.prefix, hashed(&[&slot]));
+            i.update(&key, at.0.to_string().as_bytes(), |bytes| {
+                let current = crate::parse_not_before(&String::from_utf8_lossy(bytes))?;
+                Ok(if at > current {
+                    (Some(at.0.to_string().into_bytes()), at)
+                } else {
+                    (None, current)
+                })
+            })
+        })
+        .await
     }
 
     /// memcached expires records itself.

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use sessiond_core::session::{is_purgeable, SessionData, SessionRecord, UserState, Validity};
 use sessiond_core::{NewSession, Timestamp, TokenHash};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Number of sub-maps the sessions are spread over (by the first byte of the
 /// token hash, which is uniformly distributed).
@@ -44,6 +44,10 @@ impl Sessions {
 #[derive(Default, Debug)]
 struct Maps {
     sessions: Sessions,
+    /// Session ids of each user name (all realms): listing or ending one
+    /// user's sessions looks here instead of scanning every session under
+    /// the lock. Kept in step by `put_session`, `delete_session` and `purge`.
+    by_user: HashMap<String, HashSet<TokenHash>>,
     /// Keyed by [`user_key`].
     users: HashMap<String, UserState>,
     keys: HashMap<String, String>,
@@ -61,29 +65,33 @@ impl Txn for Maps {
             .map(|r| SessionRecord::clone(r)))
     }
     fn put_session(&mut self, id: &TokenHash, record: &SessionRecord) -> StoreResult<()> {
-        self.sessions
+        let old = self
+            .sessions
             .shard(id)
             .insert(*id, Box::new(record.clone()));
+        if old.is_none() {
+            self.index(&record.identity.user, *id);
+        }
         Ok(())
     }
     fn delete_session(&mut self, id: &TokenHash) -> StoreResult<()> {
-        self.sessions.shard(id).remove(id);
+        if let Some(old) = self.sessions.shard(id).remove(id) {
+            self.unindex(&old.identity.user, id);
+        }
         Ok(())
     }
-    /// A scan of every shard: listing a user's sessions is a rare
-    /// administrative call, and an index would cost every session memory.
-    fn sessions_of(
-        &mut self,
-        realm: &str,
-        user: &str,
-    ) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
-        Ok(self
-            .sessions
-            .0
-            .iter()
-            .flat_map(|shard| shard.iter())
-            .filter(|(_, r)| r.realm == realm && r.identity.user == user)
-            .map(|(id, r)| (*id, SessionRecord::clone(r)))
+    fn sessions_of_user(&mut self, user: &str) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
+        let ids: Vec<TokenHash> = self
+            .by_user
+            .get(user)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default();
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| {
+                let record = self.sessions.shard(&id).get(&id)?;
+                Some((id, SessionRecord::clone(record)))
+            })
             .collect())
     }
     fn user(&mut self, realm: &str, user: &str) -> StoreResult<UserState> {
@@ -127,6 +135,28 @@ impl Txn for Maps {
             None => self.roles.remove(&k),
         };
         Ok(())
+    }
+}
+
+impl Maps {
+    fn index(&mut self, user: &str, id: TokenHash) {
+        match self.by_user.get_mut(user) {
+            Some(ids) => {
+                ids.insert(id);
+            }
+            None => {
+                self.by_user.insert(user.to_owned(), HashSet::from([id]));
+            }
+        }
+    }
+
+    fn unindex(&mut self, user: &str, id: &TokenHash) {
+        if let Some(ids) = self.by_user.get_mut(user) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_user.remove(user);
+            }
+        }
     }
 }
 
@@ -243,19 +273,26 @@ impl SessionStore for MemoryStore {
         let retention = self.opts.superseded_retention;
         let mut removed = 0;
         let mut key = String::new();
+        let mut purged = Vec::new();
         for shard in 0..SHARDS {
             {
                 let mut maps = self.maps.lock();
                 let Maps {
                     sessions, users, ..
                 } = &mut *maps;
-                sessions.0[shard].retain(|_, record| {
+                sessions.0[shard].retain(|id, record| {
                     write_user_key(&mut key, &record.realm, &record.identity.user);
                     let user = users.get(key.as_str()).copied().unwrap_or_default();
                     let purge = is_purgeable(record, &user, now, retention);
-                    removed += u64::from(purge);
+                    if purge {
+                        purged.push((std::mem::take(&mut record.identity.user), *id));
+                    }
                     !purge
                 });
+                removed += purged.len() as u64;
+                for (user, id) in purged.drain(..) {
+                    maps.unindex(&user, &id);
+                }
                 // hand the lock to a waiting request rather than re-taking it
                 parking_lot::MutexGuard::unlock_fair(maps);
             }
@@ -281,6 +318,19 @@ impl SessionStore for MemoryStore {
         _now: Timestamp,
     ) -> StoreResult<u64> {
         ops::revoke_user_sessions(&mut *self.maps.lock(), realm, user, keep.as_ref())
+    }
+
+    async fn end_user_sessions(&self, user: &str, _now: Timestamp) -> StoreResult<Option<u64>> {
+        ops::end_user_sessions(&mut *self.maps.lock(), user).map(Some)
+    }
+
+    async fn raise_ticket_not_before(
+        &self,
+        realm: &str,
+        user: &str,
+        at: Timestamp,
+    ) -> StoreResult<Timestamp> {
+        ops::raise_ticket_not_before(&mut *self.maps.lock(), realm, user, at)
     }
 
     async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {

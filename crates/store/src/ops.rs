@@ -38,12 +38,20 @@ pub(crate) trait Txn {
     fn session(&mut self, id: &TokenHash) -> StoreResult<Option<SessionRecord>>;
     fn put_session(&mut self, id: &TokenHash, record: &SessionRecord) -> StoreResult<()>;
     fn delete_session(&mut self, id: &TokenHash) -> StoreResult<()>;
+    /// Every stored record of `user` in any realm, whatever its state:
+    /// through a per-user index, never a scan of all sessions (the "my
+    /// sessions" page loads it on every visit).
+    fn sessions_of_user(&mut self, user: &str) -> StoreResult<Vec<(TokenHash, SessionRecord)>>;
     /// Every stored record of `user` in `realm`, whatever its state.
     fn sessions_of(
         &mut self,
         realm: &str,
         user: &str,
-    ) -> StoreResult<Vec<(TokenHash, SessionRecord)>>;
+    ) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
+        let mut all = self.sessions_of_user(user)?;
+        all.retain(|(_, r)| r.realm == realm);
+        Ok(all)
+    }
     fn user(&mut self, realm: &str, user: &str) -> StoreResult<UserState>;
     fn put_user(&mut self, realm: &str, user: &str, state: UserState) -> StoreResult<()>;
     fn key(&mut self, slot: &str) -> StoreResult<Option<String>>;
@@ -248,6 +256,35 @@ pub(crate) fn list_user_sessions(
     }
     live.sort_by_key(|s| (s.record.created, s.record.generation, s.id.0));
     Ok(live)
+}
+
+/// Deletes every session of `user` in every realm; returns how many.
+pub(crate) fn end_user_sessions(t: &mut dyn Txn, user: &str) -> StoreResult<u64> {
+    let mut removed = 0;
+    for (id, _) in t.sessions_of_user(user)? {
+        t.delete_session(&id)?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// The not-before time moved forward to `at`, read and written in one transaction.
+pub(crate) fn raise_ticket_not_before(
+    t: &mut dyn Txn,
+    realm: &str,
+    user: &str,
+    at: Timestamp,
+) -> StoreResult<Timestamp> {
+    let slot = crate::not_before_slot(realm, user);
+    let current = t
+        .key(&slot)?
+        .map(|v| crate::parse_not_before(&v))
+        .transpose()?;
+    let next = current.map_or(at, |c| c.max(at));
+    if current != Some(next) {
+        t.put_key(&slot, &next.0.to_string())?;
+    }
+    Ok(next)
 }
 
 pub(crate) fn revoke_user_sessions(

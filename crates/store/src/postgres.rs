@@ -101,7 +101,14 @@ impl PostgresStore {
             .max_connections(16)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(2))
-            .connect_with(base.options([("search_path", schema)]))
+            // A stuck database must fail a request within the store's
+            // budget (503, retry) rather than hold it until the HTTP
+            // timeout: statements get 2 s, lock waits 1 s.
+            .connect_with(base.options([
+                ("search_path", schema),
+                ("statement_timeout", "2000"),
+                ("lock_timeout", "1000"),
+            ]))
             .await
             .map_err(open)?;
         MIGRATOR
@@ -154,6 +161,7 @@ impl PostgresStore {
         let user = UserState {
             generation: generation.unwrap_or(0).max(0) as u64,
             superseded_at: superseded_at.map(Timestamp),
+            epoch: 0,
         };
         Ok((id, record, user))
     }
@@ -236,9 +244,13 @@ impl PostgresStore {
                         record.last_access = now;
                         // Touches only the access columns: a concurrent data
                         // write is never overwritten.
+                        // Both columns only move forward: a touch that
+                        // read earlier and writes later must not pull the
+                        // end back (NULL, "never", stays NULL).
                         sqlx::query(
-                            "UPDATE sessions SET last_access = GREATEST(last_access, $2), ends_at = $3 \
-                             WHERE id = $1",
+                            "UPDATE sessions SET last_access = GREATEST(last_access, $2), \
+                             ends_at = CASE WHEN ends_at IS NULL OR $3::BIGINT IS NULL THEN $3::BIGINT \
+                             ELSE GREATEST(ends_at, $3::BIGINT) END WHERE id = $1",
                         )
                         .bind(id.0.as_slice())
                         .bind(now.0)
@@ -515,6 +527,35 @@ impl SessionStore for PostgresStore {
         .map_err(unavailable)?
         .rows_affected();
         Ok(expired + superseded)
+    }
+
+    async fn end_user_sessions(&self, user: &str, _now: Timestamp) -> StoreResult<Option<u64>> {
+        let done = sqlx::query("DELETE FROM sessions WHERE username = $1")
+            .bind(user)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(done.rows_affected()))
+    }
+
+    async fn raise_ticket_not_before(
+        &self,
+        realm: &str,
+        user: &str,
+        at: Timestamp,
+    ) -> StoreResult<Timestamp> {
+        // One statement: the row lock of the upsert orders racing raises.
+        let text: String = sqlx::query_scalar(
+            "INSERT INTO keys (slot, key) VALUES ($1, $2) ON CONFLICT (slot) DO UPDATE \
+             SET key = CASE WHEN keys.key ~ '^-?[0-9]+$' AND keys.key::BIGINT >= EXCLUDED.key::BIGINT \
+             THEN keys.key ELSE EXCLUDED.key END RETURNING key",
+        )
+        .bind(crate::not_before_slot(realm, user))
+        .bind(at.0.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        crate::parse_not_before(&text)
     }
 
     async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {

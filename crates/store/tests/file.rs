@@ -69,3 +69,69 @@ fn unusable_directory_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// The database holds keys and session data: created private, and refused
+/// when others can read it.
+#[test]
+fn data_directory_and_file_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let store = FileStore::open(&dir, options()).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(store.path()), 0o600);
+    let db = store.path().to_owned();
+    drop(store);
+
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = FileStore::open(&dir, options()).err().unwrap().to_string();
+    assert!(
+        err.contains("open to other users") && err.contains("chmod 600"),
+        "{err}"
+    );
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o602)).unwrap();
+    assert!(
+        FileStore::open(&dir, options()).is_err(),
+        "writable by others"
+    );
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+    FileStore::open(&dir, options()).unwrap();
+}
+
+/// A database written before the per-user index existed gets one on open.
+#[tokio::test]
+async fn the_user_index_is_built_for_an_older_database() {
+    use sessiond_core::session::SessionRecord;
+    let dir = tempfile::tempdir().unwrap();
+    let t = Token::generate();
+    {
+        let store = FileStore::open(dir.path(), options()).unwrap();
+        store
+            .create(
+                t.hash(),
+                login("rc", "alice", RealmPolicy::default()),
+                Timestamp(0),
+            )
+            .await
+            .unwrap();
+    }
+    {
+        // Empty the index as an older version would have left it.
+        let db = redb::Database::create(dir.path().join(sessiond_store::file::DB_FILE)).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.delete_table(redb::TableDefinition::<&str, ()>::new("user_sessions"))
+            .unwrap();
+        txn.commit().unwrap();
+    }
+    let store = FileStore::open(dir.path(), options()).unwrap();
+    let listed = store
+        .list_user_sessions("rc", "alice", Timestamp(1))
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, t.hash());
+    let _: &SessionRecord = &listed[0].record;
+}

@@ -8,20 +8,35 @@
 use percent_encoding::percent_decode;
 use std::collections::HashMap;
 
+/// Most parameters one request may carry, query and body together. The
+/// protocol uses at most seven; the cap bounds the work an attacker can make a
+/// worker do per request (the body limit alone allows hundreds of thousands).
+pub const MAX_PARAMS: usize = 256;
+
 /// Decoded parameters of one request.
+///
+/// One map from name to (value, came from the URL): every piece costs one
+/// hash lookup, so decoding is linear in the input. (An earlier version kept
+/// the URL names in a list searched per piece, which was quadratic.)
 #[derive(Debug, Default, Clone)]
 pub struct Params {
-    values: HashMap<String, String>,
-    /// Names that arrived in the URL (as opposed to a POST body).
-    from_query: Vec<String>,
+    values: HashMap<String, (String, bool)>,
+    pieces: usize,
 }
 
-/// A value with a malformed percent escape (`%zz`), which the original's HTTP
-/// layer rejected with 400 before its handler ran.
-#[derive(Debug, PartialEq, Eq)]
-pub struct MalformedEscape;
+/// Why a query string or form body was refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    /// A value with a malformed percent escape (`%zz`), which the original's
+    /// HTTP layer rejected with 400 before its handler ran.
+    #[error("malformed percent-encoding")]
+    MalformedEscape,
+    /// More than [`MAX_PARAMS`] `name=value` pieces.
+    #[error("too many parameters (at most {MAX_PARAMS})")]
+    TooMany,
+}
 
-fn decode_value(raw: &str) -> Result<String, MalformedEscape> {
+fn decode_value(raw: &str) -> Result<String, ParamError> {
     let bytes = raw.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
@@ -30,12 +45,15 @@ fn decode_value(raw: &str) -> Result<String, MalformedEscape> {
                 && bytes[i + 1].is_ascii_hexdigit()
                 && bytes[i + 2].is_ascii_hexdigit();
             if !ok {
-                return Err(MalformedEscape);
+                return Err(ParamError::MalformedEscape);
             }
             i += 3;
         } else {
             i += 1;
         }
+    }
+    if !raw.contains(['+', '%']) {
+        return Ok(raw.to_owned());
     }
     let plus_as_space = raw.replace('+', " ");
     Ok(percent_decode(plus_as_space.as_bytes())
@@ -45,29 +63,28 @@ fn decode_value(raw: &str) -> Result<String, MalformedEscape> {
 
 impl Params {
     /// Adds the pieces of a query string or form body; later pieces win.
-    pub fn add(&mut self, text: &str, from_query: bool) -> Result<(), MalformedEscape> {
+    pub fn add(&mut self, text: &str, from_query: bool) -> Result<(), ParamError> {
         for piece in text.split('&') {
             let Some((name, raw)) = piece.split_once('=') else {
                 continue;
             };
-            let value = decode_value(raw)?;
-            if from_query {
-                self.from_query.push(name.to_owned());
-            } else {
-                self.from_query.retain(|n| n != name);
+            self.pieces += 1;
+            if self.pieces > MAX_PARAMS {
+                return Err(ParamError::TooMany);
             }
-            self.values.insert(name.to_owned(), value);
+            let value = decode_value(raw)?;
+            self.values.insert(name.to_owned(), (value, from_query));
         }
         Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        self.values.get(name).map(|(v, _)| v.as_str())
     }
 
     /// Whether the (final) value of `name` came from the URL.
     pub fn in_query(&self, name: &str) -> bool {
-        self.from_query.iter().any(|n| n == name)
+        self.values.get(name).is_some_and(|(_, q)| *q)
     }
 }
 
@@ -98,9 +115,21 @@ mod tests {
     #[test]
     fn malformed_escapes_are_refused() {
         let mut p = Params::default();
-        assert_eq!(p.add("realm=%zz", true), Err(MalformedEscape));
-        assert_eq!(p.add("realm=%4", true), Err(MalformedEscape));
-        assert_eq!(p.add("realm=abc%", true), Err(MalformedEscape));
+        assert_eq!(p.add("realm=%zz", true), Err(ParamError::MalformedEscape));
+        assert_eq!(p.add("realm=%4", true), Err(ParamError::MalformedEscape));
+        assert_eq!(p.add("realm=abc%", true), Err(ParamError::MalformedEscape));
+    }
+
+    #[test]
+    fn parameter_count_is_capped_across_query_and_body() {
+        let half: Vec<String> = (0..MAX_PARAMS / 2).map(|i| format!("n{i}=v")).collect();
+        let mut p = Params::default();
+        p.add(&half.join("&"), true).unwrap();
+        p.add(&half.join("&"), false).unwrap();
+        assert_eq!(p.add("one=more", false), Err(ParamError::TooMany));
+        // Pieces without `=` are dropped, not counted.
+        let mut p = Params::default();
+        p.add(&"x&".repeat(10_000), true).unwrap();
     }
 
     #[test]

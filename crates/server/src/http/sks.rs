@@ -126,15 +126,9 @@ struct Incoming {
 async fn read_params(req: Request) -> Result<Incoming, Response> {
     let (parts, body) = req.into_parts();
     let mut params = Params::default();
-    let malformed = || {
-        err(
-            StatusCode::BAD_REQUEST,
-            "malformed percent-encoding in the query string",
-        )
-    };
     params
         .add(parts.uri.query().unwrap_or(""), true)
-        .map_err(|_| malformed())?;
+        .map_err(|e| err(StatusCode::BAD_REQUEST, &format!("{e} in the query string")))?;
     if parts.method == Method::POST {
         let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|_| {
             err(
@@ -156,12 +150,9 @@ async fn read_params(req: Request) -> Result<Incoming, Response> {
             }
             let text = std::str::from_utf8(&bytes)
                 .map_err(|_| err(StatusCode::BAD_REQUEST, "the form body is not UTF-8"))?;
-            params.add(text, false).map_err(|_| {
-                err(
-                    StatusCode::BAD_REQUEST,
-                    "malformed percent-encoding in the form body",
-                )
-            })?;
+            params
+                .add(text, false)
+                .map_err(|e| err(StatusCode::BAD_REQUEST, &format!("{e} in the form body")))?;
         }
     }
     Ok(Incoming {

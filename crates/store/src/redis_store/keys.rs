@@ -43,9 +43,19 @@ impl Keys {
         format!("{}:state", self.user_tag(realm, user))
     }
 
-    /// Sorted set of the user's session ids (hex), scored by their end.
+    /// Sorted set of the user's session ids (hex), scored by their
+    /// *absolute* end (or +inf). Never by the idle end: that moves with
+    /// every touch, and an index trimmed by a stale idle end loses sessions
+    /// still in use (they would then escape supersede and "end all").
     pub fn user_index(&self, realm: &str, user: &str) -> String {
         format!("{}:sessions", self.user_tag(realm, user))
+    }
+
+    /// Set of the realms the user has had sessions in, so that ending all
+    /// of a user's sessions (password change, deleted account) finds every
+    /// realm's index without scanning the keyspace.
+    pub fn user_realms(&self, user: &str) -> String {
+        format!("{}:{{r:{}}}:realms", self.prefix, enc(user))
     }
 
     pub fn key_slot(&self, slot: &str) -> String {

@@ -340,6 +340,15 @@ fn ttl_secs(now: Timestamp, end: Timestamp) -> i64 {
     (end.0 - now.0).max(1)
 }
 
+/// A session's score in its user's index: its absolute end, which no touch
+/// moves (see `Keys::user_index`).
+fn index_score(record: &SessionRecord) -> String {
+    record
+        .expires_at
+        .map(|e| e.0.to_string())
+        .unwrap_or_else(|| "+inf".into())
+}
+
 fn encode<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -369,6 +378,7 @@ fn decode_fields(fields: &Fields) -> StoreResult<Option<(SessionRecord, UserStat
     let user = UserState {
         generation: record.generation.max(superseded_by),
         superseded_at: number("sa")?.map(Timestamp),
+        epoch: 0,
     };
     Ok(Some((record, user)))
 }
@@ -410,10 +420,11 @@ impl SessionStore for RedisStore {
         // The end is only known once the record exists; build it with a
         // placeholder generation, then set the one the login script assigns.
         let mut record = SessionRecord::issue(new, 0, now);
-        let score = record
-            .ends_at()
-            .map(|e| e.0.to_string())
-            .unwrap_or_else(|| "+inf".into());
+        let score = index_score(&record);
+        self.conn()
+            .sadd::<_, _, ()>(self.keys.user_realms(&user), &realm)
+            .await
+            .map_err(unavailable)?;
         let (generation, others): (u64, Vec<String>) = scripts::LOGIN
             .key(self.keys.user_state(&realm, &user))
             .key(self.keys.user_index(&realm, &user))
@@ -466,26 +477,42 @@ impl SessionStore for RedisStore {
         realm: &str,
         now: Timestamp,
     ) -> StoreResult<Option<SessionRecord>> {
-        let Some((mut record, user)) = self.take(&old, realm, true).await? else {
+        // Write the new session first, then take the old one: a failure in
+        // between leaves the old session working (and an orphan whose token
+        // nobody holds), never no session at all.
+        let Some((mut record, Classification::Current)) = self.lookup(&old, realm, now).await?
+        else {
             return Ok(None);
         };
-        let class = classify(&record, &user, realm, now, self.opts.superseded_retention);
-        if class != Classification::Current {
-            self.unindex(&old, &record).await?;
-            return Ok(None);
-        }
         record.last_access = now;
         self.put(&new, &record, now).await?;
+        let Some((taken, user)) = self.take(&old, realm, true).await? else {
+            // A racing revoke or replace won: the copy must not outlive it.
+            self.conn()
+                .del::<_, ()>(self.keys.session(&new))
+                .await
+                .map_err(unavailable)?;
+            return Ok(None);
+        };
+        if classify(&taken, &user, realm, now, self.opts.superseded_retention)
+            != Classification::Current
+        {
+            self.forget(&new, &taken).await?;
+            self.unindex(&old, &taken).await?;
+            return Ok(None);
+        }
+        if taken.data_version != record.data_version {
+            // Data written between the read and the take: carry it over.
+            record.data = taken.data;
+            record.data_version = taken.data_version;
+            self.put(&new, &record, now).await?;
+        }
         let index = self.keys.user_index(realm, &record.identity.user);
-        let score = record
-            .ends_at()
-            .map(|e| e.0.to_string())
-            .unwrap_or_else(|| "+inf".into());
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("ZADD")
             .arg(&index)
-            .arg(score)
+            .arg(index_score(&record))
             .arg(new.to_hex())
             .ignore()
             .zrem(&index, old.to_hex())
@@ -631,6 +658,34 @@ impl SessionStore for RedisStore {
     /// trimmed at each login and listing, so there is nothing to sweep.
     async fn purge(&self, _now: Timestamp) -> StoreResult<u64> {
         Ok(0)
+    }
+
+    async fn end_user_sessions(&self, user: &str, now: Timestamp) -> StoreResult<Option<u64>> {
+        let realms: Vec<String> = self
+            .conn()
+            .smembers(self.keys.user_realms(user))
+            .await
+            .map_err(unavailable)?;
+        let mut removed = 0;
+        for realm in realms {
+            removed += self.revoke_user_sessions(&realm, user, None, now).await?;
+        }
+        Ok(Some(removed))
+    }
+
+    async fn raise_ticket_not_before(
+        &self,
+        realm: &str,
+        user: &str,
+        at: Timestamp,
+    ) -> StoreResult<Timestamp> {
+        scripts::RAISE
+            .key(self.keys.key_slot(&crate::not_before_slot(realm, user)))
+            .arg(at.0)
+            .invoke_async::<i64>(&mut self.conn())
+            .await
+            .map(Timestamp)
+            .map_err(unavailable)
     }
 
     async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {

@@ -12,9 +12,11 @@ use redis::Script;
 use std::sync::LazyLock;
 
 /// A login's work on the user's slot: take the next generation (if the realm
-/// supersedes), drop dead index entries, and add the new session.
+/// supersedes), drop index entries past their absolute end, and add the new
+/// session.
 /// KEYS: user state hash, user index zset.
-/// ARGV: supersede (1/0), now, new session id, index score (its end or +inf),
+/// ARGV: supersede (1/0), now, new session id, index score (its absolute end
+/// or +inf),
 /// superseded retention (seconds).
 /// Returns {generation, ids of the user's other sessions} (others only when
 /// superseding: the caller marks them, and their index scores drop to the
@@ -125,6 +127,22 @@ if dv ~= tonumber(ARGV[2]) then return {0, dv} end
 redis.call('HSET', KEYS[1], 'data', ARGV[3], 'dv', dv + 1, 'la', ARGV[4])
 if ARGV[5] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
 return {1, dv + 1}
+",
+    )
+});
+
+/// Moves a ticket not-before time forward, never back, in one step.
+/// KEYS: the slot. ARGV: the time. Returns the time in force.
+pub static RAISE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '')
+local at = tonumber(ARGV[1])
+if cur == nil or at > cur then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return at
+end
+return cur
 ",
     )
 });

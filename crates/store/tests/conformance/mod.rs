@@ -65,7 +65,9 @@ macro_rules! conformance_suite {
             concurrent_data_writes_lose_nothing, concurrent_logins_leave_one_current,
             concurrent_replace_has_one_winner, concurrent_mixed_traffic_keeps_records_whole,
             keys_and_groups, tokens_never_at_rest, user_sessions_list_and_revoke,
-            peek_is_not_activity, ticket_not_before_only_moves_forward);
+            peek_is_not_activity, ticket_not_before_only_moves_forward,
+            touched_sessions_stay_reachable, ending_a_user_reaches_every_realm,
+            racing_ticket_revocations_keep_the_latest);
     };
     (@tests $make:path; $($name:ident),*) => {
         $(
@@ -799,4 +801,140 @@ pub async fn ticket_not_before_only_moves_forward(h: &Harness) {
     assert_eq!(s.ticket_not_before("web", "nb-user2").await.unwrap(), None);
     // Kept apart from SessionKeyServer's key slots.
     assert_eq!(s.get_key("nb-user").await.unwrap(), None);
+}
+
+/// A session kept alive past its *first* idle end must still be found by
+/// everything that ends sessions: a new login in a superseding realm, the
+/// user's list, ending one, ending all but the current one, ending all.
+/// (The Redis index once scored sessions by their end as computed at login,
+/// and the next login dropped them from it.)
+pub async fn touched_sessions_stay_reachable(h: &Harness) {
+    let idle = |supersede| RealmPolicy {
+        idle_timeout: Some(Duration::from_secs(100)),
+        supersede,
+        ..sks()
+    };
+    let keep_busy = |t: Token| async move {
+        for s in [60, 120, 180] {
+            assert_eq!(state(h, &t, "web", at(s)).await, "current", "busy at {s}");
+        }
+        t
+    };
+
+    // supersede
+    let old = keep_busy(issue(h, "web", "sup", idle(true), at(0)).await).await;
+    let new = issue(h, "web", "sup", idle(true), at(190)).await;
+    assert_eq!(state(h, &old, "web", at(191)).await, "superseded");
+    assert_eq!(state(h, &new, "web", at(191)).await, "current");
+
+    // ending everything of the user
+    let busy = keep_busy(issue(h, "web", "all", idle(false), at(0)).await).await;
+    let _fresh = issue(h, "web", "all", idle(false), at(190)).await;
+    h.store.end_user_sessions("all", at(191)).await.unwrap();
+    assert_eq!(state(h, &busy, "web", at(192)).await, "unknown");
+
+    if !h.enumerates {
+        return;
+    }
+    let a = keep_busy(issue(h, "web", "alice", idle(false), at(0)).await).await;
+    let b = keep_busy(issue(h, "web", "alice", idle(false), at(0)).await).await;
+    let c = issue(h, "web", "alice", idle(false), at(190)).await;
+    let listed: Vec<_> = h
+        .store
+        .list_user_sessions("web", "alice", at(191))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed.len(), 3, "the busy sessions are listed");
+    assert!(listed.contains(&a.hash()) && listed.contains(&b.hash()));
+    assert!(h
+        .store
+        .revoke(a.hash(), "web", at(192))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        h.store
+            .revoke_user_sessions("web", "alice", Some(c.hash()), at(193))
+            .await
+            .unwrap(),
+        1,
+        "all but the current one"
+    );
+    assert_eq!(state(h, &b, "web", at(194)).await, "unknown");
+    assert_eq!(state(h, &c, "web", at(194)).await, "current");
+    let d = keep_busy(issue(h, "web", "dave", idle(false), at(0)).await).await;
+    let _ = issue(h, "web", "dave", idle(false), at(190)).await;
+    assert_eq!(
+        h.store
+            .revoke_user_sessions("web", "dave", None, at(191))
+            .await
+            .unwrap(),
+        2,
+        "revoke-all counts the busy session"
+    );
+    assert_eq!(state(h, &d, "web", at(192)).await, "unknown");
+}
+
+/// A password change or a deleted account ends every session of the user,
+/// in every realm, on every store; other users' sessions and the user's
+/// later logins are untouched.
+pub async fn ending_a_user_reaches_every_realm(h: &Harness) {
+    let browser = RealmPolicy {
+        supersede: false,
+        ..sks()
+    };
+    let web1 = issue(h, "web", "erin", browser.clone(), at(0)).await;
+    let web2 = issue(h, "web", "erin", browser.clone(), at(1)).await;
+    let rc = issue(h, "rc", "erin", sks(), at(2)).await;
+    let other_user = issue(h, "web", "frank", browser.clone(), at(2)).await;
+    let ended = h.store.end_user_sessions("erin", at(3)).await.unwrap();
+    if h.enumerates {
+        assert_eq!(ended, Some(3));
+    }
+    for (t, realm) in [(&web1, "web"), (&web2, "web"), (&rc, "rc")] {
+        assert_eq!(state(h, t, realm, at(4)).await, "unknown");
+    }
+    assert_eq!(state(h, &other_user, "web", at(4)).await, "current");
+    let again = issue(h, "web", "erin", browser, at(5)).await;
+    assert_eq!(
+        state(h, &again, "web", at(6)).await,
+        "current",
+        "a new login works"
+    );
+    let again_rc = issue(h, "rc", "erin", sks(), at(6)).await;
+    assert_eq!(state(h, &again_rc, "rc", at(7)).await, "current");
+    // A second end reaches the new sessions too.
+    h.store.end_user_sessions("erin", at(8)).await.unwrap();
+    assert_eq!(state(h, &again, "web", at(9)).await, "unknown");
+    assert_eq!(state(h, &again_rc, "rc", at(9)).await, "unknown");
+}
+
+/// Many revocations at once, each with its own time: the latest wins
+/// whatever the order they land in (a read-then-write could move it back).
+pub async fn racing_ticket_revocations_keep_the_latest(h: &Harness) {
+    for round in 0..8 {
+        let user = format!("racer{round}");
+        let mut tasks = Vec::new();
+        for i in 1..=24 {
+            let store = h.store.clone();
+            let user = user.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .raise_ticket_not_before("web", &user, at(i))
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap() >= at(1));
+        }
+        assert_eq!(
+            h.store.ticket_not_before("web", &user).await.unwrap(),
+            Some(at(24)),
+            "round {round}"
+        );
+    }
 }
