@@ -1,5 +1,6 @@
 //! `sessiond`: the authentication-session server and its tools.
 
+mod accounts;
 mod app;
 mod cli;
 mod config;

@@ -28,7 +28,7 @@ pub async fn run(
     let router = http::router(app.clone());
     let graceful = GracefulShutdown::new();
     let sweeper = tokio::spawn(sweep(app.clone()));
-    let password_watch = tokio::spawn(crate::tickets::watch_password_changes(app.clone()));
+    let password_watch = tokio::spawn(crate::accounts::watch_password_file(app.clone()));
     let mut shutdown = std::pin::pin!(shutdown.received());
     loop {
         let (stream, peer) = tokio::select! {

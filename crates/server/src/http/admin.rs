@@ -126,6 +126,28 @@ pub async fn revoke_one(
     }
 }
 
+/// `DELETE /v1/users/{user}/sessions`: everything the user holds, in every
+/// realm — sessions, and tickets in every ticket realm. For an account that
+/// was disabled or whose password changed outside sessiond (a directory,
+/// PAM), where sessiond cannot notice it.
+pub async fn end_user(
+    State(app): State<Arc<App>>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&app, &headers)?;
+    sessiond_core::names::check_name("user", &user)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let ended = crate::accounts::end_user(&app, &user, "admin request")
+        .await
+        .map_err(|e| ApiError::store("end_user_sessions", e))?;
+    Ok(Json(json!({
+        "user": user,
+        "sessions_ended": ended.sessions,
+        "ticket_realms": ended.ticket_realms,
+    })))
+}
+
 /// Optional body of `DELETE /v1/users/{realm}/{user}/sessions`: keep one
 /// session, named by id or by its token (the caller's own).
 #[derive(Deserialize, Default)]

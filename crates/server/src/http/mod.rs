@@ -77,6 +77,10 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/users/{realm}/{user}/sessions",
             get(admin::list).delete(admin::revoke_all),
         )
+        .route(
+            "/v1/users/{user}/sessions",
+            axum::routing::delete(admin::end_user),
+        )
         .route("/ticket/refresh", get(tickets::refresh))
         .route("/ticket/remove", get(tickets::remove))
         .route(
