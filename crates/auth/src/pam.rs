@@ -8,7 +8,10 @@
 
 use crate::{AuthError, Authenticator, Password, Verified};
 use async_trait::async_trait;
-use nonstick::{AuthnFlags, ConversationAdapter, ErrorCode, Transaction, TransactionBuilder};
+use nonstick::items::Items;
+use nonstick::{
+    AuthnFlags, ConversationAdapter, ErrorCode, PamShared, Transaction, TransactionBuilder,
+};
 use std::ffi::{OsStr, OsString};
 
 /// Which PAM service a login uses.
@@ -16,8 +19,11 @@ use std::ffi::{OsStr, OsString};
 pub enum PamService {
     /// Always this service (`/etc/pam.d/<name>`).
     Fixed(String),
-    /// The request's realm text, as SessionKeyServer did without `-pam-app`.
-    FromRealm,
+    /// The request's realm text, as SessionKeyServer did without `-pam-app`,
+    /// but only the services listed: any other realm text is refused. An
+    /// open choice let a client pick `realm=su` (pam_rootok), which lets
+    /// anyone in as anyone when sessiond runs as root.
+    FromRealm { allowed: Vec<String> },
 }
 
 pub struct PamAuthenticator {
@@ -87,8 +93,19 @@ fn run_transaction(service: &str, user: &str, password: Password) -> Result<Veri
         .map_err(fail)?;
     txn.authenticate(AuthnFlags::empty()).map_err(fail)?;
     txn.account_management(AuthnFlags::empty()).map_err(fail)?;
-    let mut verified = Verified::user(user);
-    if let Ok(Some(entry)) = nix::unistd::User::from_name(user) {
+    // The name PAM settled on (PAM_USER may be changed by a module: case
+    // folded by pam_sss or winbind, a domain added or stripped) is the
+    // account's, not the text the client typed.
+    let canonical = txn
+        .items()
+        .user()
+        .ok()
+        .flatten()
+        .and_then(|u| u.into_string().ok())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| user.to_owned());
+    let mut verified = Verified::user(&canonical);
+    if let Ok(Some(entry)) = nix::unistd::User::from_name(&canonical) {
         verified.uid = Some(entry.uid.as_raw());
         verified.gid = Some(entry.gid.as_raw());
     }
@@ -109,7 +126,16 @@ impl Authenticator for PamAuthenticator {
     ) -> Result<Verified, AuthError> {
         let service = match &self.service {
             PamService::Fixed(s) => s.clone(),
-            PamService::FromRealm => realm.to_owned(),
+            PamService::FromRealm { allowed } => {
+                if !allowed.iter().any(|a| a == realm) {
+                    tracing::info!(
+                        realm,
+                        "the realm names no allowed PAM service (auth.pam_services)"
+                    );
+                    return Err(AuthError::Rejected);
+                }
+                realm.to_owned()
+            }
         };
         if service.is_empty() || service.contains('/') || service.chars().any(char::is_control) {
             return Err(AuthError::Unavailable(format!(

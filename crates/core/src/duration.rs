@@ -9,6 +9,11 @@
 use std::time::Duration;
 use thiserror::Error;
 
+/// Longest duration accepted anywhere (about 31,700 years): beyond it,
+/// times computed from a duration overflow what stores and protocols keep
+/// (memcached's 32-bit expiry, Unix seconds in tickets).
+pub const MAX_DURATION_SECS: u64 = 1_000_000_000_000;
+
 const MINUTE: f64 = 60.0;
 const HOUR: f64 = 60.0 * MINUTE;
 const DAY: f64 = 24.0 * HOUR;
@@ -128,10 +133,19 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     if secs < 0.0 {
         return Err(DurationError::Negative(input.to_owned()));
     }
-    if !secs.is_finite() || secs > 1.0e12 {
+    if !secs.is_finite() || secs > MAX_DURATION_SECS as f64 {
         return Err(DurationError::TooLarge(input.to_owned()));
     }
     Ok(Duration::from_millis((secs * 1000.0).round() as u64))
+}
+
+/// A whole number of seconds, as configuration may give instead of text,
+/// under the same cap as [`parse_duration`].
+pub fn duration_from_secs(secs: u64) -> Result<Duration, DurationError> {
+    if secs > MAX_DURATION_SECS {
+        return Err(DurationError::TooLarge(secs.to_string()));
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// Formats a duration back into the syntax above (largest units first), for

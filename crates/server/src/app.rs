@@ -65,7 +65,9 @@ impl App {
                 "pam" => {
                     use sessiond_auth::pam::{PamAuthenticator, PamService};
                     let service = if config.auth.pam_service_from_realm {
-                        PamService::FromRealm
+                        PamService::FromRealm {
+                            allowed: config.auth.pam_services.clone(),
+                        }
                     } else {
                         PamService::Fixed(config.auth.pam_service.clone())
                     };

@@ -61,8 +61,16 @@ fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
             anyhow::anyhow!("--store: unknown store {kind:?} ({})", StoreKind::NAMES)
         })?;
     }
+    c.resolve_store_url()?;
     if let Some(url) = &args.store.store_url {
+        if sessiond_store::redact_url(url) != *url {
+            eprintln!(
+                "sessiond: warning: --store-url carries a password, which every user can read \
+                 in the process list; use store.url_file or SESSIOND_STORE__URL"
+            );
+        }
         c.store.url = Some(url.clone());
+        c.store.url_file = None;
     }
     if args.listen.is_some() || args.port.is_some() {
         let current = c.bind_addr()?;
@@ -105,7 +113,7 @@ fn check_config(args: ServeArgs) -> anyhow::Result<()> {
     let c = effective_config(&args)?;
     print!(
         "{}",
-        toml::to_string(&c).context("cannot print the configuration")?
+        toml::to_string(&c.redacted()).context("cannot print the configuration")?
     );
     println!("# configuration is valid");
     Ok(())

@@ -135,13 +135,28 @@ async fn realm_does_not_choose_the_pam_service_unless_configured() {
     let s = start(&["-pam-app", &f.deny_service, "-default", "pam"], &[]);
     s.get(&login(&f.service)).await.assert_bare(403);
 
-    // opt-in: the realm names the service, as in SessionKeyServer
+    // opt-in: the realm names the service, as in SessionKeyServer, but only
+    // a listed one: an open choice would let `realm=su` (pam_rootok) in as
+    // anyone while sessiond runs as root
+    let err = Server::try_start(
+        Options::default()
+            .args(&["-default", "pam"])
+            .env("SESSIOND_AUTH__PAM_SERVICE_FROM_REALM", "true"),
+    )
+    .err()
+    .expect("an open choice of PAM service is refused at start");
+    assert!(err.contains("auth.pam_services"), "{err}");
+    let services = format!("[{:?}, {:?}]", f.service, f.deny_service);
     let s = start(
         &["-default", "pam"],
-        &[("SESSIOND_AUTH__PAM_SERVICE_FROM_REALM", "true")],
+        &[
+            ("SESSIOND_AUTH__PAM_SERVICE_FROM_REALM", "true"),
+            ("SESSIOND_AUTH__PAM_SERVICES", &services),
+        ],
     );
     assert_eq!(s.get(&login(&f.service)).await.status, 200);
     s.get(&login(&f.deny_service)).await.assert_bare(403);
-    let r = s.get(&login("..%2Fetc")).await;
-    assert_eq!(r.status, 503, "a realm that is no service name: {r:?}");
+    for unlisted in ["su", "sudo", "login", "..%2Fetc"] {
+        s.get(&login(unlisted)).await.assert_bare(403);
+    }
 }

@@ -133,6 +133,29 @@ fn invalid_configuration_fails_with_file_key_and_reason() {
     assert!(err.contains("auth.default_module"), "{err}");
     let err = start_error(&["serve"], &[("SESSIOND_ADMIN_TOKEN", "short")]);
     assert!(err.contains("at least 16 characters"), "{err}");
+
+    // Found at start, not by a panic on the first request that sets a cookie.
+    let err = start_error(
+        &["serve"],
+        &[("SESSIOND_BROWSER__COOKIE__DOMAIN", "exa mple.com")],
+    );
+    assert!(err.contains("browser.cookie.domain"), "{err}");
+    std::fs::write(
+        &file,
+        "[realms.web.ticket]\nsecrets_env = \"T\"\ncookie_path = \"tickets\"\n",
+    )
+    .unwrap();
+    let err = start_error(&["serve", "-c", file.to_str().unwrap()], &[]);
+    assert!(err.contains("realms.web.ticket.cookie_path"), "{err}");
+    // Whole seconds get the same upper bound as written durations.
+    let err = start_error(
+        &["serve"],
+        &[(
+            "SESSIOND_STORE__SUPERSEDED_RETENTION",
+            "18446744073709551615",
+        )],
+    );
+    assert!(err.contains("too large"), "{err}");
 }
 
 #[tokio::test]
@@ -236,6 +259,51 @@ fn check_config_prints_a_usable_configuration() {
         String::from_utf8_lossy(&again.stderr)
     );
     assert_eq!(String::from_utf8(again.stdout).unwrap(), text);
+}
+
+/// Store passwords never reach `check-config`'s output, a file can hold the
+/// address, and `--store-url` with a password is warned about.
+#[test]
+fn store_passwords_stay_out_of_output_and_the_process_list() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("store-url"),
+        "redis://sessiond:s3cret-pw@127.0.0.1:6379/0\n",
+    )
+    .unwrap();
+    let (ok, out, err) = run_cli(dir.path(), &["check-config", "--store", "redis"], "");
+    assert!(!ok, "a shared store without an address is refused: {out}");
+    assert!(err.contains("store.url"), "{err}");
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[store]\nkind = \"redis\"\nurl_file = \"store-url\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = run_cli(dir.path(), &["check-config", "-c", "c.toml"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("redis://***@127.0.0.1:6379/0"), "{out}");
+    assert!(!out.contains("s3cret-pw"), "{out}");
+    let (ok, out, err) = run_cli(
+        dir.path(),
+        &[
+            "check-config",
+            "--store",
+            "postgres",
+            "--store-url",
+            "postgres://u:s3cret-pw@127.0.0.1/db",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert!(!out.contains("s3cret-pw"), "{out}");
+    assert!(err.contains("process list"), "{err}");
+    std::fs::write(
+        dir.path().join("both.toml"),
+        "[store]\nkind = \"redis\"\nurl = \"redis://x\"\nurl_file = \"store-url\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run_cli(dir.path(), &["check-config", "-c", "both.toml"], "");
+    assert!(!ok && err.contains("not both"), "{err}");
 }
 
 /// Runs `sessiond token …` in `dir` with `stdin`; (exit success, stdout, stderr).

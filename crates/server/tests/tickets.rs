@@ -191,6 +191,26 @@ async fn rotation_old_secret_verifies_and_is_reissued() {
     );
 }
 
+/// A ticket signed by a peer (which checks nothing) with a newline in its
+/// user id must not inject lines into `/valid` nor pass `/auth`.
+#[tokio::test]
+async fn peer_tickets_with_control_characters_in_the_user_are_refused() {
+    let s = server("digest = \"sha256\"");
+    let evil = sign_cli(&["--digest", "sha256", "--user", "eve\nYES"], SECRET);
+    let r = auth_with(&s, &format!("auth_tkt={evil}")).await;
+    assert_eq!(r.status, 401, "{r:?}");
+    assert!(r.header("x-remote-user").is_none());
+    let r = s
+        .get(&format!("/valid?realm=web&token={}", urlenc(&evil)))
+        .await;
+    assert_eq!(r.text(), "NO\n", "{r:?}");
+    // The same ticket for a plain name passes: only the name was refused.
+    let good = sign_cli(&["--digest", "sha256", "--user", "eve"], SECRET);
+    let r = auth_with(&s, &format!("auth_tkt={good}")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-remote-user"), Some("eve"));
+}
+
 #[tokio::test]
 async fn expired_and_future_tickets_are_refused_and_refresh_follows_the_fraction() {
     let s = server("digest = \"sha256\"\ntimeout = \"1h\"\nrefresh = 0.5\nclock_skew = \"1m\"");

@@ -186,6 +186,35 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> StoreResult<bool>;
 }
 
+/// A store address as it may be shown (logs, `check-config`, the start-up
+/// line): the password of every `scheme://user:password@host` in a
+/// comma-separated list, and any `password=` query parameter (PostgreSQL's
+/// other spelling), replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|one| {
+            let mut shown = match (one.find("://"), one.rfind('@')) {
+                (Some(scheme), Some(at)) if at > scheme => {
+                    format!("{}://***@{}", &one[..scheme], &one[at + 1..])
+                }
+                _ => one.to_owned(),
+            };
+            if let Some((base, query)) = shown.split_once('?') {
+                let query: Vec<String> = query
+                    .split('&')
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                        _ => kv.to_owned(),
+                    })
+                    .collect();
+                shown = format!("{base}?{}", query.join("&"));
+            }
+            shown
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Key slot of a user's ticket not-before time.
 pub(crate) fn not_before_slot(realm: &str, user: &str) -> String {
     format!("\nticket-not-before\n{realm}\n{user}")
@@ -196,4 +225,30 @@ pub(crate) fn parse_not_before(text: &str) -> StoreResult<Timestamp> {
     text.parse::<i64>()
         .map(Timestamp)
         .map_err(|_| StoreError::Corrupt(format!("ticket not-before of a user is {text:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_what_is_shown() {
+        assert_eq!(
+            redact_url("redis://user:secret@127.0.0.1:6379/0"),
+            "redis://***@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(
+            redact_url("redis://:a@n1:1,redis://:b@n2:2"),
+            "redis://***@n1:1,redis://***@n2:2"
+        );
+        assert_eq!(
+            redact_url("postgres://h/db?sslmode=require&password=secret"),
+            "postgres://h/db?sslmode=require&password=***"
+        );
+        assert!(!redact_url("postgres://u:p%40ss@h/db").contains("p%40ss"));
+    }
 }

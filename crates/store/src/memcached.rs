@@ -179,7 +179,9 @@ impl Inner {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        u32::try_from(wall + ttl).unwrap_or(0)
+        // Past what 32 bits hold: never expire (0), which is what so long
+        // a life means anyway.
+        u32::try_from(wall.saturating_add(ttl)).unwrap_or(0)
     }
 
     /// Key of a user's session epoch (all realms).

@@ -103,6 +103,11 @@ pub enum TicketError {
     },
     #[error("no signing secret")]
     NoSecret,
+    /// Signed, but its user id is not an acceptable name (a control
+    /// character, too long): passed on, it would inject lines into
+    /// `/valid` answers or break identity headers. Checked like login names.
+    #[error("ticket user id refused: {0}")]
+    BadUser(crate::names::NameError),
 }
 
 /// A ticket whose signature checked out.
@@ -273,6 +278,7 @@ pub fn verify<'s>(
             parts.user_data,
         );
         if bool::from(expected.ct_eq(parts.digest)) {
+            crate::names::check_name("user id", &parts.user).map_err(TicketError::BadUser)?;
             return Ok(Verified {
                 ticket: Ticket {
                     user: parts.user,

@@ -437,3 +437,22 @@ fn timing_boundaries_and_refresh() {
     };
     assert_eq!(always.check(i, i64::from(i) + 1), Ok(Freshness::Refresh));
 }
+
+#[test]
+fn signed_user_ids_are_checked_like_login_names() {
+    for user in ["eve\nYES", "eve\r", "\u{7f}x", &"x".repeat(300)] {
+        let t = Ticket {
+            user: user.to_owned(),
+            ..jbloggs()
+        };
+        // A peer signs anything; verification must still refuse it.
+        let raw = sign(md5(), SECRET, &t, AddressBinding::Ignore).unwrap();
+        assert!(
+            matches!(
+                verify(md5(), [SECRET], &raw, AddressBinding::Ignore),
+                Err(TicketError::BadUser(_))
+            ),
+            "{user:?}"
+        );
+    }
+}

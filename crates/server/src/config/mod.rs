@@ -25,6 +25,22 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// A cookie `Domain` must be a host name (a leading dot is tolerated):
+/// anything else would make every `Set-Cookie` of the realm unwritable, found
+/// only when a request needs one.
+fn check_cookie_domain(key: &str, domain: &str) -> anyhow::Result<()> {
+    let host = domain.strip_prefix('.').unwrap_or(domain);
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    if !ok {
+        bail!("{key}: {domain:?} is not a domain name (letters, digits, - and . only)");
+    }
+    Ok(())
+}
+
 /// A duration written in FreeIPA's syntax (`1h30m`) or as whole seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span(pub Duration);
@@ -38,7 +54,9 @@ impl<'de> Deserialize<'de> for Span {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Seconds(s) => Ok(Span(Duration::from_secs(s))),
+            Raw::Seconds(s) => sessiond_core::duration::duration_from_secs(s)
+                .map(Span)
+                .map_err(serde::de::Error::custom),
             Raw::Text(t) => parse_duration(&t)
                 .map(Span)
                 .map_err(serde::de::Error::custom),
@@ -132,6 +150,11 @@ pub struct StoreConfig {
     /// URLs, comma-separated (redis-cluster); `host:port`, `memcache://…` or
     /// `unix:///path`, comma-separated (memcached); `postgres://…` (postgres).
     pub url: Option<String>,
+    /// A file holding `url` (first line), for addresses with a password:
+    /// kept out of the configuration file, the environment of every process
+    /// and, unlike `--store-url`, the process list. (`SESSIOND_STORE__URL`
+    /// is the environment's way.)
+    pub url_file: Option<PathBuf>,
     /// PEM file of the CA(s) that signed a `rediss://` server's certificate,
     /// when it is not one the system trusts.
     pub tls_ca_file: Option<PathBuf>,
@@ -158,8 +181,12 @@ pub struct AuthConfig {
     /// PAM service name (SessionKeyServer's `-pam-app`).
     pub pam_service: String,
     /// Use the request's realm text as the PAM service, as SessionKeyServer did
-    /// without `-pam-app`. Lets clients choose the PAM stack: off by default.
+    /// without `-pam-app`. Lets clients choose the PAM stack: off by default,
+    /// and only with `pam_services` listing the services realms may name.
     pub pam_service_from_realm: bool,
+    /// The PAM services a realm may name when `pam_service_from_realm` is on
+    /// (required then: `su`, `sudo` or `login` must never be a client's pick).
+    pub pam_services: Vec<String>,
     /// Failed logins for one user name within `failure_window` before it is blocked (0 = off).
     pub max_failures_per_user: u32,
     /// Failed logins from one client address within `failure_window` before it is blocked (0 = off).
@@ -209,6 +236,7 @@ impl Default for StoreConfig {
             kind: StoreKind::Memory,
             path: PathBuf::from("sessiond-data"),
             url: None,
+            url_file: None,
             tls_ca_file: None,
             prefix: "sessiond".into(),
             superseded_retention: Span(Duration::from_secs(24 * 3600)),
@@ -230,6 +258,7 @@ impl Default for AuthConfig {
             password_file: PathBuf::from("sessiond-data/passwd"),
             pam_service: "sessiond".into(),
             pam_service_from_realm: false,
+            pam_services: Vec::new(),
             max_failures_per_user: 5,
             max_failures_per_address: 50,
             failure_window: Span(Duration::from_secs(300)),
@@ -299,6 +328,32 @@ impl Config {
         Ok(config)
     }
 
+    /// Reads `store.url_file` into `store.url`.
+    pub fn resolve_store_url(&mut self) -> anyhow::Result<()> {
+        let Some(path) = &self.store.url_file else {
+            return Ok(());
+        };
+        if self.store.url.is_some() {
+            bail!("store.url_file: set store.url or store.url_file, not both");
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("store.url_file = {}", path.display()))?;
+        let url = text.lines().next().unwrap_or("").trim();
+        if url.is_empty() {
+            bail!("store.url_file = {}: the file is empty", path.display());
+        }
+        self.store.url = Some(url.to_owned());
+        Ok(())
+    }
+
+    /// The configuration as `check-config` prints it: store addresses
+    /// without their passwords.
+    pub fn redacted(&self) -> Config {
+        let mut c = self.clone();
+        c.store.url = c.store.url.as_deref().map(sessiond_store::redact_url);
+        c
+    }
+
     /// Checks what types alone cannot; called after command-line overrides.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.bind_addr()?;
@@ -325,6 +380,22 @@ impl Config {
                 }
             }
         }
+        if self.auth.pam_service_from_realm {
+            if self.auth.pam_services.is_empty() {
+                bail!(
+                    "auth.pam_service_from_realm = true: list the PAM services realms may name in \
+                     auth.pam_services (an open choice lets a client pick `su`, which lets anyone \
+                     in as anyone when sessiond runs as root)"
+                );
+            }
+            if let Some(bad) = self.auth.pam_services.iter().find(|s| {
+                s.is_empty()
+                    || s.contains('/')
+                    || s.chars().any(|c| c.is_control() || c.is_whitespace())
+            }) {
+                bail!("auth.pam_services: {bad:?} is not a PAM service name");
+            }
+        }
         if !self.module_enabled(&self.auth.default_module) {
             bail!(
                 "auth.default_module: {:?} is not one of the enabled modules {:?}",
@@ -342,6 +413,7 @@ impl Config {
             bail!("store.prefix: must not be empty");
         }
         self.validate_browser()?;
+        self.validate_ticket_cookies()?;
         if self.kerberos.negotiate && !cfg!(feature = "kerberos") {
             bail!("kerberos.negotiate: needs a sessiond built with `--features kerberos`");
         }
@@ -448,6 +520,28 @@ impl Config {
         }
     }
 
+    fn validate_ticket_cookies(&self) -> anyhow::Result<()> {
+        for (realm, r) in &self.realms {
+            let Some(t) = &r.ticket else { continue };
+            let key = format!("realms.{realm}.ticket");
+            if let Some(domain) = &t.cookie_domain {
+                check_cookie_domain(&format!("{key}.cookie_domain"), domain)?;
+            }
+            let path_ok = t.cookie_path.starts_with('/')
+                && t.cookie_path
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != ';' && c != ',');
+            if !path_ok {
+                bail!(
+                    "{key}.cookie_path: {:?} is not a cookie path (it starts with / and holds \
+                     no spaces, ; or ,)",
+                    t.cookie_path
+                );
+            }
+        }
+        Ok(())
+    }
+
     fn validate_browser(&self) -> anyhow::Result<()> {
         let b = &self.browser;
         let loopback = self.bind_addr()?.ip().is_loopback();
@@ -457,6 +551,9 @@ impl Config {
             }),
         );
         for (key, c) in cookies {
+            if let Some(domain) = &c.domain {
+                check_cookie_domain(&format!("{key}.domain"), domain)?;
+            }
             if !is_cookie_name(&c.name) {
                 bail!(
                     "{key}.name: letters, digits, - and _ only (got {:?})",

@@ -128,7 +128,10 @@ impl RedisStore {
                 let manager = ConnectionManager::new_with_config(client, config)
                     .await
                     .map_err(open)?;
-                (Conn::Standalone(manager), format!("redis {}", redact(url)))
+                (
+                    Conn::Standalone(manager),
+                    format!("redis {}", crate::redact_url(url)),
+                )
             }
             RedisTarget::Cluster(nodes) => {
                 let mut builder = redis::cluster::ClusterClient::builder(nodes.clone())
@@ -140,7 +143,7 @@ impl RedisStore {
                 }
                 let client = builder.build().map_err(open)?;
                 let conn = client.get_async_connection().await.map_err(open)?;
-                let shown: Vec<String> = nodes.iter().map(|n| redact(n)).collect();
+                let shown: Vec<String> = nodes.iter().map(|n| crate::redact_url(n)).collect();
                 (
                     Conn::Cluster(conn),
                     format!("redis cluster {}", shown.join(",")),
@@ -381,16 +384,6 @@ fn decode_fields(fields: &Fields) -> StoreResult<Option<(SessionRecord, UserStat
         epoch: 0,
     };
     Ok(Some((record, user)))
-}
-
-/// A URL as it may be logged: any password replaced.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 #[async_trait]
@@ -760,19 +753,5 @@ impl SessionStore for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(applied == 1)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_the_description() {
-        assert_eq!(
-            redact("redis://user:secret@127.0.0.1:6379/0"),
-            "redis://***@127.0.0.1:6379/0"
-        );
-        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

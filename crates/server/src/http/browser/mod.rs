@@ -462,11 +462,29 @@ pub async fn forward_auth(
                 (&b.realm_header, &realm),
                 (&b.source_header, &identity.source),
             ] {
-                if let (Ok(n), Ok(v)) = (
+                // UTF-8 names travel as the raw bytes (obs-text), as proxies
+                // pass them; what no header can carry (a control character,
+                // which login and ticket checks already refuse) ends in a
+                // refusal, never in a 200 without the identity: an
+                // application behind the proxy would take that for "no user
+                // header configured" or, worse, trust a client-sent one.
+                match (
                     HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_str(value),
+                    HeaderValue::from_bytes(value.as_bytes()),
                 ) {
-                    h.insert(n, v);
+                    (Ok(n), Ok(v)) => {
+                        h.insert(n, v);
+                    }
+                    _ => {
+                        tracing::warn!(realm, header = %name, "identity cannot be passed on in a header: access refused");
+                        return no_store(
+                            (
+                                StatusCode::FORBIDDEN,
+                                "the identity cannot be passed on in a header",
+                            )
+                                .into_response(),
+                        );
+                    }
                 }
             }
             no_store(r)
