@@ -60,12 +60,13 @@ export PATH="$PATH:/usr/sbin"   # nginx lives there
 # --- PAM fixture --------------------------------------------------------------
 pam_service=sessiond-test
 pam_deny_service=sessiond-test-deny
+pam_slow_service=sessiond-test-slow
 pam_user=sessiond-t1
 source scripts/services.sh
 cleanup() {
   stop_services
   if [ -n "${made_pam_user:-}" ]; then userdel "$pam_user" 2>/dev/null || true; fi
-  if [ -n "${made_pam_service:-}" ]; then rm -f "/etc/pam.d/$pam_service" "/etc/pam.d/$pam_deny_service"; fi
+  if [ -n "${made_pam_service:-}" ]; then rm -f "/etc/pam.d/$pam_service" "/etc/pam.d/$pam_deny_service" "/etc/pam.d/$pam_slow_service"; fi
 }
 trap cleanup EXIT
 if [ "$(id -u)" -eq 0 ]; then
@@ -75,6 +76,9 @@ if [ "$(id -u)" -eq 0 ]; then
   printf 'auth required pam_unix.so nodelay\naccount required pam_unix.so\n' > "/etc/pam.d/$pam_service"
   # A service that refuses everyone: shows which service a login really used.
   printf 'auth requisite pam_deny.so\naccount requisite pam_deny.so\n' > "/etc/pam.d/$pam_deny_service"
+  # A service whose check takes 3 s (a slow directory behind PAM): shows
+  # that a login which timed out still holds its check slot.
+  printf 'auth required pam_exec.so quiet /bin/sleep 3\nauth required pam_permit.so\naccount required pam_permit.so\n' > "/etc/pam.d/$pam_slow_service"
   made_pam_service=1
   if ! id "$pam_user" >/dev/null 2>&1; then
     useradd -M -N -s /usr/sbin/nologin "$pam_user"
@@ -83,6 +87,7 @@ if [ "$(id -u)" -eq 0 ]; then
   echo "$pam_user:$pam_password" | chpasswd
   export SESSIOND_TEST_PAM_SERVICE="$pam_service" SESSIOND_TEST_PAM_USER="$pam_user" SESSIOND_TEST_PAM_PASSWORD="$pam_password"
   export SESSIOND_TEST_PAM_DENY_SERVICE="$pam_deny_service" SESSIOND_TEST_REQUIRE_PAM=1
+  export SESSIOND_TEST_PAM_SLOW_SERVICE="$pam_slow_service"
 else
   echo "not root: the real-PAM tests will not run (they need a PAM service file and a Unix user)" >&2
 fi

@@ -1,83 +1,149 @@
-//! Counting failed logins per key (a user, a client address) in a fixed window.
+//! Failed-login throttling: exponential back-off per key (an account, a
+//! client network), and the keys themselves.
 //!
 //! Written by hand because the rate-limiting crates (governor and friends)
-//! limit request *rates* and cannot ask "is this key blocked?" without spending
-//! a cell; here only failures count, and a success clears a user's record.
+//! limit request *rates* and cannot ask "must this key wait?" without
+//! spending a cell; here only failures count, a success clears an account's
+//! record, and the count can live in a shared store (see
+//! `sessiond_store::FailureCounters`) so several instances enforce one limit.
+//!
+//! Back-off rather than a lock: after `free_failures` failures each further
+//! one doubles the wait (1 s, 2 s, 4 s, … up to `max_delay`). A hard lock let
+//! anyone lock anyone out for the whole window with a handful of requests; a
+//! back-off costs a guessing attacker exponentially more while a real user
+//! who mistyped waits seconds.
 
 use crate::time::Timestamp;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    started: Timestamp,
-    failures: u32,
+/// The failures counted for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failures {
+    pub count: u32,
+    /// When the latest failure happened.
+    pub last: Timestamp,
 }
 
-/// Blocks a key once it has `max_failures` failures within `window`, until that
-/// window ends. Time is passed in, so the limiter is deterministic.
+/// The back-off rule of one kind of key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Failures allowed before any wait (0 turns throttling off).
+    pub free_failures: u32,
+    /// Failures are forgotten this long after the latest one; also the
+    /// longest wait.
+    pub window: Duration,
+}
+
+impl Backoff {
+    /// Whether throttling applies at all.
+    pub fn enabled(&self) -> bool {
+        self.free_failures > 0
+    }
+
+    /// Seconds the key must still wait at `now`, if any.
+    pub fn wait(&self, f: Failures, now: Timestamp) -> Option<u64> {
+        if !self.enabled() || f.count < self.free_failures || self.is_stale(f, now) {
+            return None;
+        }
+        let excess = f.count - self.free_failures;
+        let delay = 1u64
+            .checked_shl(excess)
+            .unwrap_or(u64::MAX)
+            .min(self.window.as_secs().max(1));
+        let until = f.last.plus(Duration::from_secs(delay));
+        (now < until).then(|| now.seconds_until(until).max(1))
+    }
+
+    /// Whether the record is old enough to be forgotten.
+    pub fn is_stale(&self, f: Failures, now: Timestamp) -> bool {
+        now >= f.last.plus(self.window)
+    }
+
+    /// The record after one more failure at `now`.
+    pub fn after_failure(&self, f: Option<Failures>, now: Timestamp) -> Failures {
+        let count = match f {
+            Some(f) if !self.is_stale(f, now) => f.count.saturating_add(1),
+            _ => 1,
+        };
+        Failures { count, last: now }
+    }
+}
+
+/// Failure records of one process, for stores no other instance shares.
 #[derive(Debug)]
-pub struct FailureLimiter {
-    max_failures: u32,
-    window: Duration,
-    windows: HashMap<String, Window>,
+pub struct FailureTable {
+    backoff: Backoff,
+    records: HashMap<String, Failures>,
 }
 
-impl FailureLimiter {
-    pub fn new(max_failures: u32, window: Duration) -> FailureLimiter {
-        FailureLimiter {
-            max_failures: max_failures.max(1),
-            window,
-            windows: HashMap::new(),
+impl FailureTable {
+    pub fn new(backoff: Backoff) -> FailureTable {
+        FailureTable {
+            backoff,
+            records: HashMap::new(),
         }
     }
 
-    /// `Err(seconds)` when `key` is blocked, with the seconds until it is not.
+    /// `Err(seconds)` while `key` must wait.
     pub fn check(&self, key: &str, now: Timestamp) -> Result<(), u64> {
-        match self.windows.get(key) {
-            Some(w) if w.failures >= self.max_failures => {
-                let end = w.started.plus(self.window);
-                if now < end {
-                    Err(now.seconds_until(end).max(1))
-                } else {
-                    Ok(())
-                }
-            }
-            _ => Ok(()),
+        match self.records.get(key) {
+            Some(f) => self.backoff.wait(*f, now).map_or(Ok(()), Err),
+            None => Ok(()),
         }
     }
 
-    pub fn record_failure(&mut self, key: &str, now: Timestamp) {
-        let window = self.window;
-        let w = self.windows.entry(key.to_owned()).or_insert(Window {
-            started: now,
-            failures: 0,
-        });
-        if now >= w.started.plus(window) {
-            *w = Window {
-                started: now,
-                failures: 0,
-            };
-        }
-        w.failures = w.failures.saturating_add(1);
+    pub fn record_failure(&mut self, key: &str, now: Timestamp) -> Failures {
+        let next = self
+            .backoff
+            .after_failure(self.records.get(key).copied(), now);
+        self.records.insert(key.to_owned(), next);
+        next
     }
 
     pub fn clear(&mut self, key: &str) {
-        self.windows.remove(key);
+        self.records.remove(key);
     }
 
-    /// Forgets windows that ended; call periodically so memory stays bounded.
+    /// Forgets stale records; call periodically so memory stays bounded.
     pub fn prune(&mut self, now: Timestamp) {
-        let window = self.window;
-        self.windows.retain(|_, w| now < w.started.plus(window));
+        let backoff = self.backoff;
+        self.records.retain(|_, f| !backoff.is_stale(*f, now));
     }
 
     pub fn len(&self) -> usize {
-        self.windows.len()
+        self.records.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.windows.is_empty()
+        self.records.is_empty()
+    }
+}
+
+/// Keys are joined with U+001F (unit separator): no realm or name holds a
+/// control character (`names.rs`), and unlike NUL every store can keep it.
+///
+/// The account key: realm and user name, the name trimmed and lower-cased
+/// so `Alice`, `alice` and `alice ` share one count whatever the
+/// authenticator makes of them (the canonical name is only known after a
+/// successful login).
+pub fn account_key(realm: &str, user: &str) -> String {
+    format!("u\u{1f}{realm}\u{1f}{}", user.trim().to_lowercase())
+}
+
+/// The client key: the address, or for IPv6 its /64 (one host usually has a
+/// whole /64 to pick addresses from). IPv4-mapped IPv6 counts as IPv4.
+pub fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("a\u{1f}{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("a\u{1f}{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("a\u{1f}{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -85,34 +151,75 @@ impl FailureLimiter {
 mod tests {
     use super::*;
 
+    const B: Backoff = Backoff {
+        free_failures: 3,
+        window: Duration::from_secs(300),
+    };
+
     #[test]
-    fn blocks_after_max_failures_until_window_ends() {
-        let mut l = FailureLimiter::new(3, Duration::from_secs(60));
-        for t in 0..3 {
-            assert!(l.check("alice", Timestamp(t)).is_ok());
-            l.record_failure("alice", Timestamp(t));
+    fn waits_double_after_the_free_failures() {
+        let mut t = FailureTable::new(B);
+        for s in 0..3 {
+            assert!(t.check("k", Timestamp(s)).is_ok());
+            t.record_failure("k", Timestamp(s));
         }
-        assert_eq!(l.check("alice", Timestamp(10)), Err(50));
-        assert!(l.check("bob", Timestamp(10)).is_ok());
-        assert!(l.check("alice", Timestamp(60)).is_ok());
-        l.record_failure("alice", Timestamp(61));
-        assert!(
-            l.check("alice", Timestamp(62)).is_ok(),
-            "a new window starts"
+        // third failure at 2: wait 1 s
+        assert_eq!(t.check("k", Timestamp(2)), Err(1));
+        assert!(t.check("k", Timestamp(3)).is_ok());
+        t.record_failure("k", Timestamp(3));
+        assert_eq!(t.check("k", Timestamp(3)), Err(2));
+        t.record_failure("k", Timestamp(5));
+        assert_eq!(t.check("k", Timestamp(5)), Err(4));
+        for s in 10..30 {
+            t.record_failure("k", Timestamp(s));
+        }
+        assert_eq!(
+            t.check("k", Timestamp(29)),
+            Err(300),
+            "never longer than the window"
         );
+        assert!(t.check("k", Timestamp(29 + 300)).is_ok(), "forgotten");
+        assert!(t.check("other", Timestamp(29)).is_ok());
     }
 
     #[test]
-    fn clear_and_prune() {
-        let mut l = FailureLimiter::new(1, Duration::from_secs(10));
-        l.record_failure("a", Timestamp(0));
-        l.record_failure("b", Timestamp(5));
-        assert!(l.check("a", Timestamp(1)).is_err());
-        l.clear("a");
-        assert!(l.check("a", Timestamp(1)).is_ok());
-        l.prune(Timestamp(12));
-        assert_eq!(l.len(), 1);
-        l.prune(Timestamp(15));
-        assert!(l.is_empty());
+    fn a_stale_record_starts_over_and_prune_forgets() {
+        let mut t = FailureTable::new(B);
+        t.record_failure("a", Timestamp(0));
+        assert_eq!(t.record_failure("a", Timestamp(400)).count, 1);
+        t.record_failure("b", Timestamp(100));
+        t.prune(Timestamp(500));
+        assert_eq!(t.len(), 1);
+        t.clear("b");
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn off_when_no_failures_are_free() {
+        let off = Backoff {
+            free_failures: 0,
+            ..B
+        };
+        let f = Failures {
+            count: 1000,
+            last: Timestamp(0),
+        };
+        assert_eq!(off.wait(f, Timestamp(0)), None);
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(account_key("rc", " Alice "), account_key("rc", "alice"));
+        assert_ne!(account_key("rc", "alice"), account_key("web", "alice"));
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b), "one /64");
+        assert_ne!(address_key(a), address_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(
+            address_key(mapped),
+            address_key("192.0.2.1".parse().unwrap())
+        );
     }
 }

@@ -90,7 +90,7 @@ impl App {
             modules.insert(key, module);
         }
         let admin_token = load_admin_token(&config)?;
-        let guard = LoginGuard::new(&config.auth);
+        let guard = LoginGuard::new(&config.auth, store.clone());
         let trusted_proxies = config.trusted_proxies()?;
         let keyring = load_keyring(&config)?;
         let credential_readers = load_credential_readers(&config)?;

@@ -5,12 +5,13 @@ use crate::app::{now, App};
 use crate::config::AuthConfig;
 use parking_lot::Mutex;
 use sessiond_auth::{AuthError, Password, Refusal};
-use sessiond_core::limiter::FailureLimiter;
+use sessiond_core::limiter::{account_key, address_key, Backoff, FailureTable};
 use sessiond_core::names::{check_name, check_text};
 use sessiond_core::session::SessionRecord;
 use sessiond_core::{Identity, NewSession, RealmPolicy, Token};
-use sessiond_store::StoreError;
+use sessiond_store::{SessionStore, StoreError};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Why a login did not produce a session.
 #[derive(Debug, thiserror::Error)]
@@ -35,69 +36,151 @@ pub enum LoginError {
     Store(#[from] StoreError),
 }
 
-/// Failed-login counters per user name and per client address.
+/// Failed-login throttling per account (realm and user name) and per
+/// client network, with exponential back-off (`sessiond_core::limiter`).
+/// With a shared store the records live there, so every instance enforces
+/// the same limit; otherwise in this process.
 pub struct LoginGuard {
-    per_user: Option<Mutex<FailureLimiter>>,
-    per_addr: Option<Mutex<FailureLimiter>>,
-    /// Bounds the password checks running at once.
-    checks: tokio::sync::Semaphore,
+    accounts: Backoff,
+    addresses: Backoff,
+    /// Records when the store keeps none: one table per kind of key.
+    local: Mutex<(FailureTable, FailureTable)>,
+    store: Arc<dyn SessionStore>,
+    /// Bounds the password checks running at once. A check holds its permit
+    /// until the authenticator returns, even if the request gave up waiting
+    /// for it: a PAM or Kerberos call on a blocking thread cannot be
+    /// cancelled, and freeing its slot early would let a slow back end pile
+    /// up unbounded work.
+    checks: Arc<tokio::sync::Semaphore>,
+}
+
+/// Which key a throttle answer is about.
+#[derive(Clone, Copy)]
+enum Scope {
+    Address,
+    Account,
 }
 
 impl LoginGuard {
-    pub fn new(cfg: &AuthConfig) -> LoginGuard {
-        let make = |max: u32| {
-            (max > 0).then(|| Mutex::new(FailureLimiter::new(max, cfg.failure_window.0)))
+    pub fn new(cfg: &AuthConfig, store: Arc<dyn SessionStore>) -> LoginGuard {
+        let accounts = Backoff {
+            free_failures: cfg.max_failures_per_user,
+            window: cfg.failure_window.0,
+        };
+        let addresses = Backoff {
+            free_failures: cfg.max_failures_per_address,
+            window: cfg.failure_window.0,
         };
         LoginGuard {
-            per_user: make(cfg.max_failures_per_user),
-            per_addr: make(cfg.max_failures_per_address),
-            checks: tokio::sync::Semaphore::new(cfg.max_concurrent_checks),
+            accounts,
+            addresses,
+            local: Mutex::new((FailureTable::new(accounts), FailureTable::new(addresses))),
+            store,
+            checks: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent_checks)),
         }
     }
 
-    fn check(&self, user: &str, addr: Option<IpAddr>) -> Result<(), LoginError> {
-        let t = now();
-        if let (Some(l), Some(a)) = (&self.per_addr, addr) {
-            l.lock()
-                .check(&a.to_string(), t)
-                .map_err(|retry_after| LoginError::RateLimited {
-                    scope: "from this address",
-                    retry_after,
-                })?;
+    fn keys(realm: &str, user: &str, addr: Option<IpAddr>) -> Vec<(Scope, String)> {
+        let mut keys = Vec::with_capacity(2);
+        if let Some(a) = addr {
+            keys.push((Scope::Address, address_key(a)));
         }
-        if let Some(l) = &self.per_user {
-            l.lock()
-                .check(user, t)
-                .map_err(|retry_after| LoginError::RateLimited {
-                    scope: "for this user",
+        keys.push((Scope::Account, account_key(realm, user)));
+        keys
+    }
+
+    fn backoff(&self, scope: Scope) -> &Backoff {
+        match scope {
+            Scope::Address => &self.addresses,
+            Scope::Account => &self.accounts,
+        }
+    }
+
+    async fn check(&self, realm: &str, user: &str, addr: Option<IpAddr>) -> Result<(), LoginError> {
+        let t = now();
+        for (scope, key) in Self::keys(realm, user, addr) {
+            let backoff = self.backoff(scope);
+            if !backoff.enabled() {
+                continue;
+            }
+            let wait = match self.store.failure_counters() {
+                Some(shared) => shared
+                    .failures(&key)
+                    .await?
+                    .and_then(|f| backoff.wait(f, t)),
+                None => {
+                    let local = self.local.lock();
+                    let table = match scope {
+                        Scope::Address => &local.1,
+                        Scope::Account => &local.0,
+                    };
+                    table.check(&key, t).err()
+                }
+            };
+            if let Some(retry_after) = wait {
+                metrics::counter!("sessiond_logins_throttled_total", "scope" => match scope {
+                    Scope::Address => "address",
+                    Scope::Account => "account",
+                })
+                .increment(1);
+                return Err(LoginError::RateLimited {
+                    scope: match scope {
+                        Scope::Address => "from this address",
+                        Scope::Account => "for this user",
+                    },
                     retry_after,
-                })?;
+                });
+            }
         }
         Ok(())
     }
 
-    fn failed(&self, user: &str, addr: Option<IpAddr>) {
+    async fn failed(&self, realm: &str, user: &str, addr: Option<IpAddr>) {
         let t = now();
-        if let (Some(l), Some(a)) = (&self.per_addr, addr) {
-            l.lock().record_failure(&a.to_string(), t);
-        }
-        if let Some(l) = &self.per_user {
-            l.lock().record_failure(user, t);
+        for (scope, key) in Self::keys(realm, user, addr) {
+            let backoff = *self.backoff(scope);
+            if !backoff.enabled() {
+                continue;
+            }
+            match self.store.failure_counters() {
+                Some(shared) => {
+                    if let Err(e) = shared.record_failure(&key, &backoff, t).await {
+                        metrics::counter!("sessiond_store_errors_total", "op" => "record_failure")
+                            .increment(1);
+                        tracing::error!(error = %e, "cannot count a failed login in the store");
+                    }
+                }
+                None => {
+                    let mut local = self.local.lock();
+                    match scope {
+                        Scope::Address => local.1.record_failure(&key, t),
+                        Scope::Account => local.0.record_failure(&key, t),
+                    };
+                }
+            }
         }
     }
 
-    fn succeeded(&self, user: &str) {
-        if let Some(l) = &self.per_user {
-            l.lock().clear(user);
+    /// A success clears the account's failures (not the address's: one
+    /// right password must not hide a network's guessing).
+    async fn succeeded(&self, realm: &str, user: &str) {
+        let key = account_key(realm, user);
+        match self.store.failure_counters() {
+            Some(shared) => {
+                if let Err(e) = shared.clear_failures(&key).await {
+                    tracing::error!(error = %e, "cannot clear an account's failed logins in the store");
+                }
+            }
+            None => self.local.lock().0.clear(&key),
         }
     }
 
-    /// Drops finished windows; called by the sweeper.
+    /// Drops stale records; called by the sweeper.
     pub fn prune(&self) {
         let t = now();
-        for l in [&self.per_user, &self.per_addr].into_iter().flatten() {
-            l.lock().prune(t);
-        }
+        let mut local = self.local.lock();
+        local.0.prune(t);
+        local.1.prune(t);
     }
 }
 
@@ -158,29 +241,47 @@ pub async fn authenticate_password(
     let Some(authenticator) = app.modules.get(&module_key) else {
         return Err(LoginError::UnknownModule(module_text.to_owned()));
     };
-    app.guard.check(req.user, req.client)?;
+    app.guard.check(req.realm, req.user, req.client).await?;
     let permit = app
         .guard
         .checks
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
         .expect("the semaphore is never closed");
     // Again: failures may have been recorded while this login waited its turn.
-    app.guard.check(req.user, req.client)?;
-    let outcome = authenticator
-        .authenticate(req.realm, req.user, &req.password)
-        .await;
-    drop(permit);
+    app.guard.check(req.realm, req.user, req.client).await?;
+    // On a task of its own that owns the permit: if this request is dropped
+    // (timeout, client gone), the check still runs to its end in its slot.
+    let outcome = {
+        let authenticator = authenticator.clone();
+        let (realm, user, password) = (
+            req.realm.to_owned(),
+            req.user.to_owned(),
+            req.password.clone(),
+        );
+        tokio::spawn(async move {
+            let outcome = authenticator.authenticate(&realm, &user, &password).await;
+            drop(permit);
+            outcome
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(AuthError::Unavailable(format!(
+                "authentication task failed: {e}"
+            )))
+        })
+    };
     let verified = match outcome {
         Ok(v) => v,
         Err(AuthError::Rejected) => {
-            app.guard.failed(req.user, req.client);
+            app.guard.failed(req.realm, req.user, req.client).await;
             metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "rejected").increment(1);
             tracing::info!(realm = req.realm, user = req.user, module = module_text, client = ?req.client, "login rejected");
             return Err(LoginError::Rejected);
         }
         Err(AuthError::Refused(reason)) => {
-            app.guard.failed(req.user, req.client);
+            app.guard.failed(req.realm, req.user, req.client).await;
             metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "rejected").increment(1);
             tracing::info!(realm = req.realm, user = req.user, module = module_text, client = ?req.client, %reason, "login refused");
             return Err(LoginError::Refused(reason));
@@ -191,7 +292,13 @@ pub async fn authenticate_password(
             return Err(LoginError::AuthUnavailable);
         }
     };
-    app.guard.succeeded(req.user);
+    app.guard.succeeded(req.realm, req.user).await;
+    // The authority's name for the account, checked like a typed one: it is
+    // echoed line by line and put in headers.
+    check_name("user", &verified.user).map_err(|e| {
+        tracing::error!(module = module_text, error = %e, "the authenticator returned an unusable user name");
+        LoginError::AuthUnavailable
+    })?;
     metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "ok")
         .increment(1);
     let identity = Identity {

@@ -172,3 +172,152 @@ async fn parameter_floods_are_refused_with_a_clear_message() {
         .await;
     assert_eq!(r.text().lines().next(), Some("YES"), "{r:?}");
 }
+
+fn limited(user_failures: &str, address_failures: &str) -> Options {
+    Options::default()
+        .user("alice", "alice-pw")
+        .env("SESSIOND_AUTH__MAX_FAILURES_PER_USER", user_failures)
+        .env("SESSIOND_AUTH__MAX_FAILURES_PER_ADDRESS", address_failures)
+        .env("SESSIOND_SERVER__TRUSTED_PROXIES", "[\"127.0.0.0/8\"]")
+}
+
+async fn attempt(
+    s: &Server,
+    realm: &str,
+    user: &str,
+    pw: &str,
+    xff: &str,
+) -> (u16, Option<String>) {
+    let r = s
+        .request(
+            "GET",
+            &format!("/auth_token?realm={realm}&user={user}&pwd={pw}"),
+            &[("X-Forwarded-For", xff)],
+            b"",
+        )
+        .await;
+    (r.status, r.header("retry-after").map(str::to_owned))
+}
+
+/// Failures count per realm and account (whatever the case or spaces typed)
+/// and only delay: the right password gets in once the back-off has passed.
+/// (Counters were keyed by the bare name across realms, with a hard
+/// five-minute lock: anyone could lock anyone out of everything.)
+#[tokio::test]
+async fn login_throttling_is_per_realm_account_and_backs_off() {
+    let s = Server::start(limited("2", "1000"));
+    let ip = "192.0.2.10";
+    assert_eq!(attempt(&s, "rc", "alice", "wrong", ip).await.0, 403);
+    assert_eq!(attempt(&s, "rc", "Alice%20", "wrong", ip).await.0, 403);
+    let (status, retry) = attempt(&s, "rc", "alice", "alice-pw", ip).await;
+    assert_eq!(status, 429, "the second failure (typed otherwise) counted");
+    assert_eq!(retry.as_deref(), Some("1"), "a short first back-off");
+    assert_eq!(
+        attempt(&s, "web", "alice", "alice-pw", ip).await.0,
+        200,
+        "another realm's account is not held back"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        attempt(&s, "rc", "alice", "alice-pw", ip).await.0,
+        200,
+        "no lock: the wait has passed"
+    );
+}
+
+/// Client networks: an IPv6 client counts by its /64, addresses with ports
+/// and brackets are understood, and an unparseable entry stops the walk.
+#[tokio::test]
+async fn address_limits_understand_ipv6_networks_and_ports() {
+    let s = Server::start(limited("1000", "2"));
+    assert_eq!(attempt(&s, "rc", "u1", "x", "2001:db8:0:1::1").await.0, 403);
+    assert_eq!(
+        attempt(&s, "rc", "u2", "x", "[2001:db8:0:1::2]:443")
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        attempt(&s, "rc", "u3", "x", "2001:db8:0:1:ffff::3").await.0,
+        429,
+        "one /64 is one client"
+    );
+    assert_eq!(attempt(&s, "rc", "u4", "x", "2001:db8:0:2::1").await.0, 403);
+    assert_eq!(attempt(&s, "rc", "u5", "x", "192.0.2.1:5000").await.0, 403);
+    assert_eq!(
+        attempt(&s, "rc", "u6", "x", "198.51.100.1:5000").await.0,
+        403,
+        "ports do not merge clients into the proxy's address"
+    );
+}
+
+/// A proxy on this host that nobody declared trusted: said once in the log.
+#[tokio::test]
+async fn forwarded_headers_from_an_untrusted_local_proxy_are_warned_about() {
+    let s = Server::start(Options::default().user("alice", "alice-pw"));
+    for _ in 0..2 {
+        s.request(
+            "GET",
+            "/valid?realm=rc&token=x",
+            &[("X-Forwarded-For", "192.0.2.1")],
+            b"",
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = s.stderr();
+    assert_eq!(log.matches("trusted_proxies is empty").count(), 1, "{log}");
+}
+
+/// Answers that carry a token or a key are never cached; a throttled
+/// browser login says when to come back.
+#[tokio::test]
+async fn token_answers_are_not_cacheable_and_429_says_when() {
+    let s = Server::start(
+        Options::default()
+            .user("alice", "alice-pw")
+            .env("SESSIOND_AUTH__MAX_FAILURES_PER_USER", "1"),
+    );
+    let r = s.get("/auth_token?realm=rc&user=alice&pwd=alice-pw").await;
+    assert_eq!(r.header("cache-control"), Some("no-store"), "{r:?}");
+    let t = r.text().lines().next().unwrap().to_owned();
+    for target in [
+        format!("/gen_key?realm=rc&token={t}"),
+        format!("/valid?realm=rc&token={t}"),
+        format!("/replace?realm=rc&token={t}"),
+    ] {
+        let r = s.get(&target).await;
+        assert_eq!(
+            r.header("cache-control"),
+            Some("no-store"),
+            "{target}: {r:?}"
+        );
+    }
+    let r = s
+        .post_json(
+            "/v1/login",
+            serde_json::json!({"realm": "rc", "user": "alice", "password": "alice-pw"}),
+        )
+        .await;
+    assert_eq!(r.header("cache-control"), Some("no-store"), "{r:?}");
+    let browser = |pw: &str| {
+        let body = format!("user=alice&password={pw}");
+        let s = &s;
+        async move {
+            s.request(
+                "POST",
+                "/session/login_password",
+                &[
+                    ("Content-Type", "application/x-www-form-urlencoded"),
+                    ("Origin", "http://localhost"),
+                ],
+                body.as_bytes(),
+            )
+            .await
+        }
+    };
+    assert_eq!(browser("wrong").await.status, 401);
+    let r = browser("alice-pw").await;
+    assert_eq!(r.status, 429, "{r:?}");
+    assert!(r.header("retry-after").is_some(), "{r:?}");
+}

@@ -10,6 +10,8 @@ struct Fixture {
     service: String,
     /// A service whose stack refuses everyone.
     deny_service: String,
+    /// A service whose check takes 3 s and then lets anyone in.
+    slow_service: String,
     user: String,
     password: String,
     uid: String,
@@ -30,6 +32,7 @@ fn fixture() -> Option<Fixture> {
         Some(Fixture {
             service: var("SERVICE")?,
             deny_service: var("DENY_SERVICE")?,
+            slow_service: var("SLOW_SERVICE")?,
             password: var("PASSWORD")?,
             uid: id("-u")?,
             gid: id("-g")?,
@@ -159,4 +162,40 @@ async fn realm_does_not_choose_the_pam_service_unless_configured() {
     for unlisted in ["su", "sudo", "login", "..%2Fetc"] {
         s.get(&login(unlisted)).await.assert_bare(403);
     }
+}
+
+/// A login whose request timed out keeps its check slot until PAM returns:
+/// PAM runs on a blocking thread that cannot be stopped, and a freed slot
+/// would let a slow back end pile up unbounded work. With one slot, a
+/// second login waits for the slow check and times out too; once the check
+/// ends, logins go through again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_login_keeps_its_check_slot() {
+    let Some(f) = fixture() else { return };
+    let s = Server::start(
+        Options::default()
+            .user("alice", "alice-pw")
+            .args(&["-pam-app", &f.slow_service])
+            .env("SESSIOND_AUTH__MODULES", "[\"file\", \"pam\"]")
+            .env("SESSIOND_AUTH__MAX_CONCURRENT_CHECKS", "1")
+            .env("SESSIOND_SERVER__REQUEST_TIMEOUT", "1s"),
+    );
+    let started = std::time::Instant::now();
+    let r = s
+        .get(&format!(
+            "/auth_token?realm=rc&user={}&pwd=x&module=pam",
+            f.user
+        ))
+        .await;
+    assert_eq!(r.status, 408, "{r:?}");
+    let r = s.get("/auth_token?realm=rc&user=alice&pwd=alice-pw").await;
+    assert_eq!(
+        r.status, 408,
+        "the slot is still held by the running PAM check: {r:?}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_millis(2900));
+    tokio::time::sleep(std::time::Duration::from_millis(3200).saturating_sub(started.elapsed()))
+        .await;
+    let r = s.get("/auth_token?realm=rc&user=alice&pwd=alice-pw").await;
+    assert_eq!(r.status, 200, "free again once PAM returned: {r:?}");
 }

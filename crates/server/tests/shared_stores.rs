@@ -720,3 +720,27 @@ async fn token_cli_beside_a_running_server_on_redis() {
         .await
         .assert_text(200, "NO\n");
 }
+
+/// Two instances on one Redis enforce one failed-login limit: failures on
+/// one count on the other (the store keeps the counts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_count_across_instances() {
+    let Some(keys) = test_redis() else { return };
+    let limited = || {
+        options("redis", &keys.0, &keys.1)
+            .env("SESSIOND_AUTH__MAX_FAILURES_PER_USER", "2")
+            .env("SESSIOND_AUTH__FAILURE_WINDOW", "1m")
+    };
+    let a = Server::start(limited());
+    let b = Server::start(limited());
+    for s in [&a, &b] {
+        s.get("/auth_token?realm=rc&user=alice&pwd=wrong")
+            .await
+            .assert_bare(403);
+    }
+    let r = a.get("/auth_token?realm=rc&user=alice&pwd=alice-pw").await;
+    assert_eq!(r.status, 429, "the other instance's failure counted: {r:?}");
+    assert!(r.header("retry-after").is_some());
+    let r = b.get("/auth_token?realm=rc&user=bob&pwd=bob-pw").await;
+    assert_eq!(r.status, 200, "other accounts are not held back: {r:?}");
+}

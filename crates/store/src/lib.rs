@@ -23,6 +23,7 @@ pub use redis_store::{RedisStore, RedisTarget};
 pub use types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 
 use async_trait::async_trait;
+use sessiond_core::limiter::{Backoff, Failures};
 use sessiond_core::session::{SessionData, SessionRecord, Validity};
 use sessiond_core::{NewSession, Timestamp, TokenHash};
 
@@ -35,6 +36,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait SessionStore: Send + Sync + 'static {
     /// Short name for logs and metrics (`memory`, `file`, …).
     fn kind(&self) -> &'static str;
+
+    /// Failed-login counts every instance on this store shares, so a fleet
+    /// enforces one limit. `None` for stores private to one process
+    /// (memory, file): the server counts in its own memory then.
+    fn failure_counters(&self) -> Option<&dyn FailureCounters> {
+        None
+    }
 
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
@@ -184,6 +192,29 @@ pub trait SessionStore: Send + Sync + 'static {
         caller: &str,
         changes: &[GroupChange],
     ) -> StoreResult<bool>;
+}
+
+/// Failed-login records kept where every instance sees them. Keys are
+/// opaque (an account or a client network, built by
+/// `sessiond_core::limiter`); each method is one atomic step.
+#[async_trait]
+pub trait FailureCounters: Send + Sync {
+    /// The record of `key`, if one is kept (it may be stale: callers apply
+    /// the back-off rule).
+    async fn failures(&self, key: &str) -> StoreResult<Option<Failures>>;
+
+    /// Counts one more failure of `key` at `now` under `backoff`'s rule
+    /// (a stale record starts over) and returns the new record. The record
+    /// may be dropped once `backoff.window` has passed without failures.
+    async fn record_failure(
+        &self,
+        key: &str,
+        backoff: &Backoff,
+        now: Timestamp,
+    ) -> StoreResult<Failures>;
+
+    /// Forgets `key` (a successful login of the account).
+    async fn clear_failures(&self, key: &str) -> StoreResult<()>;
 }
 
 /// A store address as it may be shown (logs, `check-config`, the start-up

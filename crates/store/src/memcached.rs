@@ -20,6 +20,7 @@
 use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 use crate::{SessionStore, StoreError, StoreResult};
 use async_trait::async_trait;
+use sessiond_core::limiter::{Backoff, Failures};
 use sessiond_core::session::{
     classify, Classification, SessionData, SessionRecord, UserState, Validity,
 };
@@ -273,12 +274,23 @@ impl Inner {
         &self,
         key: &str,
         initial: &[u8],
+        change: impl FnMut(&[u8]) -> StoreResult<(Option<Vec<u8>>, T)>,
+    ) -> StoreResult<T> {
+        self.update_expiring(key, initial, 0, change)
+    }
+
+    /// [`Inner::update`] whose key expires `exptime` after each write.
+    fn update_expiring<T>(
+        &self,
+        key: &str,
+        initial: &[u8],
+        exptime: u32,
         mut change: impl FnMut(&[u8]) -> StoreResult<(Option<Vec<u8>>, T)>,
     ) -> StoreResult<T> {
         for _ in 0..CAS_ATTEMPTS {
             let Some((bytes, cas)) = self.gets(key)? else {
                 // Racing adds all store the same initial value; then retry.
-                match self.client().add(key, initial, 0) {
+                match self.client().add(key, initial, exptime) {
                     Ok(())
                     | Err(memcache::MemcacheError::CommandError(
                         memcache::CommandError::KeyExists,
@@ -291,7 +303,7 @@ impl Inner {
             let Some(new) = new else { return Ok(result) };
             if self
                 .client()
-                .cas(key, new.as_slice(), 0, cas)
+                .cas(key, new.as_slice(), exptime, cas)
                 .map_err(|e| self.failed(e))?
             {
                 return Ok(result);
@@ -413,10 +425,72 @@ fn member(realm: &str, user: &str) -> String {
     format!("{realm}\0{user}")
 }
 
+fn failures_key(prefix: &str, key: &str) -> String {
+    format!("{prefix}:f:{}", hashed(&[key]))
+}
+
+#[async_trait]
+impl crate::FailureCounters for MemcachedStore {
+    async fn failures(&self, key: &str) -> StoreResult<Option<Failures>> {
+        let key = key.to_owned();
+        self.run(move |i| {
+            i.gets(&failures_key(&i.prefix, &key))?
+                .map(|(bytes, _)| decode::<(u32, i64)>(&bytes))
+                .transpose()
+                .map(|r| {
+                    r.map(|(count, last)| Failures {
+                        count,
+                        last: Timestamp(last),
+                    })
+                })
+        })
+        .await
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        backoff: &Backoff,
+        now: Timestamp,
+    ) -> StoreResult<Failures> {
+        let (key, backoff) = (key.to_owned(), *backoff);
+        self.run(move |i| {
+            let exptime = u32::try_from(backoff.window.as_secs().max(1)).unwrap_or(u32::MAX);
+            // Starts at "no failures yet, long ago": the first change counts 1.
+            let initial = encode(&(0u32, i64::MIN / 2))?;
+            i.update_expiring(&failures_key(&i.prefix, &key), &initial, exptime, |bytes| {
+                let (count, last): (u32, i64) = decode(bytes)?;
+                let before = (count > 0).then_some(Failures {
+                    count,
+                    last: Timestamp(last),
+                });
+                let next = backoff.after_failure(before, now);
+                Ok((Some(encode(&(next.count, next.last.0))?), next))
+            })
+        })
+        .await
+    }
+
+    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.run(move |i| {
+            i.client()
+                .delete(&failures_key(&i.prefix, &key))
+                .map(|_| ())
+                .map_err(|e| i.failed(e))
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl SessionStore for MemcachedStore {
     fn kind(&self) -> &'static str {
         "memcached"
+    }
+
+    fn failure_counters(&self) -> Option<&dyn crate::FailureCounters> {
+        Some(self)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -9,6 +9,7 @@
 use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 use crate::{SessionStore, StoreError, StoreResult};
 use async_trait::async_trait;
+use sessiond_core::limiter::{Backoff, Failures};
 use sessiond_core::session::{
     classify, Classification, SessionData, SessionRecord, UserState, Validity,
 };
@@ -279,9 +280,65 @@ async fn commit(tx: Transaction<'_, Postgres>) -> StoreResult<()> {
 }
 
 #[async_trait]
+impl crate::FailureCounters for PostgresStore {
+    async fn failures(&self, key: &str) -> StoreResult<Option<Failures>> {
+        let row: Option<(i32, i64)> =
+            sqlx::query_as("SELECT count, last FROM login_failures WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        Ok(row.map(|(count, last)| Failures {
+            count: count.max(0) as u32,
+            last: Timestamp(last),
+        }))
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        backoff: &Backoff,
+        now: Timestamp,
+    ) -> StoreResult<Failures> {
+        let window = i64::try_from(backoff.window.as_secs()).unwrap_or(i64::MAX / 4);
+        // One statement: the upsert's row lock orders racing failures.
+        let count: i32 = sqlx::query_scalar(
+            "INSERT INTO login_failures (key, count, last, forget_at) VALUES ($1, 1, $2, $2 + $3) \
+             ON CONFLICT (key) DO UPDATE SET \
+             count = CASE WHEN login_failures.forget_at <= $2 THEN 1 \
+                     ELSE LEAST(login_failures.count, 2147483646) + 1 END, \
+             last = $2, forget_at = $2 + $3 RETURNING count",
+        )
+        .bind(key)
+        .bind(now.0)
+        .bind(window)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(Failures {
+            count: count.max(0) as u32,
+            last: now,
+        })
+    }
+
+    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_failures WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}
+
+#[async_trait]
 impl SessionStore for PostgresStore {
     fn kind(&self) -> &'static str {
         "postgres"
+    }
+
+    fn failure_counters(&self) -> Option<&dyn crate::FailureCounters> {
+        Some(self)
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -526,6 +583,11 @@ impl SessionStore for PostgresStore {
         .await
         .map_err(unavailable)?
         .rows_affected();
+        sqlx::query("DELETE FROM login_failures WHERE forget_at <= $1")
+            .bind(now.0)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
         Ok(expired + superseded)
     }
 

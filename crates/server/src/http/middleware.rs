@@ -59,6 +59,20 @@ pub async fn observe(req: Request, next: Next) -> Response {
     response
 }
 
+/// A proxy on this host forwards client addresses, but none is trusted: every
+/// client then shares the proxy's address, so the per-address login limit
+/// blocks them all together. Said once, at the first such request.
+fn warn_untrusted_proxy_once() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "X-Forwarded-For arrives from a loopback peer but server.trusted_proxies is empty: \
+             all clients behind that proxy share one address for login limits; \
+             set server.trusted_proxies = [\"127.0.0.1/32\"] if the proxy is yours"
+        );
+    }
+}
+
 /// Replaces the client address with the one a trusted proxy forwarded: the
 /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (the
 /// entries to its left were written by the client and prove nothing).
@@ -73,24 +87,21 @@ pub async fn resolve_client(
         .get::<ClientAddr>()
         .copied()
         .and_then(|addr| {
-            if !trusted(&addr.peer.ip()) {
-                return None;
-            }
-            let chain = req
+            let values = req
                 .headers()
                 .get_all("x-forwarded-for")
                 .iter()
                 .filter_map(|v| v.to_str().ok());
-            let hops: Vec<std::net::IpAddr> = chain
-                .flat_map(|v| v.split(','))
-                .filter_map(|hop| hop.trim().parse().ok())
-                .collect();
-            let client = hops
-                .iter()
-                .rev()
-                .find(|ip| !trusted(ip))
-                .or(hops.first())
-                .copied()?;
+            if !trusted(&addr.peer.ip()) {
+                if proxies.is_empty()
+                    && addr.peer.ip().is_loopback()
+                    && req.headers().contains_key("x-forwarded-for")
+                {
+                    warn_untrusted_proxy_once();
+                }
+                return None;
+            }
+            let client = sessiond_core::forwarded::forwarded_client(values, trusted)?;
             Some(ClientAddr { client, ..addr })
         });
     if let Some(addr) = forwarded {

@@ -95,6 +95,15 @@ pub fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(api_v1::method_not_allowed)
         .fallback(sks::handle)
         .with_state(app)
+        // Answers carry tokens, keys, identities and session state: no cache
+        // (a browser's, a proxy's) may keep one unless a handler says so
+        // (the static script).
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            ),
+        )
         .layer(axum::middleware::from_fn_with_state(
             proxies,
             middleware::resolve_client,

@@ -58,6 +58,11 @@ impl Keys {
         format!("{}:{{r:{}}}:realms", self.prefix, enc(user))
     }
 
+    /// Hash of a failed-login record (`n`, `last`), expiring with its window.
+    pub fn failures(&self, key: &str) -> String {
+        format!("{}:f:{}", self.prefix, enc(key))
+    }
+
     pub fn key_slot(&self, slot: &str) -> String {
         format!("{}:k:{}", self.prefix, enc(slot))
     }

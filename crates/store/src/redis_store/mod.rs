@@ -18,6 +18,7 @@ use keys::Keys;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Value};
+use sessiond_core::limiter::{Backoff, Failures};
 use sessiond_core::session::{
     classify, Classification, SessionData, SessionRecord, UserState, Validity,
 };
@@ -387,9 +388,56 @@ fn decode_fields(fields: &Fields) -> StoreResult<Option<(SessionRecord, UserStat
 }
 
 #[async_trait]
+impl crate::FailureCounters for RedisStore {
+    async fn failures(&self, key: &str) -> StoreResult<Option<Failures>> {
+        let (n, last): (Option<u32>, Option<i64>) = redis::cmd("HMGET")
+            .arg(self.keys.failures(key))
+            .arg("n")
+            .arg("last")
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(match (n, last) {
+            (Some(count), Some(last)) => Some(Failures {
+                count,
+                last: Timestamp(last),
+            }),
+            _ => None,
+        })
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        backoff: &Backoff,
+        now: Timestamp,
+    ) -> StoreResult<Failures> {
+        let count: u32 = scripts::RECORD_FAILURE
+            .key(self.keys.failures(key))
+            .arg(now.0)
+            .arg(backoff.window.as_secs().max(1))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(Failures { count, last: now })
+    }
+
+    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        self.conn()
+            .del(self.keys.failures(key))
+            .await
+            .map_err(unavailable)
+    }
+}
+
+#[async_trait]
 impl SessionStore for RedisStore {
     fn kind(&self) -> &'static str {
         "redis"
+    }
+
+    fn failure_counters(&self) -> Option<&dyn crate::FailureCounters> {
+        Some(self)
     }
 
     async fn ping(&self) -> StoreResult<()> {

@@ -147,6 +147,24 @@ return cur
     )
 });
 
+/// Counts a failed login: a record older than the window starts over.
+/// KEYS: the record hash. ARGV: now, window (seconds). Returns the count.
+pub static RECORD_FAILURE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
+if now >= last + window then n = 0 end
+n = n + 1
+redis.call('HSET', KEYS[1], 'n', n, 'last', now)
+redis.call('EXPIRE', KEYS[1], window)
+return n
+",
+    )
+});
+
 /// Creates a group unless it exists. KEYS: group key, group roles hash.
 /// ARGV: key, admin's member field. Returns 1 if created.
 pub static CREATE_GROUP: LazyLock<Script> = LazyLock::new(|| {

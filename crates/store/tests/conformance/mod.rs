@@ -67,7 +67,7 @@ macro_rules! conformance_suite {
             keys_and_groups, tokens_never_at_rest, user_sessions_list_and_revoke,
             peek_is_not_activity, ticket_not_before_only_moves_forward,
             touched_sessions_stay_reachable, ending_a_user_reaches_every_realm,
-            racing_ticket_revocations_keep_the_latest);
+            racing_ticket_revocations_keep_the_latest, shared_failure_counts);
     };
     (@tests $make:path; $($name:ident),*) => {
         $(
@@ -937,4 +937,58 @@ pub async fn racing_ticket_revocations_keep_the_latest(h: &Harness) {
             "round {round}"
         );
     }
+}
+
+/// Stores shared by several instances count failed logins for all of them,
+/// atomically: 24 failures at once count 24.
+pub async fn shared_failure_counts(h: &Harness) {
+    use sessiond_core::limiter::Backoff;
+    let Some(counters) = h.store.failure_counters() else {
+        assert!(
+            matches!(h.store.kind(), "memory" | "file"),
+            "a shared store keeps failure counts"
+        );
+        return;
+    };
+    let backoff = Backoff {
+        free_failures: 3,
+        window: Duration::from_secs(300),
+    };
+    let key = "u\u{1f}web\u{1f}alice";
+    assert_eq!(counters.failures(key).await.unwrap(), None);
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let store = h.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .failure_counters()
+                .unwrap()
+                .record_failure(key, &backoff, at(10))
+                .await
+                .unwrap()
+                .count
+        }));
+    }
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=24).collect::<Vec<u32>>(),
+        "each failure counted once"
+    );
+    let f = counters.failures(key).await.unwrap().unwrap();
+    assert_eq!((f.count, f.last), (24, at(10)));
+    assert!(backoff.wait(f, at(10)).is_some());
+    // After the window without failures, the count starts over.
+    let f = counters
+        .record_failure(key, &backoff, at(10 + 300))
+        .await
+        .unwrap();
+    assert_eq!(f.count, 1);
+    counters.clear_failures(key).await.unwrap();
+    assert_eq!(counters.failures(key).await.unwrap(), None);
+    assert_eq!(counters.failures("a\u{1f}192.0.2.1").await.unwrap(), None);
 }

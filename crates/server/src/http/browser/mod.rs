@@ -266,10 +266,16 @@ fn login_failed(app: &App, headers: &HeaderMap, e: LoginError, next: &str) -> Re
             "login is unavailable right now; try again".to_owned(),
         ),
     };
-    if wants_json(headers) {
-        return json_error(status, code, &message);
+    let mut r = if wants_json(headers) {
+        json_error(status, code, &message)
+    } else {
+        page::login_page_with(app, status, Some(next), Some(&message))
+    };
+    if let LoginError::RateLimited { retry_after, .. } = e {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     }
-    page::login_page_with(app, status, Some(next), Some(&message))
+    r
 }
 
 /// `POST /session/logout`: ends the session server-side and clears the cookie.
