@@ -70,6 +70,7 @@ access to attrs=userPassword
     by * none
 access to *
     by dn.exact="cn=reader,dc=example,dc=test" read
+    by self read
     by * none
 EOF
 

@@ -28,22 +28,24 @@ mod code {
 }
 
 /// How a Kerberos principal becomes a sessiond user name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrincipalMapping {
-    /// `alice@EXAMPLE.TEST` → `alice`.
-    StripRealm,
+    /// `alice@EXAMPLE.TEST` → `alice` when `EXAMPLE.TEST` is one of the
+    /// listed local realms; a principal of any other realm (a trusted
+    /// cross-realm one) keeps its realm, so `alice@PARTNER.ORG` can never
+    /// become the local `alice` (MIT's default `aname_to_localname` rule).
+    StripRealm(Vec<String>),
     /// `alice@EXAMPLE.TEST` stays as it is.
     Keep,
 }
 
 impl PrincipalMapping {
-    pub fn apply(self, principal: &str) -> String {
+    pub fn apply(&self, principal: &str) -> String {
         match self {
-            PrincipalMapping::StripRealm => principal
-                .rsplit_once('@')
-                .map(|(user, _)| user)
-                .unwrap_or(principal)
-                .to_owned(),
+            PrincipalMapping::StripRealm(local) => match principal.rsplit_once('@') {
+                Some((user, realm)) if local.iter().any(|l| l == realm) => user.to_owned(),
+                _ => principal.to_owned(),
+            },
             PrincipalMapping::Keep => principal.to_owned(),
         }
     }
@@ -367,11 +369,15 @@ mod tests {
 
     #[test]
     fn principal_mapping() {
+        let strip = PrincipalMapping::StripRealm(vec!["EXAMPLE.TEST".into()]);
+        assert_eq!(strip.apply("alice@EXAMPLE.TEST"), "alice");
         assert_eq!(
-            PrincipalMapping::StripRealm.apply("alice@EXAMPLE.TEST"),
-            "alice"
+            strip.apply("alice@PARTNER.ORG"),
+            "alice@PARTNER.ORG",
+            "only local realms are stripped"
         );
-        assert_eq!(PrincipalMapping::StripRealm.apply("alice"), "alice");
+        assert_eq!(strip.apply("alice@example.test"), "alice@example.test");
+        assert_eq!(strip.apply("alice"), "alice");
         assert_eq!(
             PrincipalMapping::Keep.apply("alice@EXAMPLE.TEST"),
             "alice@EXAMPLE.TEST"

@@ -37,6 +37,13 @@ pub struct LdapSettings {
     pub ca_pem: Option<Vec<u8>>,
     pub lookup: DnLookup,
     pub timeout: Duration,
+    /// The attribute of the user's entry that holds the account's name
+    /// (`uid`, `sAMAccountName`), read after the bind: the session carries
+    /// it instead of what was typed, so `Alice` and `alice ` — which the
+    /// directory matches case- and space-insensitively — are one user to
+    /// limits, supersede, revocation and the application. `None`: the name
+    /// as typed.
+    pub name_attribute: Option<String>,
 }
 
 pub struct LdapAuthenticator {
@@ -92,11 +99,18 @@ impl LdapAuthenticator {
         Ok(ldap)
     }
 
-    /// The DN to bind as, or `Rejected` when no single entry matches.
-    async fn user_dn(&self, ldap: &mut ldap3::Ldap, user: &str) -> Result<String, AuthError> {
+    /// The DN to bind as — and, from a search, the account's name — or
+    /// `Rejected` when no single entry matches.
+    async fn user_dn(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        user: &str,
+    ) -> Result<(String, Option<String>), AuthError> {
         let unavailable = |e: ldap3::LdapError| AuthError::Unavailable(format!("LDAP: {e}"));
         match &self.settings.lookup {
-            DnLookup::Template(template) => Ok(template.replace("{user}", &dn_escape(user))),
+            DnLookup::Template(template) => {
+                Ok((template.replace("{user}", &dn_escape(user)), None))
+            }
             DnLookup::Search {
                 bind_dn,
                 bind_password,
@@ -115,16 +129,70 @@ impl LdapAuthenticator {
                     )));
                 }
                 let filter = filter.replace("{user}", &ldap_escape(user));
+                let attrs = match &self.settings.name_attribute {
+                    Some(a) => vec![a.as_str()],
+                    None => vec!["1.1"],
+                };
                 let (entries, _) = ldap
-                    .search(base, Scope::Subtree, &filter, vec!["1.1"])
+                    .search(base, Scope::Subtree, &filter, attrs)
                     .await
                     .map_err(unavailable)?
                     .success()
                     .map_err(unavailable)?;
                 match entries.len() {
-                    1 => Ok(SearchEntry::construct(entries.into_iter().next().expect("one")).dn),
+                    1 => {
+                        let mut entry =
+                            SearchEntry::construct(entries.into_iter().next().expect("one"));
+                        let name = self.name_in(&mut entry);
+                        Ok((entry.dn, name))
+                    }
                     _ => Err(AuthError::Rejected),
                 }
+            }
+        }
+    }
+}
+
+impl LdapAuthenticator {
+    /// The name attribute's first value in an entry (attribute names compare
+    /// case-insensitively).
+    fn name_in(&self, entry: &mut SearchEntry) -> Option<String> {
+        let attr = self.settings.name_attribute.as_ref()?;
+        let key = entry
+            .attrs
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case(attr))
+            .cloned()?;
+        entry
+            .attrs
+            .remove(&key)?
+            .into_iter()
+            .next()
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The account's name from its entry (read as the user just bound), or
+    /// the typed name when no attribute is configured or it cannot be read.
+    async fn canonical_name(&self, ldap: &mut ldap3::Ldap, dn: &str, typed: &str) -> String {
+        let Some(attr) = &self.settings.name_attribute else {
+            return typed.to_owned();
+        };
+        let found = ldap
+            .search(dn, Scope::Base, "(objectClass=*)", vec![attr.as_str()])
+            .await
+            .and_then(|r| r.success());
+        let value = match found {
+            Ok((entries, _)) => entries
+                .into_iter()
+                .next()
+                .and_then(|e| self.name_in(&mut SearchEntry::construct(e))),
+            Err(_) => None,
+        };
+        match value {
+            Some(v) => v,
+            None => {
+                tracing::warn!(attribute = %attr, "the user's entry has no readable name attribute: keeping the name as typed");
+                typed.to_owned()
             }
         }
     }
@@ -153,13 +221,16 @@ impl Authenticator for LdapAuthenticator {
                 AuthError::Unavailable(format!("LDAP {}: timed out", self.settings.url))
             })??;
         let outcome = tokio::time::timeout(self.settings.timeout, async {
-            let dn = self.user_dn(&mut ldap, user).await?;
+            let (dn, found_name) = self.user_dn(&mut ldap, user).await?;
             let bound = ldap
                 .simple_bind(&dn, password.expose())
                 .await
                 .map_err(|e| AuthError::Unavailable(format!("LDAP: {e}")))?;
             match bound.rc {
-                0 => Ok(Verified::user(user)),
+                0 => Ok(Verified::user(&match found_name {
+                    Some(name) => name,
+                    None => self.canonical_name(&mut ldap, &dn, user).await,
+                })),
                 INVALID_CREDENTIALS => Err(AuthError::Rejected),
                 rc => Err(AuthError::Unavailable(format!(
                     "LDAP bind answered rc {rc}: {}",

@@ -32,6 +32,8 @@ pub struct App {
     #[cfg(feature = "kerberos")]
     pub negotiate: sessiond_auth::kerberos::NegotiateAcceptor,
     pub metrics: Option<PrometheusHandle>,
+    /// Kerberos realms whose principals `strip-realm` maps to bare names.
+    pub krb_local_realms: Vec<String>,
     /// Ticket settings of each realm that has `[realms.X.ticket]`.
     pub tickets: HashMap<String, Arc<crate::tickets::TicketRealm>>,
 }
@@ -80,8 +82,9 @@ impl App {
                     &config.kerberos.service,
                     {
                         let config = config.clone();
+                        let local = config.kerberos.effective_local_realms();
                         Box::new(move |realm: &str| {
-                            to_auth_mapping(config.principal_mapping_in(realm))
+                            to_auth_mapping(config.principal_mapping_in(realm), &local)
                         })
                     },
                 )),
@@ -102,7 +105,9 @@ impl App {
                 tickets.insert(realm.clone(), Arc::new(tr));
             }
         }
+        let krb_local_realms = config.kerberos.effective_local_realms();
         Ok(App {
+            krb_local_realms,
             tickets,
             #[cfg(feature = "kerberos")]
             negotiate: sessiond_auth::kerberos::NegotiateAcceptor::new(),
@@ -258,11 +263,12 @@ fn load_admin_token(config: &Config) -> anyhow::Result<Option<String>> {
 #[cfg(feature = "kerberos")]
 pub fn to_auth_mapping(
     mapping: crate::config::PrincipalMapping,
+    local_realms: &[String],
 ) -> sessiond_auth::kerberos::PrincipalMapping {
     use crate::config::PrincipalMapping as P;
     use sessiond_auth::kerberos::PrincipalMapping as K;
     match mapping {
-        P::StripRealm => K::StripRealm,
+        P::StripRealm => K::StripRealm(local_realms.to_vec()),
         P::Keep => K::Keep,
     }
 }
@@ -357,6 +363,7 @@ fn ldap_module(config: &Config) -> anyhow::Result<sessiond_auth::ldap::LdapAuthe
             ca_pem,
             lookup,
             timeout: l.timeout.0,
+            name_attribute: (!l.name_attribute.is_empty()).then(|| l.name_attribute.clone()),
         },
     )
     .map_err(|e| anyhow::anyhow!("ldap.ca_file: {e}"))

@@ -518,3 +518,24 @@ async fn multi_leg_negotiate_continues_on_its_connection() {
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(&lines[1..], ["alice", "negotiate"], "{body:?}");
 }
+
+/// `strip-realm` strips only local realms: a principal of any other realm
+/// (a trusted cross-realm one) keeps its realm, so it can never pass for
+/// the local user of the same name. Shown by declaring the test realm
+/// foreign; by default the local realm is krb5.conf's default_realm.
+#[tokio::test]
+async fn strip_realm_strips_only_local_realms() {
+    let Some((user, password)) = realm() else {
+        return;
+    };
+    let login = |u: &str, p: &str| serde_json::json!({"realm": "rc", "user": u, "password": p, "module": "krb5"});
+    let s = kerberos_server(&[("SESSIOND_KERBEROS__LOCAL_REALMS", "[\"OTHER.TEST\"]")]);
+    let r = s.post_json("/v1/login", login(&user, &password)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["user"], "alice@EXAMPLE.TEST", "{r:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let ccache = kinit(dir.path(), &user, &password);
+    let (status, _, body) = curl(&ccache, &[&url(&s, "/auth_token?realm=rc")]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.lines().nth(1), Some("alice@EXAMPLE.TEST"), "{body:?}");
+}

@@ -72,6 +72,13 @@ async fn simple_bind_by_dn_template() {
         (j["user"].as_str(), j["source"].as_str()),
         (Some("alice"), Some("auth/ldap"))
     );
+    // The directory's name for the account, not what was typed: one user
+    // for limits, supersede and revocation.
+    for typed in ["Alice", "ALICE", "alice "] {
+        let (status, j) = login(&s, typed, &l.password).await;
+        assert_eq!(status, 200, "{typed:?}: {j}");
+        assert_eq!(j["user"], "alice", "{typed:?}");
+    }
     for (user, password) in [
         ("alice", "wrong"),
         ("alice", ""),
@@ -95,6 +102,8 @@ async fn search_then_bind_with_a_service_account() {
     ]);
     let (status, j) = login(&s, "alice", &l.password).await;
     assert_eq!(status, 200, "{j}");
+    let (status, j) = login(&s, "ALICE", &l.password).await;
+    assert_eq!((status, j["user"].as_str()), (200, Some("alice")), "{j}");
     // filter injection: `*` would match every entry if not escaped
     for (user, password) in [
         ("*", l.password.as_str()),

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PrincipalMapping {
-    /// `alice@EXAMPLE.TEST` → `alice`
+    /// `alice@EXAMPLE.TEST` → `alice` for the local realms
+    /// (`kerberos.local_realms`); other realms' principals keep their realm
     StripRealm,
     /// the principal as it is
     Keep,
@@ -23,6 +24,10 @@ pub struct KerberosConfig {
     /// TGT by getting and accepting a ticket for it.
     pub service: String,
     pub principal_mapping: PrincipalMapping,
+    /// The realms whose principals `strip-realm` maps to bare names.
+    /// Unset: the `default_realm` of krb5.conf (`KRB5_CONFIG`, else
+    /// /etc/krb5.conf), as MIT Kerberos does.
+    pub local_realms: Vec<String>,
     /// Accept `Authorization: Negotiate` (login_kerberos, /auth, /v1/login,
     /// /auth_token) and offer it on 401 answers to browsers.
     pub negotiate: bool,
@@ -46,10 +51,58 @@ impl Default for KerberosConfig {
             keytab: None,
             service: "HTTP@localhost".into(),
             principal_mapping: PrincipalMapping::StripRealm,
+            local_realms: Vec::new(),
             negotiate: false,
             auth_sets_cookie: true,
             credential_keys_file: None,
             credential_readers_file: None,
         }
+    }
+}
+
+impl KerberosConfig {
+    /// `local_realms`, or krb5.conf's `default_realm` when none are set.
+    pub fn effective_local_realms(&self) -> Vec<String> {
+        if !self.local_realms.is_empty() {
+            return self.local_realms.clone();
+        }
+        let files = std::env::var("KRB5_CONFIG").unwrap_or_else(|_| "/etc/krb5.conf".into());
+        files
+            .split(':')
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .find_map(|text| default_realm(&text))
+            .into_iter()
+            .collect()
+    }
+}
+
+/// `default_realm` of a krb5.conf's `[libdefaults]` section.
+fn default_realm(conf: &str) -> Option<String> {
+    let mut in_libdefaults = false;
+    for line in conf.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_libdefaults = line == "[libdefaults]";
+            continue;
+        }
+        if !in_libdefaults {
+            continue;
+        }
+        if let Some((key, value)) = line.split_once('=') {
+            if key.trim() == "default_realm" && !value.trim().is_empty() {
+                return Some(value.trim().to_owned());
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn default_realm_from_krb5_conf() {
+        let conf = "[realms]\n default_realm = NO\n[libdefaults]\n  dns_lookup_kdc = false\n  default_realm = EXAMPLE.TEST\n";
+        assert_eq!(super::default_realm(conf).as_deref(), Some("EXAMPLE.TEST"));
+        assert_eq!(super::default_realm("[libdefaults]\n"), None);
     }
 }

@@ -27,6 +27,10 @@ pub struct LdapConfig {
     pub search_filter: String,
     /// Connecting and answering, each.
     pub timeout: Span,
+    /// The attribute holding the account's canonical name, which sessions
+    /// carry instead of the typed name (`sAMAccountName` for Active
+    /// Directory). Empty: keep the name as typed.
+    pub name_attribute: String,
 }
 
 impl Default for LdapConfig {
@@ -41,6 +45,7 @@ impl Default for LdapConfig {
             search_base: None,
             search_filter: "(uid={user})".into(),
             timeout: Span(Duration::from_secs(5)),
+            name_attribute: "uid".into(),
         }
     }
 }

@@ -128,8 +128,11 @@ async fn accept_and_issue(
             return Err(Failure::Continue(value));
         }
     };
-    let user = crate::app::to_auth_mapping(app.config.principal_mapping_in(realm))
-        .apply(&accepted.principal);
+    let user = crate::app::to_auth_mapping(
+        app.config.principal_mapping_in(realm),
+        &app.krb_local_realms,
+    )
+    .apply(&accepted.principal);
     sessiond_core::names::check_name("user", &user)
         .map_err(|e| Failure::Refused(format!("principal {}: {e}", accepted.principal)))?;
     metrics::counter!("sessiond_logins_total", "module" => "negotiate", "result" => "ok")
