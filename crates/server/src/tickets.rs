@@ -176,14 +176,7 @@ impl TicketRealm {
     /// peers' values may be quoted and hold spaces (webob, Zope), and the
     /// quotes must reach the codec, which strips them deliberately.
     pub fn cookie_value<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|line| line.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, value)| *name == self.cookie_name && !value.is_empty())
-            .map(|(_, value)| value)
+        cookie_named(headers, &self.cookie_name)
     }
 
     fn cookie_attributes(&self) -> String {
@@ -219,6 +212,19 @@ impl TicketRealm {
         );
         HeaderValue::from_str(&text).expect("cookie-safe attributes")
     }
+}
+
+/// The first non-empty value of the cookie `name` in a request's `Cookie`
+/// headers, split by hand (see [`TicketRealm::cookie_value`]).
+fn cookie_named<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, value)| *n == name && !value.is_empty())
+        .map(|(_, value)| value)
 }
 
 fn load_secrets(cfg: &TicketConfig, file_key: &str, env_key: &str) -> anyhow::Result<Vec<Vec<u8>>> {
@@ -261,4 +267,37 @@ pub async fn revoke(
     let nb = store.raise_ticket_not_before(realm, user, at).await?;
     tracing::info!(realm, user, not_before = nb.0, "tickets revoked");
     Ok(nb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cookie_named;
+    use axum::http::{header, HeaderMap, HeaderValue};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// Any Cookie header: the ticket cookie is found or not, never a
+        /// panic; a ticket value (quoted or not) comes back as it was sent.
+        #[test]
+        fn ticket_cookie_headers(
+            junk in prop_oneof![".{0,80}", "([a-z_]{0,8}=[^;]{0,12}; ?){0,6}"],
+            value in "\"?[A-Za-z0-9+/=!_ -]{1,40}\"?",
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&junk) {
+                headers.append(header::COOKIE, v);
+                let _ = cookie_named(&headers, "auth_tkt");
+            }
+            let value = value.trim().to_owned();
+            prop_assume!(!value.is_empty());
+            let mut headers = HeaderMap::new();
+            headers.append(
+                header::COOKIE,
+                HeaderValue::from_str(&format!("a=1; auth_tkt={value}; b=2")).unwrap(),
+            );
+            prop_assert_eq!(cookie_named(&headers, "auth_tkt"), Some(value.as_str()));
+        }
+    }
 }

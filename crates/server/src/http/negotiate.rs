@@ -198,3 +198,35 @@ async fn accept_and_issue(
 ) -> Result<NegotiatedSession, Failure> {
     Err(Failure::NotEnabled)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::token;
+    use axum::http::{header, HeaderMap, HeaderValue};
+    use base64::Engine;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// Any Authorization header: not Negotiate, a decoded token, or a
+        /// refusal — never a panic; a real token comes back byte for byte.
+        #[test]
+        fn negotiate_header(
+            value in prop_oneof![".{0,80}", "(?i:negotiate) [A-Za-z0-9+/=]{0,80}", "[A-Za-z]{0,12} .{0,40}"],
+            bytes in proptest::collection::vec(any::<u8>(), 1..120),
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(header::AUTHORIZATION, v);
+                let _ = token(&headers);
+            }
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            headers.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(&format!("Negotiate {encoded}")).unwrap(),
+            );
+            prop_assert_eq!(token(&headers), Some(Ok(bytes)));
+        }
+    }
+}

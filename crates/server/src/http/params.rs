@@ -149,6 +149,8 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
+            #![proptest_config(ProptestConfig::with_cases(10_000))]
+
             /// Values survive percent-encoding in any position, with spaces
             /// written as `+` or `%20`, and the last duplicate wins.
             #[test]
@@ -174,9 +176,24 @@ mod tests {
 
             /// Arbitrary text is decoded or refused, never a panic.
             #[test]
-            fn never_panics(text in ".{0,64}") {
+            fn never_panics(text in prop_oneof![".{0,64}", "([a-z%+=&]{0,3}[0-9A-Fa-f]{0,2}){0,40}"]) {
                 let mut p = Params::default();
                 let _ = p.add(&text, true);
+            }
+
+            /// However the pieces are split between URL and body, more than
+            /// the cap is refused and the cap itself is accepted.
+            #[test]
+            fn the_cap_holds(total in 0usize..600, in_query in 0usize..600) {
+                let in_query = in_query.min(total);
+                let piece = |i: usize| format!("n{i}=v");
+                let query: Vec<String> = (0..in_query).map(piece).collect();
+                let body: Vec<String> = (in_query..total).map(piece).collect();
+                let mut p = Params::default();
+                let result = p
+                    .add(&query.join("&"), true)
+                    .and_then(|()| p.add(&body.join("&"), false));
+                prop_assert_eq!(result.is_ok(), total <= MAX_PARAMS);
             }
         }
     }

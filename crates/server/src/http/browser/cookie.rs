@@ -61,6 +61,34 @@ pub fn clear(cfg: &CookieConfig) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// Any Cookie header is read or ignored, never a panic; a cookie
+        /// sessiond set is found again among arbitrary others.
+        #[test]
+        fn cookie_headers(
+            junk in prop_oneof![".{0,80}", "([a-zA-Z_-]{0,8}=[^;]{0,12}; ?){0,6}"],
+            token in "[A-Za-z0-9]{16,64}",
+        ) {
+            let cfg = CookieConfig { secure: false, ..CookieConfig::default() };
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&junk) {
+                headers.append(header::COOKIE, v);
+                let _ = session_token(&headers, &cfg);
+            }
+            let set = set(&cfg, &Token::from_client(token.clone()), None);
+            let pair = set.to_str().unwrap().split(';').next().unwrap().to_owned();
+            let mut headers = HeaderMap::new();
+            headers.append(header::COOKIE, HeaderValue::from_str(&format!("{pair}; other=1")).unwrap());
+            prop_assert_eq!(
+                session_token(&headers, &cfg).map(|t| t.expose().to_owned()),
+                Some(token)
+            );
+        }
+    }
 
     #[test]
     fn safe_defaults_use_the_host_prefix() {

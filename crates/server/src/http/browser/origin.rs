@@ -25,17 +25,15 @@ fn origin_of(url: &str) -> Option<String> {
     Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
 }
 
-/// Whether `origin` (`scheme://host[:port]`) is sessiond's own or configured.
-fn allowed(app: &App, headers: &HeaderMap, origin: &str) -> bool {
-    let Some(origin) = origin_of(origin) else {
+/// Whether `url`'s origin is sessiond's own (the `Host` the browser
+/// addressed) or one of `allowed_origins`.
+fn allowed(own: Option<&str>, allowed_origins: &[String], url: &str) -> bool {
+    let Some(origin) = origin_of(url) else {
         return false;
     };
     let authority = origin.split_once("://").map(|(_, a)| a).unwrap_or("");
-    own_authority(headers).is_some_and(|own| own.eq_ignore_ascii_case(authority))
-        || app
-            .config
-            .browser
-            .allowed_origins
+    own.is_some_and(|own| own.eq_ignore_ascii_case(authority))
+        || allowed_origins
             .iter()
             .any(|o| o.eq_ignore_ascii_case(&origin))
 }
@@ -46,22 +44,39 @@ fn allowed(app: &App, headers: &HeaderMap, origin: &str) -> bool {
 /// not from a browser (curl, a back end), so there is no ambient cookie to
 /// abuse and it passes.
 pub fn check_post(app: &App, headers: &HeaderMap) -> Result<(), &'static str> {
-    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    check_post_for(&app.config.browser.allowed_origins, headers)
+}
+
+/// [`check_post`] with the allowed origins given.
+fn check_post_for(allowed_origins: &[String], headers: &HeaderMap) -> Result<(), &'static str> {
+    let own = own_authority(headers);
+    let ok = |url: &str| allowed(own, allowed_origins, url);
+    // A header that is present but not text (non-ASCII bytes) counts as
+    // present and wrong, never as absent: absent is what lets non-browser
+    // clients through. (Found by the property test below.)
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{0}unreadable"))
+    };
     if let Some(origin) = text(header::ORIGIN) {
-        return if origin != "null" && allowed(app, headers, origin) {
+        return if origin != "null" && ok(origin) {
             Ok(())
         } else {
             Err("cross-site request refused: the Origin header is not this site or an allowed origin")
         };
     }
     if let Some(referer) = text(header::REFERER) {
-        return if allowed(app, headers, referer) {
+        return if ok(referer) {
             Ok(())
         } else {
             Err("cross-site request refused: the Referer is not this site or an allowed origin")
         };
     }
-    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+    match headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or("unreadable"))
+    {
         Some("same-origin") | Some("none") | None => Ok(()),
         Some(_) => Err("cross-site request refused: no Origin or Referer from another site"),
     }
@@ -70,6 +85,15 @@ pub fn check_post(app: &App, headers: &HeaderMap) -> Result<(), &'static str> {
 /// Where to send the browser after a login: `next` if it is a path on this
 /// site or a URL of an allowed origin, else `/`.
 pub fn safe_next(app: &App, headers: &HeaderMap, next: Option<&str>) -> String {
+    safe_next_for(
+        own_authority(headers),
+        &app.config.browser.allowed_origins,
+        next,
+    )
+}
+
+/// [`safe_next`] with sessiond's own authority and the allowed origins given.
+fn safe_next_for(own: Option<&str>, allowed_origins: &[String], next: Option<&str>) -> String {
     let Some(next) = next.filter(|n| !n.is_empty()) else {
         return "/".into();
     };
@@ -79,7 +103,7 @@ pub fn safe_next(app: &App, headers: &HeaderMap, next: Option<&str>) -> String {
     if next.starts_with('/') && !next.starts_with("//") {
         return next.to_owned();
     }
-    if allowed(app, headers, next) {
+    if allowed(own, allowed_origins, next) {
         return next.to_owned();
     }
     "/".into()
@@ -87,7 +111,109 @@ pub fn safe_next(app: &App, headers: &HeaderMap, next: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::origin_of;
+    use super::{check_post_for, origin_of, safe_next_for};
+    use axum::http::{header, HeaderMap, HeaderValue};
+    use proptest::prelude::*;
+
+    const OWN: &str = "sso.example.com:8443";
+
+    fn allowed_origins() -> Vec<String> {
+        vec![
+            "https://app.example.com".into(),
+            "http://legacy.example.com:8080".into(),
+        ]
+    }
+
+    /// Text made of the pieces open-redirect tricks are built from.
+    fn urlish() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("/"),
+            Just("//"),
+            Just("\\"),
+            Just("http:"),
+            Just("https:"),
+            Just("//"),
+            Just("app.example.com"),
+            Just("evil.com"),
+            Just("sso.example.com:8443"),
+            Just("legacy.example.com:8080"),
+            Just("@"),
+            Just(":"),
+            Just("%2f"),
+            Just("%5c"),
+            Just("."),
+            Just(".."),
+            Just("?"),
+            Just("#"),
+            Just(" "),
+            Just("\t"),
+            Just("\n"),
+            Just("javascript:"),
+            Just("data:"),
+            Just("HTTPS://"),
+            Just("x"),
+            Just("%09"),
+            Just("\u{3002}"),
+            Just("[::1]"),
+            Just("ftp://"),
+        ];
+        prop_oneof![
+            proptest::collection::vec(piece, 0..8).prop_map(|p| p.concat()),
+            ".{0,40}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// `next=` never leaves this site or the allowed origins, with the
+        /// `url` crate (WHATWG URL parsing, as browsers do) as the oracle:
+        /// the browser resolves the redirect target against the login
+        /// page's URL, and the result's origin must be one we allow.
+        #[test]
+        fn next_never_leads_elsewhere(next in urlish()) {
+            let target = safe_next_for(Some(OWN), &allowed_origins(), Some(&next));
+            let page = url::Url::parse(&format!("https://{OWN}/session/login_password")).unwrap();
+            let resolved = page.join(&target).expect("a valid redirect target");
+            let mut ok = vec![page.origin()];
+            ok.extend(allowed_origins().iter().map(|o| url::Url::parse(o).unwrap().origin()));
+            prop_assert!(ok.contains(&resolved.origin()), "{:?} -> {:?} -> {}", next, target, resolved);
+        }
+
+        /// The CSRF check never panics, and lets a request carrying an
+        /// Origin through only when that origin is ours or allowed.
+        #[test]
+        fn origin_check(origin in urlish(), referer in proptest::option::of(urlish()), with_origin in any::<bool>()) {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_static(OWN));
+            let Ok(value) = HeaderValue::from_str(&origin) else { return Ok(()) };
+            if with_origin {
+                headers.insert(header::ORIGIN, value);
+            }
+            if let Some(r) = referer.as_deref().and_then(|r| HeaderValue::from_str(r).ok()) {
+                headers.insert(header::REFERER, r);
+            }
+            let passed = check_post_for(&allowed_origins(), &headers).is_ok();
+            if with_origin && passed {
+                let parsed = url::Url::parse(&origin).map(|u| u.origin());
+                let mut ok = vec![url::Url::parse(&format!("https://{OWN}")).unwrap().origin(),
+                                  url::Url::parse(&format!("http://{OWN}")).unwrap().origin()];
+                ok.extend(allowed_origins().iter().map(|o| url::Url::parse(o).unwrap().origin()));
+                prop_assert!(parsed.is_ok_and(|o| ok.contains(&o)), "{:?} passed", origin);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unreadable_origin_is_refused_not_ignored() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static(OWN));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_bytes("https://evil.example\u{3002}com".as_bytes()).unwrap(),
+        );
+        assert!(check_post_for(&allowed_origins(), &headers).is_err());
+    }
 
     #[test]
     fn origins() {
