@@ -351,6 +351,21 @@ mod tests {
         );
     }
 
+    /// Any printable Unicode, and long passwords, are checked whole: no
+    /// truncation, no character rules (ASVS 2.1.2–2.1.4).
+    #[test]
+    fn long_unicode_passwords_are_checked_whole() {
+        let long = "pässwörd 🔑 ".repeat(12);
+        let hash = hash_password(&Password::new(long.clone())).unwrap();
+        assert!(verify(&hash, &Password::new(long.clone())));
+        let mut almost = long.clone();
+        almost.pop();
+        assert!(
+            !verify(&hash, &Password::new(almost)),
+            "the last character counts"
+        );
+    }
+
     #[test]
     fn malformed_files_name_the_line() {
         let dir = tempfile::tempdir().unwrap();

@@ -33,6 +33,7 @@ pub struct App {
     pub negotiate: sessiond_auth::kerberos::NegotiateAcceptor,
     pub metrics: Option<PrometheusHandle>,
     /// Kerberos realms whose principals `strip-realm` maps to bare names.
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
     pub krb_local_realms: Vec<String>,
     /// Ticket settings of each realm that has `[realms.X.ticket]`.
     pub tickets: HashMap<String, Arc<crate::tickets::TicketRealm>>,

@@ -263,6 +263,7 @@ async fn openapi_document_covers_every_route() {
         ("/v1/users/{realm}/{user}/sessions/{id}", "delete"),
         ("/v1/users/{realm}/{user}/tickets", "get"),
         ("/v1/users/{realm}/{user}/tickets", "delete"),
+        ("/v1/users/{user}/sessions", "delete"),
     ];
     for (path, method) in routes {
         assert!(
