@@ -29,8 +29,8 @@ pub fn parse_hop(entry: &str) -> Option<IpAddr> {
 
 /// The client address the header values (in order, each comma-separated)
 /// report, given which addresses are trusted proxies. `None` when the
-/// right-most entry is unusable. When every entry is a trusted proxy, the
-/// left-most of them.
+/// right-most entry is unusable. When every entry up to the first unusable
+/// one (or the left end) is a trusted proxy, the left-most of those.
 pub fn forwarded_client<'a>(
     values: impl IntoIterator<Item = &'a str>,
     trusted: impl Fn(&IpAddr) -> bool,
@@ -38,7 +38,9 @@ pub fn forwarded_client<'a>(
     let entries: Vec<&str> = values.into_iter().flat_map(|v| v.split(',')).collect();
     let mut innermost_proxy = None;
     for entry in entries.iter().rev() {
-        let ip = parse_hop(entry)?;
+        let Some(ip) = parse_hop(entry) else {
+            break;
+        };
         if !trusted(&ip) {
             return Some(ip);
         }

@@ -4,31 +4,10 @@
 
 mod common;
 
-use common::{login, Options, Server, BIN};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use common::{login, Options, Server};
 use std::time::Duration;
 
 const ADMIN: &str = "admin-credential-0123456789abcdef";
-
-fn cli_user(dir: &std::path::Path, action: &str, name: &str, pw: Option<&str>) {
-    let mut child = Command::new(BIN)
-        .args(["user", action, name, "-f"])
-        .arg(dir.join("passwd"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    if let Some(pw) = pw {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(format!("{pw}\n").as_bytes())
-            .unwrap();
-    }
-    assert!(child.wait().unwrap().success(), "sessiond user {action}");
-}
 
 async fn valid(s: &Server, realm: &str, token: &str) -> String {
     let text = s
@@ -72,7 +51,7 @@ async fn password_change_and_deleted_user_end_every_session_in_every_realm() {
     // Let the watcher record the file's state before it changes.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    cli_user(dir.path(), "passwd", "alice", Some("new-alice-pw"));
+    common::user_cli(dir.path(), "passwd", "alice", Some("new-alice-pw"));
     assert!(until_ended(&s, "rc", &a1).await, "{}", s.stderr());
     assert_eq!(valid(&s, "other", &a2).await, "NO", "every realm");
     assert_eq!(valid(&s, "rc", &b).await, "YES", "other users untouched");
@@ -82,7 +61,7 @@ async fn password_change_and_deleted_user_end_every_session_in_every_realm() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(valid(&s, "rc", &a3).await, "YES");
 
-    cli_user(dir.path(), "del", "bob", None);
+    common::user_cli(dir.path(), "del", "bob", None);
     assert!(
         until_ended(&s, "rc", &b).await,
         "deleting a user ends their sessions"
@@ -93,7 +72,7 @@ async fn password_change_and_deleted_user_end_every_session_in_every_realm() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     s.kill9();
     drop(s);
-    cli_user(dir.path(), "passwd", "carol", Some("new-carol-pw"));
+    common::user_cli(dir.path(), "passwd", "carol", Some("new-carol-pw"));
     let s = Server::start(file_store(dir.path()));
     assert!(until_ended(&s, "rc", &c).await, "changed while stopped");
     assert_eq!(valid(&s, "rc", &a3).await, "YES");

@@ -744,3 +744,39 @@ async fn failed_logins_count_across_instances() {
     let r = b.get("/auth_token?realm=rc&user=bob&pwd=bob-pw").await;
     assert_eq!(r.status, 200, "other accounts are not held back: {r:?}");
 }
+
+/// A stuck PostgreSQL (a table locked by someone else) fails a check with
+/// 503 within the store's statement and lock timeouts, not with 408 once
+/// the whole request timeout has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_postgres_answers_503_quickly() {
+    let Some(url) = service(
+        "SESSIOND_TEST_POSTGRES_URL",
+        Some("postgres://root@127.0.0.1:5432/test"),
+    ) else {
+        return;
+    };
+    let schema = unique("sessiond_srvtest");
+    let _drop = PgSchema(url.clone(), schema.clone());
+    let s = Server::start(
+        options("postgres", &url, &schema).env("SESSIOND_SERVER__REQUEST_TIMEOUT", "20s"),
+    );
+    let t = login(&s, "rc", "alice", "alice-pw").await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let mut locker = pool.begin().await.unwrap();
+    sqlx::query(&format!(
+        "LOCK TABLE {schema}.sessions IN ACCESS EXCLUSIVE MODE"
+    ))
+    .execute(&mut *locker)
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let r = s.get(&format!("/valid?realm=rc&token={t}")).await;
+    let took = started.elapsed();
+    locker.rollback().await.unwrap();
+    r.assert_text(503, "ERR: session store unavailable; try again\n");
+    assert!(took < Duration::from_secs(8), "answered after {took:?}");
+    s.get(&format!("/valid?realm=rc&token={t}"))
+        .await
+        .assert_text(200, "YES\nalice\nauth/file\n\n");
+}

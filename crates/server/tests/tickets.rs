@@ -10,9 +10,8 @@
 mod common;
 
 use common::{Options, Resp, Server, BIN};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SECRET: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
@@ -351,15 +350,7 @@ async fn revocation_by_admin_and_by_password_change() {
     );
 
     // Changing the password with the CLI ends the tickets within seconds.
-    let mut child = Command::new(BIN)
-        .args(["user", "passwd", "alice", "-f"])
-        .arg(s.dir.join("passwd"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"new-pw\n").unwrap();
-    assert!(child.wait().unwrap().success());
+    common::user_cli(&s.dir, "passwd", "alice", Some("new-pw"));
     let mut refused = false;
     for _ in 0..50 {
         if auth_with(&s, &format!("auth_tkt={second}")).await.status == 401 {

@@ -267,6 +267,41 @@ impl Inner {
             .map_err(|e| self.failed(e))
     }
 
+    /// Moves a session's last access forward to `now` (never back), in a
+    /// `gets`/`cas` loop that ends once the stored access is at least `now`:
+    /// a racing touch from an earlier moment must not leave the idle end
+    /// behind. (Touches are rare — at most every `touch_interval` — so the
+    /// fresh read costs little.)
+    fn touch(&self, id: &TokenHash, now: Timestamp) -> StoreResult<()> {
+        let key = self.session_key(id);
+        for _ in 0..CAS_ATTEMPTS {
+            let Some((bytes, cas)) = self.gets(&key)? else {
+                return Ok(());
+            };
+            if bytes == TOMBSTONE {
+                return Ok(());
+            }
+            let mut record: SessionRecord = decode(&bytes)?;
+            if record.last_access >= now {
+                return Ok(());
+            }
+            record.last_access = now;
+            let written = self
+                .client()
+                .cas(
+                    &key,
+                    encode(&record)?.as_slice(),
+                    Self::exptime(now, record.ends_at()),
+                    cas,
+                )
+                .map_err(|e| self.failed(e))?;
+            if written {
+                return Ok(());
+            }
+        }
+        Err(contended())
+    }
+
     /// Read-modify-write of one key through `gets`/`cas`, starting from
     /// `initial` when the key is missing. `change` returns the new value, or
     /// `None` to leave it as it is.
@@ -387,18 +422,10 @@ impl MemcachedStore {
             Ok(match i.lookup(&id, &realm, now)? {
                 None => Validity::Unknown,
                 Some((record, Classification::Superseded, _)) => Validity::Superseded(record),
-                Some((mut record, _, cas)) => {
+                Some((mut record, _, _)) => {
                     if touch && record.needs_touch(now, i.opts.touch_interval) {
                         record.last_access = now;
-                        // Lost to a concurrent write? Then that write refreshed it.
-                        i.client()
-                            .cas(
-                                &i.session_key(&id),
-                                encode(&record)?.as_slice(),
-                                Inner::exptime(now, record.ends_at()),
-                                cas,
-                            )
-                            .map_err(|e| i.failed(e))?;
+                        i.touch(&id, now)?;
                     }
                     Validity::Current(record)
                 }

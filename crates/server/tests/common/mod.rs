@@ -54,20 +54,28 @@ impl Options {
 
 /// Adds a user to `dir/passwd` with the real CLI.
 pub fn add_user(dir: &Path, name: &str, pw: &str) {
+    user_cli(dir, "add", name, Some(pw));
+}
+
+/// `sessiond user ACTION NAME -f dir/passwd`, the password (if any) on
+/// standard input; panics unless it succeeds.
+pub fn user_cli(dir: &Path, action: &str, name: &str, pw: Option<&str>) {
     let mut child = Command::new(BIN)
-        .args(["user", "add", name, "-f"])
+        .args(["user", action, name, "-f"])
         .arg(dir.join("passwd"))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{pw}\n").as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "sessiond user add failed");
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some(pw) = pw {
+        stdin.write_all(format!("{pw}\n").as_bytes()).unwrap();
+    }
+    drop(stdin);
+    assert!(
+        child.wait().unwrap().success(),
+        "sessiond user {action} failed"
+    );
 }
 
 /// Test-friendly limits unless a test sets its own.

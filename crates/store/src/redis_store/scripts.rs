@@ -74,12 +74,14 @@ return 1
 });
 
 /// Refreshes last access on a session that still exists and, unless it was
-/// superseded meanwhile, its TTL (ARGV[2], empty for none).
+/// superseded meanwhile, its TTL (ARGV[2], empty for none). Only forward: a
+/// touch that read earlier but lands later must not pull the idle end back.
 /// KEYS: session hash. ARGV: last access, ttl.
 pub static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('HEXISTS', KEYS[1], 'rec') == 0 then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'la') or '0') >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'la', ARGV[1])
 if ARGV[2] ~= '' and redis.call('HEXISTS', KEYS[1], 'sg') == 0 then
   redis.call('EXPIRE', KEYS[1], ARGV[2])

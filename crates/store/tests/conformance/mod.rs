@@ -67,7 +67,8 @@ macro_rules! conformance_suite {
             keys_and_groups, tokens_never_at_rest, user_sessions_list_and_revoke,
             peek_is_not_activity, ticket_not_before_only_moves_forward,
             touched_sessions_stay_reachable, ending_a_user_reaches_every_realm,
-            racing_ticket_revocations_keep_the_latest, shared_failure_counts);
+            racing_ticket_revocations_keep_the_latest, shared_failure_counts,
+            racing_touches_never_shorten_a_session);
     };
     (@tests $make:path; $($name:ident),*) => {
         $(
@@ -991,4 +992,39 @@ pub async fn shared_failure_counts(h: &Harness) {
     counters.clear_failures(key).await.unwrap();
     assert_eq!(counters.failures(key).await.unwrap(), None);
     assert_eq!(counters.failures("a\u{1f}192.0.2.1").await.unwrap(), None);
+}
+
+/// Checks racing at different times each refresh the idle end; whatever
+/// order their writes land in, the session lasts from the latest, also for
+/// the sweep (PostgreSQL once wrote each touch's end as it was, so a slower
+/// touch could pull the stored end back, and the sweep deleted a live
+/// session).
+pub async fn racing_touches_never_shorten_a_session(h: &Harness) {
+    let idle = RealmPolicy {
+        idle_timeout: Some(Duration::from_secs(100)),
+        ..sks()
+    };
+    for round in 0..4 {
+        let user = format!("toucher{round}");
+        let t = issue(h, "web", &user, idle.clone(), at(0)).await;
+        let mut tasks = Vec::new();
+        for i in (10..=33).rev() {
+            let (store, id) = (h.store.clone(), t.hash());
+            tasks.push(tokio::spawn(async move {
+                store.validate(id, "web", at(i)).await.unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        // The latest check was at 33. Last access is written at most every
+        // tenth of the idle time, so it is at least 24 and the session lasts
+        // at least until 124 — for checks and for the sweep alike.
+        h.store.purge(at(123)).await.unwrap();
+        assert_eq!(
+            state(h, &t, "web", at(123)).await,
+            "current",
+            "round {round}: the sweep kept it"
+        );
+    }
 }
