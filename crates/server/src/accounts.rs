@@ -94,6 +94,9 @@ pub async fn watch_password_file(app: Arc<App>) {
     use sessiond_auth::password_file::{read_entries, stamp};
     let path = app.config.auth.password_file.clone();
     let mut seen_stamp = None;
+    // The first look always compares with the store's record; later ones
+    // only when the file's stamp moved (a missing file keeps stamp `None`).
+    let mut first = true;
     // Users to end: found changed, not yet taken by the store.
     let mut pending: Vec<String> = Vec::new();
     let mut tick = tokio::time::interval(PASSWORD_WATCH_INTERVAL);
@@ -101,7 +104,7 @@ pub async fn watch_password_file(app: Arc<App>) {
     loop {
         tick.tick().await;
         let current_stamp = stamp(&path);
-        if current_stamp != seen_stamp || seen_stamp.is_none() {
+        if first || current_stamp != seen_stamp {
             // Mid-write or broken files are reported by the authenticator;
             // they are looked at again on the next tick.
             if let Ok(entries) = read_entries(&path) {
@@ -123,6 +126,7 @@ pub async fn watch_password_file(app: Arc<App>) {
                             }
                         }
                         seen_stamp = current_stamp;
+                        first = false;
                     }
                     Err(e) => {
                         metrics::counter!("sessiond_store_errors_total", "op" => "password_watch")
