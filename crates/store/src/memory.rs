@@ -41,13 +41,86 @@ impl Sessions {
     }
 }
 
+/// The ids of one user name's sessions: most users have one session, kept
+/// inline; a set only for those with several. (A set per user cost ~380
+/// bytes per session at a million one-session users.)
+#[derive(Debug)]
+enum UserIds {
+    One(TokenHash),
+    /// Boxed so the common case stays small in the index's table.
+    Many(Box<HashSet<TokenHash>>),
+}
+
+/// Session ids keyed by a keyed hash of the user name rather than the name
+/// itself (no second copy of every name). Two names that share a hash share
+/// an entry; readers keep only the records whose user matches, so a
+/// collision costs a few extra lookups, never a wrong answer.
+#[derive(Debug, Default)]
+struct UserIndex {
+    hasher: std::collections::hash_map::RandomState,
+    ids: HashMap<u64, UserIds>,
+}
+
+impl UserIndex {
+    fn key(&self, user: &str) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(user)
+    }
+
+    fn add(&mut self, user: &str, id: TokenHash) {
+        let key = self.key(user);
+        match self.ids.get_mut(&key) {
+            None => {
+                self.ids.insert(key, UserIds::One(id));
+            }
+            Some(UserIds::One(one)) if *one != id => {
+                let first = *one;
+                self.ids
+                    .insert(key, UserIds::Many(Box::new(HashSet::from([first, id]))));
+            }
+            Some(UserIds::One(_)) => {}
+            Some(UserIds::Many(set)) => {
+                set.insert(id);
+            }
+        }
+    }
+
+    fn remove(&mut self, user: &str, id: &TokenHash) {
+        let key = self.key(user);
+        let now_empty = match self.ids.get_mut(&key) {
+            Some(UserIds::One(one)) => one == id,
+            Some(UserIds::Many(set)) => {
+                set.remove(id);
+                if set.len() == 1 {
+                    let last = *set.iter().next().expect("one left");
+                    self.ids.insert(key, UserIds::One(last));
+                }
+                false
+            }
+            None => false,
+        };
+        if now_empty {
+            self.ids.remove(&key);
+        }
+    }
+
+    /// Ids that may be `user`'s (callers check the records' user).
+    fn candidates(&self, user: &str) -> Vec<TokenHash> {
+        match self.ids.get(&self.key(user)) {
+            Some(UserIds::One(id)) => vec![*id],
+            Some(UserIds::Many(set)) => set.iter().copied().collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
 #[derive(Default, Debug)]
 struct Maps {
     sessions: Sessions,
-    /// Session ids of each user name (all realms): listing or ending one
-    /// user's sessions looks here instead of scanning every session under
-    /// the lock. Kept in step by `put_session`, `delete_session` and `purge`.
-    by_user: HashMap<String, HashSet<TokenHash>>,
+    /// Session ids by user name (all realms): listing or ending one user's
+    /// sessions looks here instead of scanning every session under the lock.
+    /// Kept in step by `put_session`, `delete_session` and `purge`.
+    by_user: UserIndex,
     /// Keyed by [`user_key`].
     users: HashMap<String, UserState>,
     keys: HashMap<String, String>,
@@ -81,16 +154,13 @@ impl Txn for Maps {
         Ok(())
     }
     fn sessions_of_user(&mut self, user: &str) -> StoreResult<Vec<(TokenHash, SessionRecord)>> {
-        let ids: Vec<TokenHash> = self
+        Ok(self
             .by_user
-            .get(user)
-            .map(|ids| ids.iter().copied().collect())
-            .unwrap_or_default();
-        Ok(ids
+            .candidates(user)
             .into_iter()
             .filter_map(|id| {
                 let record = self.sessions.shard(&id).get(&id)?;
-                Some((id, SessionRecord::clone(record)))
+                (record.identity.user == user).then(|| (id, SessionRecord::clone(record)))
             })
             .collect())
     }
@@ -140,23 +210,11 @@ impl Txn for Maps {
 
 impl Maps {
     fn index(&mut self, user: &str, id: TokenHash) {
-        match self.by_user.get_mut(user) {
-            Some(ids) => {
-                ids.insert(id);
-            }
-            None => {
-                self.by_user.insert(user.to_owned(), HashSet::from([id]));
-            }
-        }
+        self.by_user.add(user, id);
     }
 
     fn unindex(&mut self, user: &str, id: &TokenHash) {
-        if let Some(ids) = self.by_user.get_mut(user) {
-            ids.remove(id);
-            if ids.is_empty() {
-                self.by_user.remove(user);
-            }
-        }
+        self.by_user.remove(user, id);
     }
 }
 
