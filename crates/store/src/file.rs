@@ -108,7 +108,10 @@ fn sessions_of_user_in(
         let Some(id) = k.value().get(from.len()..).and_then(TokenHash::from_hex) else {
             continue;
         };
-        if let Some(record) = session_in(sessions, &id)? {
+        // A record that cannot be read is left to whoever reads it by its
+        // id (it reports the corruption): it must not stop the user's other
+        // sessions from being listed or ended.
+        if let Ok(Some(record)) = session_in(sessions, &id) {
             found.push((id, record));
         }
     }
@@ -286,18 +289,18 @@ impl Inner {
     }
 }
 
-/// Refuses a path whose mode lets users other than the owner (and its
-/// group) in: its contents are secrets.
+/// Refuses a path whose mode lets users other than the owner in (its group
+/// may read, to allow a backup group): its contents are secrets.
 fn check_private(path: &Path, fix: &str) -> StoreResult<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?
         .permissions()
         .mode();
-    if mode & 0o007 != 0 {
+    if mode & 0o027 != 0 {
         return Err(StoreError::Open(format!(
-            "{} is open to other users (mode {:o}); it holds keys and session data: \
-             run `chmod {fix} {}` and start again",
+            "{} is open to other users (mode {:o}: others may use it or the group may \
+             write it); it holds keys and session data: run `chmod {fix} {}` and start again",
             path.display(),
             mode & 0o777,
             path.display()
@@ -317,10 +320,11 @@ impl FileStore {
     ///
     /// A new directory is created 0700 and the database file 0600: the file
     /// holds `/gen_key` keys, group keys, user names, addresses and session
-    /// data. A database file that others can read or write is refused with
-    /// the `chmod` that fixes it, rather than served from. An existing
-    /// directory keeps its mode (an operator's `mkdir` gives 0755, which
-    /// shows only the file's name).
+    /// data. A database file that others can read or write, or its group
+    /// write, is refused with the `chmod` that fixes it, rather than served
+    /// from; so is a directory others or the group may write (they could
+    /// replace the file). An existing directory may otherwise keep its mode
+    /// (an operator's `mkdir` gives 0755, which shows only the file's name).
     pub fn open(dir: &Path, opts: StoreOptions) -> StoreResult<FileStore> {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         std::fs::DirBuilder::new()
@@ -333,6 +337,23 @@ impl FileStore {
                     dir.display()
                 ))
             })?;
+        // Others who may write the directory may replace the database.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir)
+                .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?
+                .permissions()
+                .mode();
+            if mode & 0o022 != 0 {
+                return Err(StoreError::Open(format!(
+                    "data directory {} is writable by other users (mode {:o}): anyone could \
+                     replace the database; run `chmod 700 {}` and start again",
+                    dir.display(),
+                    mode & 0o777,
+                    dir.display()
+                )));
+            }
+        }
         let path = dir.join(DB_FILE);
         match std::fs::OpenOptions::new()
             .write(true)

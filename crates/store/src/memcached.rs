@@ -381,7 +381,7 @@ impl MemcachedStore {
         let description = format!(
             "memcached {}",
             urls.iter()
-                .map(|u| u.split('?').next().unwrap_or(u))
+                .map(|u| crate::redact_url(u.split('?').next().unwrap_or(u)))
                 .collect::<Vec<_>>()
                 .join(",")
         );
@@ -482,7 +482,8 @@ impl crate::FailureCounters for MemcachedStore {
     ) -> StoreResult<Failures> {
         let (key, backoff) = (key.to_owned(), *backoff);
         self.run(move |i| {
-            let exptime = u32::try_from(backoff.window.as_secs().max(1)).unwrap_or(u32::MAX);
+            // Past 30 days memcached reads an expiry as a Unix time.
+            let exptime = Inner::exptime(now, Some(now.plus(backoff.window)));
             // Starts at "no failures yet, long ago": the first change counts 1.
             let initial = encode(&(0u32, i64::MIN / 2))?;
             i.update_expiring(&failures_key(&i.prefix, &key), &initial, exptime, |bytes| {

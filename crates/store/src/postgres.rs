@@ -19,6 +19,9 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Rows the sweep deletes per statement.
+const SWEEP_BATCH: i64 = 5_000;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Columns every session query selects: the record's parts and its user's
@@ -98,6 +101,22 @@ impl PostgresStore {
             }
             setup.close().await;
         }
+        // Migrations run without the request timeouts below: they may wait
+        // for another instance's migration lock, and a first index build
+        // on a large table takes longer than a request may.
+        {
+            let migrating = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(base.clone().options([("search_path", schema)]))
+                .await
+                .map_err(open)?;
+            MIGRATOR
+                .run(&migrating)
+                .await
+                .map_err(|e| StoreError::Open(format!("postgres migrations: {e}")))?;
+            migrating.close().await;
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .min_connections(1)
@@ -112,10 +131,6 @@ impl PostgresStore {
             ]))
             .await
             .map_err(open)?;
-        MIGRATOR
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Open(format!("postgres migrations: {e}")))?;
         Ok(PostgresStore {
             pool,
             opts,
@@ -443,7 +458,9 @@ impl SessionStore for PostgresStore {
             Some((mut record, Classification::Current)) => {
                 record.last_access = now;
                 sqlx::query(
-                    "UPDATE sessions SET id = $2, last_access = $3, ends_at = $4 WHERE id = $1",
+                    "UPDATE sessions SET id = $2, last_access = GREATEST(last_access, $3), \
+                     ends_at = CASE WHEN ends_at IS NULL OR $4::BIGINT IS NULL THEN $4::BIGINT \
+                     ELSE GREATEST(ends_at, $4::BIGINT) END WHERE id = $1",
                 )
                 .bind(old.0.as_slice())
                 .bind(new.0.as_slice())
@@ -496,8 +513,10 @@ impl SessionStore for PostgresStore {
         record.last_access = now;
         let text = serde_json::to_string(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         sqlx::query(
-            "UPDATE sessions SET data = $2, data_version = data_version + 1, last_access = $3, \
-             ends_at = $4 WHERE id = $1",
+            "UPDATE sessions SET data = $2, data_version = data_version + 1, \
+             last_access = GREATEST(last_access, $3), \
+             ends_at = CASE WHEN ends_at IS NULL OR $4::BIGINT IS NULL THEN $4::BIGINT \
+             ELSE GREATEST(ends_at, $4::BIGINT) END WHERE id = $1",
         )
         .bind(id.0.as_slice())
         .bind(text)
@@ -564,12 +583,25 @@ impl SessionStore for PostgresStore {
     }
 
     async fn purge(&self, now: Timestamp) -> StoreResult<u64> {
-        let expired = sqlx::query("DELETE FROM sessions WHERE ends_at <= $1")
+        // In batches, each well inside the statement timeout, so a sweep
+        // that fell behind on a large table still makes progress.
+        let mut expired = 0;
+        loop {
+            let batch = sqlx::query(
+                "DELETE FROM sessions WHERE id IN \
+                 (SELECT id FROM sessions WHERE ends_at <= $1 LIMIT $2)",
+            )
             .bind(now.0)
+            .bind(SWEEP_BATCH)
             .execute(&self.pool)
             .await
             .map_err(unavailable)?
             .rows_affected();
+            expired += batch;
+            if batch < SWEEP_BATCH as u64 {
+                break;
+            }
+        }
         let retention = i64::try_from(self.opts.superseded_retention.as_secs()).unwrap_or(i64::MAX);
         let superseded = sqlx::query(
             "DELETE FROM sessions s USING users u \

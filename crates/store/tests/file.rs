@@ -97,12 +97,19 @@ fn data_directory_and_file_are_private() {
     );
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o600)).unwrap();
 
-    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o602)).unwrap();
-    assert!(
-        FileStore::open(&dir, options()).is_err(),
-        "writable by others"
-    );
+    for (mode, why) in [
+        (0o602, "writable by others"),
+        (0o660, "writable by the group"),
+    ] {
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert!(FileStore::open(&dir, options()).is_err(), "{why}");
+    }
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o640)).unwrap();
+    FileStore::open(&dir, options()).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = FileStore::open(&dir, options()).err().unwrap().to_string();
+    assert!(err.contains("writable by other users"), "{err}");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     FileStore::open(&dir, options()).unwrap();
 }
 

@@ -10,7 +10,7 @@ mod conformance;
 
 use conformance::{login, service_url, Harness, RETENTION};
 use redis::Commands;
-use sessiond_core::{RealmPolicy, Timestamp, Token};
+use sessiond_core::{RealmPolicy, Timestamp, Token, Validity};
 use sessiond_store::{RedisStore, RedisTarget, StoreOptions};
 use std::sync::Arc;
 use std::time::Duration;
@@ -216,4 +216,71 @@ async fn records_expire_through_redis_ttls() {
         "superseded: kept for the retention only, got {ttl}"
     );
     assert_eq!(ttl_of(&newer), -1);
+}
+
+/// Sessions written by an older sessiond were indexed by their idle end and
+/// are in no realm set. Once used (touched), they are indexed as today's
+/// are, so supersede and "end this user" reach them.
+#[tokio::test]
+async fn sessions_from_an_older_version_heal_on_use() {
+    let Some(target) = standalone_target() else {
+        return;
+    };
+    let RedisTarget::Standalone(url) = target.clone() else {
+        unreachable!()
+    };
+    let h = harness_for(target).await;
+    let prefix = h.guard.downcast_ref::<Cleanup>().unwrap().prefix.clone();
+    let now = Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64,
+    );
+    let idle = RealmPolicy {
+        idle_timeout: Some(Duration::from_secs(100)),
+        ..RealmPolicy::default()
+    };
+    let old = Token::generate();
+    h.store
+        .create(old.hash(), login("web", "olduser", idle.clone()), now)
+        .await
+        .unwrap();
+    // What the older version left behind.
+    let mut con = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let index = format!("{prefix}:{{u:web:olduser}}:sessions");
+    let _: () = con.zadd(&index, old.hash().to_hex(), now.0 + 100).unwrap();
+    let _: () = con.del(format!("{prefix}:{{r:olduser}}:realms")).unwrap();
+    // Used past its first idle end, then a new login and an "end user".
+    for s in [60, 120, 180] {
+        assert!(matches!(
+            h.store
+                .validate(old.hash(), "web", Timestamp(now.0 + s))
+                .await
+                .unwrap(),
+            Validity::Current(_)
+        ));
+    }
+    h.store
+        .create(
+            Token::generate().hash(),
+            login("web", "olduser", idle),
+            Timestamp(now.0 + 190),
+        )
+        .await
+        .unwrap();
+    h.store
+        .end_user_sessions("olduser", Timestamp(now.0 + 191))
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.store
+            .validate(old.hash(), "web", Timestamp(now.0 + 192))
+            .await
+            .unwrap(),
+        Validity::Unknown
+    ));
 }

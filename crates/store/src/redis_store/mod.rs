@@ -281,6 +281,28 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
+    /// Puts a session in use back into its user's index and realm set, as
+    /// of now: sessions issued by an older version were indexed by their
+    /// idle end (and logins dropped them once it passed) and are in no realm
+    /// set, so "end all" and "end this user" would miss them. A touch heals
+    /// both, and every session in use is touched within `touch_interval`
+    /// (two commands, at most once a minute per session).
+    async fn reindex(&self, id: &TokenHash, record: &SessionRecord) -> StoreResult<()> {
+        let user = &record.identity.user;
+        self.conn()
+            .zadd::<_, _, _, ()>(
+                self.keys.user_index(&record.realm, user),
+                id.to_hex(),
+                index_score(record),
+            )
+            .await
+            .map_err(unavailable)?;
+        self.conn()
+            .sadd::<_, _, ()>(self.keys.user_realms(user), &record.realm)
+            .await
+            .map_err(unavailable)
+    }
+
     /// Atomically removes a session of `realm` (only a current one if
     /// `only_current`) and returns what it held.
     async fn take(
@@ -317,13 +339,16 @@ impl RedisStore {
             Some((mut record, _)) => {
                 if touch && record.needs_touch(now, self.opts.touch_interval) {
                     record.last_access = now;
-                    scripts::TOUCH
+                    let touched: i64 = scripts::TOUCH
                         .key(self.keys.session(&id))
                         .arg(now.0)
                         .arg(Self::ttl_arg(&record, now))
-                        .invoke_async::<i64>(&mut self.conn())
+                        .invoke_async(&mut self.conn())
                         .await
                         .map_err(unavailable)?;
+                    if touched == 1 {
+                        self.reindex(&id, &record).await?;
+                    }
                 }
                 Validity::Current(record)
             }
@@ -466,7 +491,7 @@ impl SessionStore for RedisStore {
             .sadd::<_, _, ()>(self.keys.user_realms(&user), &realm)
             .await
             .map_err(unavailable)?;
-        let (generation, others): (u64, Vec<String>) = scripts::LOGIN
+        let (generation, others, indexed): (u64, Vec<String>, u64) = scripts::LOGIN
             .key(self.keys.user_state(&realm, &user))
             .key(self.keys.user_index(&realm, &user))
             .arg(if supersede { "1" } else { "0" })
@@ -481,6 +506,12 @@ impl SessionStore for RedisStore {
         self.put(&id, &record, now).await?;
         if supersede {
             self.mark_superseded(&others, generation, now).await?;
+        }
+        // Sessions that ended idle (never expired by score) stay indexed
+        // until the user's sessions are listed. Clean up when the index
+        // reaches 64, 128, 256, …: amortised, a login costs O(1) more.
+        if indexed >= 64 && indexed.is_power_of_two() {
+            self.list_user_sessions(&realm, &user, now).await?;
         }
         Ok(record)
     }

@@ -18,7 +18,7 @@ use std::sync::LazyLock;
 /// ARGV: supersede (1/0), now, new session id, index score (its absolute end
 /// or +inf),
 /// superseded retention (seconds).
-/// Returns {generation, ids of the user's other sessions} (others only when
+/// Returns {generation, ids of the user's other sessions, index size} (others only when
 /// superseding: the caller marks them, and their index scores drop to the
 /// end of their retention so later logins trim them).
 pub static LOGIN: LazyLock<Script> = LazyLock::new(|| {
@@ -41,7 +41,7 @@ if ARGV[1] == '1' then
   end
 end
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
-return {g, others}
+return {g, others, redis.call('ZCARD', KEYS[2])}
 ",
     )
 });
@@ -110,7 +110,8 @@ return v
     )
 });
 
-/// Compare-and-set of session data.
+/// Compare-and-set of session data; last access (and the TTL) only move
+/// forward, as in `TOUCH`.
 /// KEYS: session hash. ARGV: realm, expected version, data JSON, last access, ttl.
 /// Returns {1, new version}, {0, current version} on conflict, {-1, 0} when
 /// the session is missing, of another realm, or superseded.
@@ -126,8 +127,11 @@ if redis.call('HGET', KEYS[1], 'sx') == '1' then
 end
 local dv = tonumber(redis.call('HGET', KEYS[1], 'dv') or '0')
 if dv ~= tonumber(ARGV[2]) then return {0, dv} end
-redis.call('HSET', KEYS[1], 'data', ARGV[3], 'dv', dv + 1, 'la', ARGV[4])
-if ARGV[5] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
+redis.call('HSET', KEYS[1], 'data', ARGV[3], 'dv', dv + 1)
+if tonumber(redis.call('HGET', KEYS[1], 'la') or '0') < tonumber(ARGV[4]) then
+  redis.call('HSET', KEYS[1], 'la', ARGV[4])
+  if ARGV[5] ~= '' then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
+end
 return {1, dv + 1}
 ",
     )
