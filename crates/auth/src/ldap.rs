@@ -143,7 +143,7 @@ impl LdapAuthenticator {
                     1 => {
                         let mut entry =
                             SearchEntry::construct(entries.into_iter().next().expect("one"));
-                        let name = self.name_in(&mut entry);
+                        let name = self.name_in(&mut entry, user);
                         Ok((entry.dn, name))
                     }
                     _ => Err(AuthError::Rejected),
@@ -154,21 +154,28 @@ impl LdapAuthenticator {
 }
 
 impl LdapAuthenticator {
-    /// The name attribute's first value in an entry (attribute names compare
-    /// case-insensitively).
-    fn name_in(&self, entry: &mut SearchEntry) -> Option<String> {
+    /// The name attribute's value in an entry (attribute names compare
+    /// case-insensitively). Of several values (`uid` may hold aliases), the
+    /// one the user typed, as the directory matched it, else the first.
+    fn name_in(&self, entry: &mut SearchEntry, typed: &str) -> Option<String> {
         let attr = self.settings.name_attribute.as_ref()?;
         let key = entry
             .attrs
             .keys()
             .find(|k| k.eq_ignore_ascii_case(attr))
             .cloned()?;
-        entry
+        let values: Vec<String> = entry
             .attrs
             .remove(&key)?
             .into_iter()
-            .next()
             .filter(|v| !v.is_empty())
+            .collect();
+        let typed = typed.trim();
+        values
+            .iter()
+            .find(|v| v.eq_ignore_ascii_case(typed))
+            .or(values.first())
+            .cloned()
     }
 
     /// The account's name from its entry (read as the user just bound), or
@@ -185,7 +192,7 @@ impl LdapAuthenticator {
             Ok((entries, _)) => entries
                 .into_iter()
                 .next()
-                .and_then(|e| self.name_in(&mut SearchEntry::construct(e))),
+                .and_then(|e| self.name_in(&mut SearchEntry::construct(e), typed)),
             Err(_) => None,
         };
         match value {

@@ -148,10 +148,12 @@ pub struct UserState {
     /// an earlier epoch is gone. A store that cannot enumerate a user's
     /// sessions (memcached) ends them all — on a password change or a
     /// deleted account — by moving it on, so no session needs to be found.
-    /// A counter rather than a time, so a login racing the change can never
-    /// slip through in the same second: it either read the old epoch (and is
-    /// refused) or the new one. Not persisted with the realm's state; the
-    /// store fills it in before classifying.
+    /// A counter rather than a time, so no same-second ambiguity: a session
+    /// whose store write read the old epoch is refused, one that read the
+    /// new epoch lives. (A login whose password was checked just before the
+    /// change but stored just after it lives too, on every store: the
+    /// window is one password check long.) Not persisted with the realm's
+    /// state; the store fills it in before classifying.
     #[serde(skip)]
     pub epoch: u64,
 }

@@ -97,55 +97,51 @@ pub async fn watch_password_file(app: Arc<App>) {
     // The first look always compares with the store's record; later ones
     // only when the file's stamp moved (a missing file keeps stamp `None`).
     let mut first = true;
-    // Users to end: found changed, not yet taken by the store.
-    let mut pending: Vec<String> = Vec::new();
     let mut tick = tokio::time::interval(PASSWORD_WATCH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let current_stamp = stamp(&path);
-        if first || current_stamp != seen_stamp {
-            // Mid-write or broken files are reported by the authenticator;
-            // they are looked at again on the next tick.
-            if let Ok(entries) = read_entries(&path) {
-                let now_seen = fingerprints(&entries);
-                match load_seen(app.store.as_ref()).await {
-                    Ok(before) => {
-                        if let Some(before) = &before {
-                            for user in changed(before, &now_seen) {
-                                if !pending.contains(&user) {
-                                    pending.push(user);
-                                }
-                            }
-                        }
-                        let text = serde_json::to_string(&now_seen).unwrap_or_default();
-                        if before.as_ref() != Some(&now_seen) {
-                            if let Err(e) = app.store.put_key(SEEN_SLOT, &text).await {
-                                tracing::error!(error = %e, "cannot record the password file's state; will retry");
-                                continue;
-                            }
-                        }
-                        seen_stamp = current_stamp;
-                        first = false;
-                    }
-                    Err(e) => {
-                        metrics::counter!("sessiond_store_errors_total", "op" => "password_watch")
-                            .increment(1);
-                        tracing::error!(error = %e, "cannot read the password file's last state: will retry");
-                    }
-                }
+        if !first && current_stamp == seen_stamp {
+            continue;
+        }
+        // Mid-write or broken files are reported by the authenticator; they
+        // are looked at again on the next tick.
+        let Ok(entries) = read_entries(&path) else {
+            continue;
+        };
+        let now_seen = fingerprints(&entries);
+        // The new state is recorded only once every changed user has been
+        // ended: a crash, a restart or a store outage in between leaves the
+        // old state, so the change is found (and acted on) again.
+        match act_on_changes(&app, &now_seen).await {
+            Ok(()) => {
+                seen_stamp = current_stamp;
+                first = false;
+            }
+            Err(e) => {
+                metrics::counter!("sessiond_store_errors_total", "op" => "password_watch")
+                    .increment(1);
+                tracing::error!(error = %e, "password file changed but the store is unavailable: will retry ending the changed users' sessions");
             }
         }
-        let mut still_pending = Vec::new();
-        for user in pending.drain(..) {
-            if let Err(e) = end_user(&app, &user, "password changed or user deleted").await {
-                metrics::counter!("sessiond_store_errors_total", "op" => "end_user").increment(1);
-                tracing::error!(user, error = %e, "password changed but the store is unavailable: will retry ending the user's sessions");
-                still_pending.push(user);
-            }
-        }
-        pending = still_pending;
     }
+}
+
+/// Ends every user whose fingerprint changed since the recorded state, then
+/// records `now_seen`.
+async fn act_on_changes(app: &App, now_seen: &BTreeMap<String, String>) -> StoreResult<()> {
+    let before = load_seen(app.store.as_ref()).await?;
+    if before.as_ref() == Some(now_seen) {
+        return Ok(());
+    }
+    if let Some(before) = &before {
+        for user in changed(before, now_seen) {
+            end_user(app, &user, "password changed or user deleted").await?;
+        }
+    }
+    let text = serde_json::to_string(now_seen).unwrap_or_default();
+    app.store.put_key(SEEN_SLOT, &text).await
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub struct App {
     pub store: Arc<dyn SessionStore>,
     /// Enabled authenticators by lower-case module name.
     pub modules: HashMap<String, Arc<dyn Authenticator>>,
-    pub guard: LoginGuard,
+    pub guard: Arc<LoginGuard>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The admin credential, if one is configured.
     admin_token: Option<String>,
@@ -94,7 +94,7 @@ impl App {
             modules.insert(key, module);
         }
         let admin_token = load_admin_token(&config)?;
-        let guard = LoginGuard::new(&config.auth, store.clone());
+        let guard = Arc::new(LoginGuard::new(&config.auth, store.clone()));
         let trusted_proxies = config.trusted_proxies()?;
         let keyring = load_keyring(&config)?;
         let credential_readers = load_credential_readers(&config)?;
@@ -107,6 +107,16 @@ impl App {
             }
         }
         let krb_local_realms = config.kerberos.effective_local_realms();
+        let kerberos_used = config.module_enabled("krb5")
+            || config.kerberos.negotiate
+            || config.realms.values().any(|r| r.negotiate == Some(true));
+        if kerberos_used && krb_local_realms.is_empty() {
+            tracing::warn!(
+                "kerberos.local_realms is empty and krb5.conf names no default_realm: \
+                 strip-realm strips no realm, so users are named alice@REALM; \
+                 set kerberos.local_realms"
+            );
+        }
         Ok(App {
             krb_local_realms,
             tickets,

@@ -52,6 +52,31 @@ pub struct LoginGuard {
     /// cancelled, and freeing its slot early would let a slow back end pile
     /// up unbounded work.
     checks: Arc<tokio::sync::Semaphore>,
+    /// One lock per account with a password check running or waiting in
+    /// this process.
+    in_flight: InFlight,
+}
+
+type InFlight = Arc<Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>;
+
+/// An account's turn for its one running check; the next waiting login of
+/// the account goes on when it is dropped.
+pub struct Claim {
+    key: String,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    in_flight: InFlight,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.turn.take();
+        let mut map = self.in_flight.lock();
+        // Only the map and this claim hold the lock: nobody waits, forget it.
+        if Arc::strong_count(&self.lock) == 2 {
+            map.remove(&self.key);
+        }
+    }
 }
 
 /// Which key a throttle answer is about.
@@ -77,6 +102,27 @@ impl LoginGuard {
             local: Mutex::new((FailureTable::new(accounts), FailureTable::new(addresses))),
             store,
             checks: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent_checks)),
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// Waits for the account's turn: one password check per account at a
+    /// time in this process, so each failure is counted before the next
+    /// guess is checked against the back-off.
+    async fn claim(&self, realm: &str, user: &str) -> Claim {
+        let key = account_key(realm, user);
+        let lock = self
+            .in_flight
+            .lock()
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let turn = lock.clone().lock_owned().await;
+        Claim {
+            key,
+            turn: Some(turn),
+            lock,
+            in_flight: self.in_flight.clone(),
         }
     }
 
@@ -242,6 +288,9 @@ pub async fn authenticate_password(
         return Err(LoginError::UnknownModule(module_text.to_owned()));
     };
     app.guard.check(req.realm, req.user, req.client).await?;
+    // One check per account at a time in this process: parallel guesses
+    // would otherwise all pass the back-off check before any failure counts.
+    let claim = app.guard.claim(req.realm, req.user).await;
     let permit = app
         .guard
         .checks
@@ -251,18 +300,29 @@ pub async fn authenticate_password(
         .expect("the semaphore is never closed");
     // Again: failures may have been recorded while this login waited its turn.
     app.guard.check(req.realm, req.user, req.client).await?;
-    // On a task of its own that owns the permit: if this request is dropped
-    // (timeout, client gone), the check still runs to its end in its slot.
+    // On a task of its own that owns the permit and the account claim, and
+    // counts the outcome: if this request is dropped (timeout, client gone)
+    // the check still runs to its end in its slot, and a failure still counts.
     let outcome = {
         let authenticator = authenticator.clone();
-        let (realm, user, password) = (
+        let guard = app.guard.clone();
+        let (realm, user, password, client) = (
             req.realm.to_owned(),
             req.user.to_owned(),
             req.password.clone(),
+            req.client,
         );
         tokio::spawn(async move {
             let outcome = authenticator.authenticate(&realm, &user, &password).await;
             drop(permit);
+            match &outcome {
+                Ok(_) => guard.succeeded(&realm, &user).await,
+                Err(AuthError::Rejected | AuthError::Refused(_)) => {
+                    guard.failed(&realm, &user, client).await
+                }
+                Err(AuthError::Unavailable(_)) => {}
+            }
+            drop(claim);
             outcome
         })
         .await
@@ -275,13 +335,11 @@ pub async fn authenticate_password(
     let verified = match outcome {
         Ok(v) => v,
         Err(AuthError::Rejected) => {
-            app.guard.failed(req.realm, req.user, req.client).await;
             metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "rejected").increment(1);
             tracing::info!(realm = req.realm, user = req.user, module = module_text, client = ?req.client, "login rejected");
             return Err(LoginError::Rejected);
         }
         Err(AuthError::Refused(reason)) => {
-            app.guard.failed(req.realm, req.user, req.client).await;
             metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "rejected").increment(1);
             tracing::info!(realm = req.realm, user = req.user, module = module_text, client = ?req.client, %reason, "login refused");
             return Err(LoginError::Refused(reason));
@@ -292,7 +350,6 @@ pub async fn authenticate_password(
             return Err(LoginError::AuthUnavailable);
         }
     };
-    app.guard.succeeded(req.realm, req.user).await;
     // The authority's name for the account, checked like a typed one: it is
     // echoed line by line and put in headers.
     check_name("user", &verified.user).map_err(|e| {

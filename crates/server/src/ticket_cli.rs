@@ -97,7 +97,8 @@ fn realm_of(f: &TicketFormatArgs) -> anyhow::Result<TicketRealm> {
 }
 
 fn revoke(config: Option<std::path::PathBuf>, realm: &str, user: &str) -> anyhow::Result<()> {
-    let config = Config::load(config.as_deref())?;
+    let mut config = Config::load(config.as_deref())?;
+    config.resolve_store_url()?;
     if config.store.kind == crate::config::StoreKind::Memory {
         bail!("the memory store lives inside the running server: use DELETE /v1/users/{{realm}}/{{user}}/tickets");
     }

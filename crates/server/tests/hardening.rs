@@ -225,8 +225,17 @@ async fn address_limits_understand_ipv6_networks_and_ports() {
     assert_eq!(attempt(&s, "rc", "u5", "x", "192.0.2.1:5000").await.0, 403);
     assert_eq!(
         attempt(&s, "rc", "u6", "x", "198.51.100.1:5000").await.0,
+        403
+    );
+    assert_eq!(
+        attempt(&s, "rc", "u7", "x", "198.51.100.1:6000").await.0,
         403,
-        "ports do not merge clients into the proxy's address"
+        "ports do not merge clients into the proxy's address (its third failure would be 429)"
+    );
+    assert_eq!(
+        attempt(&s, "rc", "u8", "x", "198.51.100.1").await.0,
+        429,
+        "the same client with or without a port"
     );
 }
 
@@ -299,4 +308,29 @@ async fn token_answers_are_not_cacheable_and_429_says_when() {
     let r = browser("alice-pw").await;
     assert_eq!(r.status, 429, "{r:?}");
     assert!(r.header("retry-after").is_some(), "{r:?}");
+}
+
+/// Guesses sent in parallel do not slip past the back-off: each failure is
+/// counted before the next guess of the account is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_are_throttled_like_serial_ones() {
+    let s = std::sync::Arc::new(Server::start(limited("3", "1000")));
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            attempt(&s, "rc", "alice", "wrong", "192.0.2.20").await.0
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == 403).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + throttled, 12, "{statuses:?}");
+    assert!(
+        checked <= 4,
+        "at most the free failures (and one after a short wait) were checked: {statuses:?}"
+    );
 }

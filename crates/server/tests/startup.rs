@@ -281,6 +281,24 @@ fn store_passwords_stay_out_of_output_and_the_process_list() {
     .unwrap();
     let (ok, out, err) = run_cli(dir.path(), &["check-config", "-c", "c.toml"], "");
     assert!(ok, "{err}");
+    assert!(out.contains("url_file = \"store-url\""), "{out}");
+    assert!(!out.contains("s3cret-pw"), "{out}");
+    // what it prints loads again
+    std::fs::write(dir.path().join("printed.toml"), &out).unwrap();
+    let (ok, _, err) = run_cli(dir.path(), &["check-config", "-c", "printed.toml"], "");
+    assert!(ok, "{err}");
+    let (ok, out, err) = run_cli(
+        dir.path(),
+        &[
+            "check-config",
+            "--store",
+            "redis",
+            "--store-url",
+            "redis://:s3cret-pw@127.0.0.1:6379/0",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
     assert!(out.contains("redis://***@127.0.0.1:6379/0"), "{out}");
     assert!(!out.contains("s3cret-pw"), "{out}");
     let (ok, out, err) = run_cli(

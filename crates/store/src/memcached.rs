@@ -540,9 +540,10 @@ impl SessionStore for MemcachedStore {
                 let generation = state.next_login(supersede, now);
                 Ok((supersede.then(|| encode(&state)).transpose()?, generation))
             })?;
-            // Read before the session is written: an "end all" racing this
-            // login either comes after (and its new epoch refuses the
-            // session) or before (and this session is meant to live).
+            // Read before the session is written: an "end all" after this
+            // read refuses the session; one before it ended the older
+            // sessions only (as deleting stores do for a login stored
+            // after their delete).
             let epoch = i.epoch(&new.identity.user)?;
             let mut record = SessionRecord::issue(new, generation, now);
             record.user_epoch = epoch;

@@ -47,7 +47,10 @@ impl Sessions {
 #[derive(Debug)]
 enum UserIds {
     One(TokenHash),
-    /// Boxed so the common case stays small in the index's table.
+    /// Boxed so the common case stays small in the index's table: the
+    /// extra allocation is paid only by users with several sessions, and
+    /// every one-session user saves 16 bytes of table slot.
+    #[allow(clippy::box_collection)]
     Many(Box<HashSet<TokenHash>>),
 }
 

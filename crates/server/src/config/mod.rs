@@ -350,7 +350,11 @@ impl Config {
     /// without their passwords.
     pub fn redacted(&self) -> Config {
         let mut c = self.clone();
-        c.store.url = c.store.url.as_deref().map(sessiond_store::redact_url);
+        c.store.url = match c.store.url_file {
+            // Read from the file: printed as the file, so the output loads again.
+            Some(_) => None,
+            None => c.store.url.as_deref().map(sessiond_store::redact_url),
+        };
         c
     }
 

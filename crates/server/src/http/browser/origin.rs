@@ -25,14 +25,34 @@ fn origin_of(url: &str) -> Option<String> {
     Some(format!("{scheme}://{}", authority.to_ascii_lowercase()))
 }
 
-/// Whether `url`'s origin is sessiond's own (the `Host` the browser
-/// addressed) or one of `allowed_origins`.
-fn allowed(own: Option<&str>, allowed_origins: &[String], url: &str) -> bool {
+/// Sessiond's own origin as the browser sees it: the `Host` it addressed,
+/// over HTTPS — or also plain HTTP when sessiond runs without TLS (secure
+/// cookies off, loopback development). An `http://` URL of our own host
+/// from an HTTPS page would be a downgrade.
+#[derive(Clone, Copy)]
+struct Own<'a> {
+    authority: Option<&'a str>,
+    plain_http: bool,
+}
+
+impl<'a> Own<'a> {
+    fn of(app: &App, headers: &'a HeaderMap) -> Own<'a> {
+        Own {
+            authority: own_authority(headers),
+            plain_http: !app.config.browser.cookie.secure,
+        }
+    }
+}
+
+/// Whether `url`'s origin is sessiond's own or one of `allowed_origins`.
+fn allowed(own: Own<'_>, allowed_origins: &[String], url: &str) -> bool {
     let Some(origin) = origin_of(url) else {
         return false;
     };
-    let authority = origin.split_once("://").map(|(_, a)| a).unwrap_or("");
-    own.is_some_and(|own| own.eq_ignore_ascii_case(authority))
+    let (scheme, authority) = origin.split_once("://").unwrap_or(("", ""));
+    let own_scheme = scheme == "https" || own.plain_http;
+    own.authority
+        .is_some_and(|own| own_scheme && own.eq_ignore_ascii_case(authority))
         || allowed_origins
             .iter()
             .any(|o| o.eq_ignore_ascii_case(&origin))
@@ -44,12 +64,19 @@ fn allowed(own: Option<&str>, allowed_origins: &[String], url: &str) -> bool {
 /// not from a browser (curl, a back end), so there is no ambient cookie to
 /// abuse and it passes.
 pub fn check_post(app: &App, headers: &HeaderMap) -> Result<(), &'static str> {
-    check_post_for(&app.config.browser.allowed_origins, headers)
+    check_post_for(
+        Own::of(app, headers),
+        &app.config.browser.allowed_origins,
+        headers,
+    )
 }
 
-/// [`check_post`] with the allowed origins given.
-fn check_post_for(allowed_origins: &[String], headers: &HeaderMap) -> Result<(), &'static str> {
-    let own = own_authority(headers);
+/// [`check_post`] with sessiond's own origin and the allowed ones given.
+fn check_post_for(
+    own: Own<'_>,
+    allowed_origins: &[String],
+    headers: &HeaderMap,
+) -> Result<(), &'static str> {
     let ok = |url: &str| allowed(own, allowed_origins, url);
     // A header that is present but not text (non-ASCII bytes) counts as
     // present and wrong, never as absent: absent is what lets non-browser
@@ -86,14 +113,14 @@ fn check_post_for(allowed_origins: &[String], headers: &HeaderMap) -> Result<(),
 /// site or a URL of an allowed origin, else `/`.
 pub fn safe_next(app: &App, headers: &HeaderMap, next: Option<&str>) -> String {
     safe_next_for(
-        own_authority(headers),
+        Own::of(app, headers),
         &app.config.browser.allowed_origins,
         next,
     )
 }
 
-/// [`safe_next`] with sessiond's own authority and the allowed origins given.
-fn safe_next_for(own: Option<&str>, allowed_origins: &[String], next: Option<&str>) -> String {
+/// [`safe_next`] with sessiond's own origin and the allowed ones given.
+fn safe_next_for(own: Own<'_>, allowed_origins: &[String], next: Option<&str>) -> String {
     let Some(next) = next.filter(|n| !n.is_empty()) else {
         return "/".into();
     };
@@ -111,11 +138,19 @@ fn safe_next_for(own: Option<&str>, allowed_origins: &[String], next: Option<&st
 
 #[cfg(test)]
 mod tests {
-    use super::{check_post_for, origin_of, safe_next_for};
+    use super::{check_post_for, origin_of, safe_next_for, Own};
     use axum::http::{header, HeaderMap, HeaderValue};
     use proptest::prelude::*;
 
     const OWN: &str = "sso.example.com:8443";
+
+    /// Sessiond behind HTTPS (the default: secure cookies).
+    fn own() -> Own<'static> {
+        Own {
+            authority: Some(OWN),
+            plain_http: false,
+        }
+    }
 
     fn allowed_origins() -> Vec<String> {
         vec![
@@ -172,7 +207,7 @@ mod tests {
         /// page's URL, and the result's origin must be one we allow.
         #[test]
         fn next_never_leads_elsewhere(next in urlish()) {
-            let target = safe_next_for(Some(OWN), &allowed_origins(), Some(&next));
+            let target = safe_next_for(own(), &allowed_origins(), Some(&next));
             let page = url::Url::parse(&format!("https://{OWN}/session/login_password")).unwrap();
             let resolved = page.join(&target).expect("a valid redirect target");
             let mut ok = vec![page.origin()];
@@ -193,11 +228,10 @@ mod tests {
             if let Some(r) = referer.as_deref().and_then(|r| HeaderValue::from_str(r).ok()) {
                 headers.insert(header::REFERER, r);
             }
-            let passed = check_post_for(&allowed_origins(), &headers).is_ok();
+            let passed = check_post_for(own(), &allowed_origins(), &headers).is_ok();
             if with_origin && passed {
                 let parsed = url::Url::parse(&origin).map(|u| u.origin());
-                let mut ok = vec![url::Url::parse(&format!("https://{OWN}")).unwrap().origin(),
-                                  url::Url::parse(&format!("http://{OWN}")).unwrap().origin()];
+                let mut ok = vec![url::Url::parse(&format!("https://{OWN}")).unwrap().origin()];
                 ok.extend(allowed_origins().iter().map(|o| url::Url::parse(o).unwrap().origin()));
                 prop_assert!(parsed.is_ok_and(|o| ok.contains(&o)), "{:?} passed", origin);
             }
@@ -212,7 +246,26 @@ mod tests {
             header::ORIGIN,
             HeaderValue::from_bytes("https://evil.example\u{3002}com".as_bytes()).unwrap(),
         );
-        assert!(check_post_for(&allowed_origins(), &headers).is_err());
+        assert!(check_post_for(own(), &allowed_origins(), &headers).is_err());
+    }
+
+    #[test]
+    fn own_host_over_plain_http_only_without_tls() {
+        let next = format!("http://{OWN}/app");
+        assert_eq!(safe_next_for(own(), &allowed_origins(), Some(&next)), "/");
+        let plain = Own {
+            plain_http: true,
+            ..own()
+        };
+        assert_eq!(safe_next_for(plain, &allowed_origins(), Some(&next)), next);
+        assert_eq!(
+            safe_next_for(
+                own(),
+                &allowed_origins(),
+                Some(&format!("https://{OWN}/app"))
+            ),
+            format!("https://{OWN}/app")
+        );
     }
 
     #[test]
