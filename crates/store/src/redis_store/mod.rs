@@ -558,12 +558,16 @@ impl SessionStore for RedisStore {
         };
         record.last_access = now;
         self.put(&new, &record, now).await?;
+        // Indexed before the old one is taken: an "end all" or "end this
+        // user" running meanwhile finds the new id and ends it too.
+        let index = self.keys.user_index(realm, &record.identity.user);
+        self.conn()
+            .zadd::<_, _, _, ()>(&index, new.to_hex(), index_score(&record))
+            .await
+            .map_err(unavailable)?;
         let Some((taken, user)) = self.take(&old, realm, true).await? else {
             // A racing revoke or replace won: the copy must not outlive it.
-            self.conn()
-                .del::<_, ()>(self.keys.session(&new))
-                .await
-                .map_err(unavailable)?;
+            self.forget(&new, &record).await?;
             return Ok(None);
         };
         if classify(&taken, &user, realm, now, self.opts.superseded_retention)
@@ -579,17 +583,8 @@ impl SessionStore for RedisStore {
             record.data_version = taken.data_version;
             self.put(&new, &record, now).await?;
         }
-        let index = self.keys.user_index(realm, &record.identity.user);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("ZADD")
-            .arg(&index)
-            .arg(index_score(&record))
-            .arg(new.to_hex())
-            .ignore()
-            .zrem(&index, old.to_hex())
-            .ignore();
-        pipe.query_async::<()>(&mut self.conn())
+        self.conn()
+            .zrem::<_, _, ()>(&index, old.to_hex())
             .await
             .map_err(unavailable)?;
         if record.supersede {

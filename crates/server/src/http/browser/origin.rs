@@ -26,9 +26,10 @@ fn origin_of(url: &str) -> Option<String> {
 }
 
 /// Sessiond's own origin as the browser sees it: the `Host` it addressed,
-/// over HTTPS — or also plain HTTP when sessiond runs without TLS (secure
-/// cookies off, loopback development). An `http://` URL of our own host
-/// from an HTTPS page would be a downgrade.
+/// over HTTPS — or also plain HTTP when the browser reached it that way (no
+/// TLS of sessiond's own and no `X-Forwarded-Proto: https` from a proxy).
+/// An `http://` URL of our own host from an HTTPS page would be a downgrade.
+/// (A client-sent `X-Forwarded-Proto: https` can only make this stricter.)
 #[derive(Clone, Copy)]
 struct Own<'a> {
     authority: Option<&'a str>,
@@ -39,7 +40,11 @@ impl<'a> Own<'a> {
     fn of(app: &App, headers: &'a HeaderMap) -> Own<'a> {
         Own {
             authority: own_authority(headers),
-            plain_http: !app.config.browser.cookie.secure,
+            plain_http: app.config.server.tls_cert.is_none()
+                && !headers
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|p| p.trim().eq_ignore_ascii_case("https")),
         }
     }
 }
