@@ -45,6 +45,16 @@ fn options(kind: &str, url: &str, prefix: &str) -> Options {
         .env("SESSIOND_ADMIN_TOKEN", ADMIN)
 }
 
+/// The test PostgreSQL and a fresh schema (`.0` the URL, `.1` the schema),
+/// dropped when the guard drops.
+fn test_postgres() -> Option<PgSchema> {
+    let url = service(
+        "SESSIOND_TEST_POSTGRES_URL",
+        Some("postgres://root@127.0.0.1:5432/test"),
+    )?;
+    Some(PgSchema(url, unique("sessiond_srvtest")))
+}
+
 /// Drops a PostgreSQL schema when a test ends.
 struct PgSchema(String, String);
 
@@ -165,15 +175,8 @@ async fn redis_cluster_two_instances() {
 
 #[tokio::test]
 async fn postgres_two_instances() {
-    let Some(url) = service(
-        "SESSIOND_TEST_POSTGRES_URL",
-        Some("postgres://root@127.0.0.1:5432/test"),
-    ) else {
-        return;
-    };
-    let schema = unique("sessiond_srvtest");
-    let _schema = PgSchema(url.clone(), schema.clone());
-    two_instances_share_sessions("postgres", &url, &schema).await;
+    let Some(pg) = test_postgres() else { return };
+    two_instances_share_sessions("postgres", &pg.0, &pg.1).await;
 }
 
 #[tokio::test]
@@ -750,14 +753,8 @@ async fn failed_logins_count_across_instances() {
 /// the whole request timeout has passed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_postgres_answers_503_quickly() {
-    let Some(url) = service(
-        "SESSIOND_TEST_POSTGRES_URL",
-        Some("postgres://root@127.0.0.1:5432/test"),
-    ) else {
-        return;
-    };
-    let schema = unique("sessiond_srvtest");
-    let _drop = PgSchema(url.clone(), schema.clone());
+    let Some(pg) = test_postgres() else { return };
+    let (url, schema) = (pg.0.clone(), pg.1.clone());
     let s = Server::start(
         options("postgres", &url, &schema).env("SESSIOND_SERVER__REQUEST_TIMEOUT", "20s"),
     );
