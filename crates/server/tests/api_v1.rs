@@ -229,8 +229,22 @@ async fn health_ready_metrics() {
     assert_eq!((r.status, r.text().as_str()), (200, "ready\n"));
     v1_login(&s).await;
     s.get("/auth_token?realm=r&user=alice&pwd=bad").await;
+    s.get("/session/whoami").await;
+    s.get("/v1/users/rc/alice/sessions").await;
+    s.get("/no/such/path?token=secret-in-url").await;
     let m = s.get("/metrics").await.text();
     assert!(m.contains("sessiond_http_requests_total"), "{m}");
+    // Labelled with the route each request matched, never the names in it.
+    for label in [
+        r#"endpoint="/v1/login""#,
+        r#"endpoint="/auth_token""#,
+        r#"endpoint="/session/whoami""#,
+        r#"endpoint="/v1/users/{realm}/{user}/sessions""#,
+        r#"endpoint="other""#,
+    ] {
+        assert!(m.contains(label), "{label} missing: {m}");
+    }
+    assert!(!m.contains("/no/such/path") && !m.contains("secret-in-url"));
     assert!(
         m.contains(r#"sessiond_logins_total{module="file",result="ok"} 1"#),
         "{m}"
@@ -264,6 +278,7 @@ async fn openapi_document_covers_every_route() {
         ("/v1/users/{realm}/{user}/tickets", "get"),
         ("/v1/users/{realm}/{user}/tickets", "delete"),
         ("/v1/users/{user}/sessions", "delete"),
+        ("/v1/sessions/credentials", "get"),
     ];
     for (path, method) in routes {
         assert!(

@@ -1,57 +1,44 @@
-//! Per-request metrics and logs. Only the path of a *known* endpoint is ever
-//! recorded: query strings carry passwords and tokens, and an unknown path
-//! could too.
+//! Per-request metrics and logs. Only a route's path template or a known
+//! SessionKeyServer path is ever recorded: query strings carry passwords and
+//! tokens, and an unknown path could too.
 
 use crate::http::ClientAddr;
 use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use std::borrow::Cow;
 use std::time::Instant;
 
-const KNOWN_PATHS: &[&str] = &[
-    "/version",
-    "/valid",
-    "/revoke",
-    "/replace",
-    "/auth_token",
-    "/pam_token",
-    "/stored_token",
-    "/get_key",
-    "/gen_key",
-    "/create_group",
-    "/mod_group",
-    "/group_hash",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/v1/login",
-    "/v1/validate",
-    "/v1/revoke",
-    "/v1/replace",
-    "/v1/session/data",
-];
-
-fn endpoint(path: &str) -> &'static str {
-    KNOWN_PATHS
-        .iter()
-        .find(|p| **p == path)
-        .copied()
-        .unwrap_or("other")
+/// The label of a request: the route it matched (a path template such as
+/// `/v1/users/{realm}/{user}/sessions`, never the names in it), else a
+/// SessionKeyServer path, else `other`.
+fn endpoint(req: &Request) -> Cow<'static, str> {
+    if let Some(matched) = req.extensions().get::<axum::extract::MatchedPath>() {
+        return Cow::Owned(matched.as_str().to_owned());
+    }
+    let path = req.uri().path();
+    Cow::Borrowed(
+        crate::http::sks::PATHS
+            .iter()
+            .find(|p| **p == path)
+            .copied()
+            .unwrap_or("other"),
+    )
 }
 
 pub async fn observe(req: Request, next: Next) -> Response {
-    let endpoint = endpoint(req.uri().path());
+    let endpoint = endpoint(&req);
     let method = req.method().clone();
     let started = Instant::now();
     let mut response = next.run(req).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    metrics::counter!("sessiond_http_requests_total", "endpoint" => endpoint, "status" => status.to_string())
+    metrics::counter!("sessiond_http_requests_total", "endpoint" => endpoint.clone(), "status" => status.to_string())
         .increment(1);
-    metrics::histogram!("sessiond_http_request_seconds", "endpoint" => endpoint)
+    metrics::histogram!("sessiond_http_request_seconds", "endpoint" => endpoint.clone())
         .record(elapsed.as_secs_f64());
-    tracing::debug!(%method, endpoint, status, micros = elapsed.as_micros() as u64, "request");
+    tracing::debug!(%method, endpoint = %endpoint, status, micros = elapsed.as_micros() as u64, "request");
     response.headers_mut().insert(
         "server",
         HeaderValue::from_static(concat!("sessiond/", env!("CARGO_PKG_VERSION"))),

@@ -13,7 +13,7 @@ pub mod sks;
 pub mod tickets;
 
 use crate::app::App;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -40,57 +40,86 @@ impl ClientAddr {
     }
 }
 
+/// The routed endpoints, each path once, in one table: the router is built
+/// from it, metrics are labelled with its paths (`MatchedPath`), and a test
+/// checks every `/v1` path in it against `docs/openapi.json`. What no route
+/// matches goes to the SessionKeyServer text protocol, whose paths are
+/// `sks::PATHS`.
+pub struct Routes {
+    router: Router<Arc<App>>,
+    paths: Vec<&'static str>,
+}
+
+impl Routes {
+    fn add(mut self, path: &'static str, methods: MethodRouter<Arc<App>>) -> Routes {
+        self.paths.push(path);
+        self.router = self.router.route(path, methods);
+        self
+    }
+
+    /// Every routed path.
+    #[cfg(test)]
+    pub fn paths(&self) -> &[&'static str] {
+        &self.paths
+    }
+}
+
+pub fn routes() -> Routes {
+    Routes {
+        router: Router::new(),
+        paths: Vec::new(),
+    }
+    .add("/healthz", get(ops::healthz))
+    .add("/readyz", get(ops::readyz))
+    .add("/metrics", get(ops::metrics))
+    .add("/v1/openapi.json", get(api_v1::openapi))
+    .add("/v1/login", post(api_v1::login))
+    .add("/v1/validate", post(api_v1::validate))
+    .add("/v1/revoke", post(api_v1::revoke))
+    .add("/v1/replace", post(api_v1::replace))
+    .add(
+        "/v1/session/data",
+        get(api_v1::get_data)
+            .put(api_v1::put_data)
+            .patch(api_v1::patch_data),
+    )
+    .add("/v1/sessions/credentials", get(credentials::fetch))
+    .add(
+        "/v1/users/{realm}/{user}/sessions",
+        get(admin::list).delete(admin::revoke_all),
+    )
+    .add(
+        "/v1/users/{realm}/{user}/sessions/{id}",
+        delete(admin::revoke_one),
+    )
+    .add(
+        "/v1/users/{realm}/{user}/tickets",
+        get(tickets::not_before).delete(tickets::revoke),
+    )
+    .add("/v1/users/{user}/sessions", delete(admin::end_user))
+    .add("/session/login_password", post(browser::login_password))
+    .add("/session/logout", post(browser::logout))
+    .add("/session/whoami", get(browser::whoami))
+    .add("/session/login_kerberos", get(browser::login_kerberos))
+    .add("/session/sessions", get(browser::sessions_page))
+    .add("/session/sessions/end", post(browser::end_session))
+    .add(
+        "/session/sessions/end_others",
+        post(browser::end_other_sessions),
+    )
+    .add("/auth", get(browser::forward_auth))
+    .add("/login", get(browser::login_page))
+    .add("/static/sessiond.js", get(browser::script))
+    .add("/ticket/refresh", get(tickets::refresh))
+    .add("/ticket/remove", get(tickets::remove))
+}
+
 pub fn router(app: Arc<App>) -> Router {
     let timeout = app.config.server.request_timeout.0;
     let max_body = app.config.server.max_body_bytes;
     let proxies = std::sync::Arc::new(app.trusted_proxies.clone());
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/v1/openapi.json", get(api_v1::openapi))
-        .route("/v1/login", post(api_v1::login))
-        .route("/v1/validate", post(api_v1::validate))
-        .route("/v1/revoke", post(api_v1::revoke))
-        .route("/v1/replace", post(api_v1::replace))
-        .route(
-            "/v1/session/data",
-            get(api_v1::get_data)
-                .put(api_v1::put_data)
-                .patch(api_v1::patch_data),
-        )
-        .route("/session/login_password", post(browser::login_password))
-        .route("/session/logout", post(browser::logout))
-        .route("/session/whoami", get(browser::whoami))
-        .route("/session/login_kerberos", get(browser::login_kerberos))
-        .route("/v1/sessions/credentials", get(credentials::fetch))
-        .route("/auth", get(browser::forward_auth))
-        .route("/login", get(browser::login_page))
-        .route("/static/sessiond.js", get(browser::script))
-        .route("/session/sessions", get(browser::sessions_page))
-        .route("/session/sessions/end", post(browser::end_session))
-        .route(
-            "/session/sessions/end_others",
-            post(browser::end_other_sessions),
-        )
-        .route(
-            "/v1/users/{realm}/{user}/sessions",
-            get(admin::list).delete(admin::revoke_all),
-        )
-        .route(
-            "/v1/users/{user}/sessions",
-            axum::routing::delete(admin::end_user),
-        )
-        .route("/ticket/refresh", get(tickets::refresh))
-        .route("/ticket/remove", get(tickets::remove))
-        .route(
-            "/v1/users/{realm}/{user}/tickets",
-            get(tickets::not_before).delete(tickets::revoke),
-        )
-        .route(
-            "/v1/users/{realm}/{user}/sessions/{id}",
-            axum::routing::delete(admin::revoke_one),
-        )
+    routes()
+        .router
         // applies to the routes above, so it must come after them
         .method_not_allowed_fallback(api_v1::method_not_allowed)
         .fallback(sks::handle)
@@ -125,4 +154,38 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
         .ok()?;
     let (scheme, rest) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `/v1` route is documented, and every documented path is routed:
+    /// the OpenAPI document cannot drift from the router.
+    #[test]
+    fn openapi_documents_exactly_the_v1_routes() {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../docs/openapi.json")).unwrap();
+        let documented: std::collections::BTreeSet<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let routes = super::routes();
+        let routed: std::collections::BTreeSet<&str> = routes
+            .paths()
+            .iter()
+            .copied()
+            .filter(|p| p.starts_with("/v1/"))
+            .collect();
+        assert_eq!(routed, documented);
+    }
+
+    #[test]
+    fn each_path_is_routed_once() {
+        let routes = super::routes();
+        let mut paths = routes.paths().to_vec();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), routes.paths().len());
+    }
 }

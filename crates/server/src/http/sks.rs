@@ -165,6 +165,23 @@ async fn read_params(req: Request) -> Result<Incoming, Response> {
     })
 }
 
+/// The text protocol's paths, for metrics labels: the same list as the
+/// dispatch in [`handle`] below (`protocol.rs` calls each of them).
+pub const PATHS: &[&str] = &[
+    "/version",
+    "/valid",
+    "/revoke",
+    "/replace",
+    "/auth_token",
+    "/pam_token",
+    "/stored_token",
+    "/get_key",
+    "/gen_key",
+    "/create_group",
+    "/mod_group",
+    "/group_hash",
+];
+
 /// Every request not routed elsewhere: SessionKeyServer's single handler.
 pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
     // The JSON API's namespace: never the text protocol's "missing realm".
