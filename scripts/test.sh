@@ -119,6 +119,9 @@ cargo clippy --workspace --all-targets --all-features --quiet -- -D warnings
 # The README's `cargo run` builds without features: no warning there either.
 cargo clippy -p sessiond-server --all-targets --quiet -- -D warnings
 
+log "no import circle among the server's modules"
+python3 scripts/import-circles.py
+
 log "cargo test (all features)"
 mkdir -p target
 set +e

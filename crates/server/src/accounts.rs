@@ -6,7 +6,8 @@
 //! (`DELETE /v1/users/{user}/sessions`) and the watcher, so "this account is
 //! closed" means the same thing wherever it is said.
 
-use crate::app::{now, App};
+use crate::app::App;
+use crate::clock::now;
 use sessiond_store::{SessionStore, StoreResult};
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,19 +1,17 @@
 //! The running server's shared state, built once from the configuration.
 
 use crate::config::{Config, StoreKind};
-use crate::login::LoginGuard;
+use crate::throttle::LoginGuard;
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sessiond_auth::{Authenticator, PasswordFileAuthenticator};
 use sessiond_core::token::secrets_equal;
-use sessiond_core::Timestamp;
 use sessiond_store::{
     FileStore, MemcachedStore, MemoryStore, PostgresStore, RedisStore, RedisTarget, SessionStore,
     StoreOptions,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub struct App {
     pub config: Config,
@@ -37,15 +35,6 @@ pub struct App {
     pub krb_local_realms: Vec<String>,
     /// Ticket settings of each realm that has `[realms.X.ticket]`.
     pub tickets: HashMap<String, Arc<crate::tickets::TicketRealm>>,
-}
-
-/// The wall clock, in the core's terms.
-pub fn now() -> Timestamp {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    Timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
 }
 
 impl App {

@@ -3,10 +3,12 @@
 mod accounts;
 mod app;
 mod cli;
+mod clock;
 mod config;
 mod http;
 mod login;
 mod serve;
+mod throttle;
 mod ticket_cli;
 mod tickets;
 mod tls;

@@ -3,7 +3,8 @@
 //! header read timeout, graceful shutdown on SIGTERM/SIGINT, and the
 //! background sweep of expired sessions.
 
-use crate::app::{now, App};
+use crate::app::App;
+use crate::clock::now;
 use crate::http::{self, ClientAddr};
 use hyper::body::Incoming;
 use hyper::Request;

@@ -65,7 +65,7 @@ pub fn run(args: TicketArgs) -> anyhow::Result<()> {
 fn at(format: &TicketFormatArgs) -> u32 {
     format
         .time
-        .unwrap_or_else(|| u32::try_from(crate::app::now().0).unwrap_or(u32::MAX))
+        .unwrap_or_else(|| u32::try_from(crate::clock::now().0).unwrap_or(u32::MAX))
 }
 
 /// The realm's settings from the configuration, or from the flags.

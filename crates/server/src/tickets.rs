@@ -263,7 +263,7 @@ pub async fn revoke(
     realm: &str,
     user: &str,
 ) -> sessiond_store::StoreResult<sessiond_core::Timestamp> {
-    let at = sessiond_core::Timestamp(crate::app::now().0 + 1);
+    let at = sessiond_core::Timestamp(crate::clock::now().0 + 1);
     let nb = store.raise_ticket_not_before(realm, user, at).await?;
     tracing::info!(realm, user, not_before = nb.0, "tickets revoked");
     Ok(nb)

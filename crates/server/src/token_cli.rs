@@ -8,8 +8,9 @@
 //! out of reach, and the file store only while no server holds its lock.
 //! Shared stores (Redis, memcached, PostgreSQL) work at any time.
 
-use crate::app::{now, open_store};
+use crate::app::open_store;
 use crate::cli::{TokenAction, TokenArgs};
+use crate::clock::now;
 use crate::config::{Config, StoreKind};
 use anyhow::{bail, Context};
 use sessiond_core::names::{check_name, check_text};

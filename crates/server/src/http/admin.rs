@@ -1,5 +1,6 @@
-//! Administration of a user's sessions: list them, end one, end all, or end
-//! all but one (the caller's own). Only with the admin credential configured
+//! Administration of a user's sessions and tickets: list sessions, end one,
+//! end all, or end all but one (the caller's own); end a user everywhere;
+//! read or move the user's ticket not-before time. Only with the admin credential configured
 //! in the server (`server.admin_token_file` / `SESSIOND_ADMIN_TOKEN`), sent as
 //! `Authorization: Bearer …`; without one configured these routes answer 404,
 //! as if they did not exist.
@@ -7,9 +8,10 @@
 //! Sessions are named by their id: the hex SHA-256 of the token, which is
 //! what the store keys them by and cannot be turned back into a token.
 
-use super::api_v1::ApiError;
 use super::bearer;
-use crate::app::{now, App};
+use super::error::ApiError;
+use crate::app::App;
+use crate::clock::now;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -190,4 +192,39 @@ pub async fn revoke_all(
         .await
         .map_err(|e| ApiError::store("revoke_user_sessions", e))?;
     Ok(Json(json!({"revoked": revoked})))
+}
+
+/// `GET /v1/users/{realm}/{user}/tickets`: the user's not-before time.
+pub async fn ticket_not_before(
+    State(app): State<Arc<App>>,
+    Path((realm, user)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&app, &headers)?;
+    super::tickets::ticket_realm(&app, Some(&realm))?;
+    let nb = app
+        .store
+        .ticket_not_before(&realm, &user)
+        .await
+        .map_err(|e| ApiError::store("ticket_not_before", e))?;
+    Ok(Json(
+        json!({"realm": realm, "user": user, "not_before": nb.map(|t| t.0)}),
+    ))
+}
+
+/// `DELETE /v1/users/{realm}/{user}/tickets`: every ticket of the user
+/// issued until now stops working, on every server sharing the store.
+pub async fn revoke_tickets(
+    State(app): State<Arc<App>>,
+    Path((realm, user)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&app, &headers)?;
+    super::tickets::ticket_realm(&app, Some(&realm))?;
+    let nb = crate::tickets::revoke(app.store.as_ref(), &realm, &user)
+        .await
+        .map_err(|e| ApiError::store("raise_ticket_not_before", e))?;
+    Ok(Json(
+        json!({"realm": realm, "user": user, "not_before": nb.0}),
+    ))
 }

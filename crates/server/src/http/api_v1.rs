@@ -1,12 +1,15 @@
 //! The JSON API: the same operations as the text protocol, plus session data,
-//! with machine-readable errors `{"error": code, "message": text}`.
+//! with machine-readable errors `{"error": code, "message": text}`
+//! (`http/error.rs`).
 
-use crate::app::{now, App};
+use crate::app::App;
+use crate::clock::now;
+use crate::http::error::ApiError;
 use crate::http::{bearer, ClientAddr};
-use crate::login::{self, LoginError, PasswordLogin};
+use crate::login::{self, PasswordLogin};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::de::DeserializeOwned;
@@ -15,114 +18,8 @@ use serde_json::{json, Value};
 use sessiond_auth::Password;
 use sessiond_core::session::{SessionData, SessionRecord, Validity};
 use sessiond_core::{Timestamp, Token};
-use sessiond_store::{DataWrite, StoreError};
+use sessiond_store::DataWrite;
 use std::sync::Arc;
-
-/// A typed API error.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<u64>,
-    /// Ask for Kerberos: `WWW-Authenticate: Negotiate`.
-    negotiate: bool,
-}
-
-impl ApiError {
-    pub(crate) fn new(
-        status: StatusCode,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-            negotiate: false,
-        }
-    }
-
-    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message)
-    }
-
-    pub(crate) fn store(op: &'static str, e: StoreError) -> ApiError {
-        metrics::counter!("sessiond_store_errors_total", "op" => op).increment(1);
-        if let StoreError::Unsupported { .. } = e {
-            return ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_supported", e.to_string());
-        }
-        tracing::error!(op, error = %e, "session store error");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "the session store is unavailable; try again",
-        )
-    }
-
-    fn not_current() -> ApiError {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the token is unknown, expired, revoked or superseded",
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut r = (
-            self.status,
-            Json(json!({"error": self.code, "message": self.message})),
-        )
-            .into_response();
-        if let Some(s) = self.retry_after {
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
-        }
-        if self.negotiate {
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, super::negotiate::CHALLENGE);
-        }
-        r
-    }
-}
-
-impl From<LoginError> for ApiError {
-    fn from(e: LoginError) -> ApiError {
-        match e {
-            LoginError::BadRequest(m) => ApiError::bad_request(m),
-            e @ LoginError::UnknownModule(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "unknown_module", e.to_string())
-            }
-            LoginError::Rejected => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "authentication_failed",
-                "wrong user name or password",
-            ),
-            LoginError::Refused(reason) => ApiError::new(
-                if reason == sessiond_auth::Refusal::PasswordExpired {
-                    StatusCode::FORBIDDEN
-                } else {
-                    StatusCode::UNAUTHORIZED
-                },
-                reason.code(),
-                format!("authentication refused: {reason}"),
-            ),
-            e @ LoginError::RateLimited { retry_after, .. } => ApiError {
-                retry_after: Some(retry_after),
-                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", e.to_string())
-            },
-            LoginError::AuthUnavailable => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "auth_unavailable",
-                "the authentication back end is unavailable; try again",
-            ),
-            LoginError::Store(e) => ApiError::store("create", e),
-        }
-    }
-}
 
 /// Parses a JSON body, reporting what was wrong with it.
 fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {

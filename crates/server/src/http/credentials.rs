@@ -7,9 +7,10 @@
 //! (`X-Sessiond-Token`) — a back end can only use the credentials of users
 //! who are, at that moment, using it.
 
-use super::api_v1::ApiError;
 use super::bearer;
-use crate::app::{now, App};
+use super::error::ApiError;
+use crate::app::App;
+use crate::clock::now;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

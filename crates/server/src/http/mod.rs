@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api_v1;
 pub mod browser;
 pub mod credentials;
+pub mod error;
 pub mod middleware;
 pub mod negotiate;
 pub mod ops;
@@ -94,7 +95,7 @@ pub fn routes() -> Routes {
     )
     .add(
         "/v1/users/{realm}/{user}/tickets",
-        get(tickets::not_before).delete(tickets::revoke),
+        get(admin::ticket_not_before).delete(admin::revoke_tickets),
     )
     .add("/v1/users/{user}/sessions", delete(admin::end_user))
     .add("/session/login_password", post(browser::login_password))

@@ -147,7 +147,7 @@ async fn accept_and_issue(
     let login_client = Client {
         addr: client,
         device,
-        credential_end: Some(crate::app::now().plus(accepted.lifetime)),
+        credential_end: Some(crate::clock::now().plus(accepted.lifetime)),
         credentials,
     };
     let policy = app.config.realm_policy(realm);
@@ -175,7 +175,7 @@ async fn accept_and_issue(
         };
         (
             None,
-            sessiond_core::SessionRecord::issue(new, 0, crate::app::now()),
+            sessiond_core::SessionRecord::issue(new, 0, crate::clock::now()),
         )
     };
     let reply = accepted.reply.as_deref().and_then(challenge_with);

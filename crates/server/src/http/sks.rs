@@ -6,7 +6,8 @@
 // is irrelevant next to a network round trip.
 #![allow(clippy::result_large_err)]
 
-use crate::app::{now, App};
+use crate::app::App;
+use crate::clock::now;
 use crate::http::params::Params;
 use crate::http::{bearer, tickets, ClientAddr};
 use crate::login::{self, LoginError, PasswordLogin};

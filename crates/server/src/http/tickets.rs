@@ -1,17 +1,17 @@
 //! Tickets over HTTP: checking one in a request (with the per-user
-//! not-before time from the store), issuing one at login, plone.session's
-//! refresh and remove resources, and the admin revocation endpoint.
+//! not-before time from the store), issuing one at login, and
+//! plone.session's refresh and remove resources. (The admin revocation
+//! endpoints are with the other admin handlers, in `admin.rs`.)
 
-use super::api_v1::ApiError;
-use crate::app::{now, App};
+use super::error::ApiError;
+use crate::app::App;
+use crate::clock::now;
 use crate::http::ClientAddr;
 use crate::tickets::TicketRealm;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use sessiond_core::ticket::{Ticket, TicketError};
 use sessiond_core::{Identity, Timestamp};
 use sessiond_store::StoreError;
@@ -227,7 +227,10 @@ fn resource(kind: Option<&str>) -> Result<Response, ApiError> {
     })
 }
 
-fn ticket_realm<'a>(app: &'a App, realm: Option<&str>) -> Result<&'a TicketRealm, ApiError> {
+pub(super) fn ticket_realm<'a>(
+    app: &'a App,
+    realm: Option<&str>,
+) -> Result<&'a TicketRealm, ApiError> {
     let realm = realm.unwrap_or(&app.config.browser.realm);
     app.tickets.get(realm).map(|tr| &**tr).ok_or_else(|| {
         ApiError::new(
@@ -311,39 +314,4 @@ pub async fn remove(
         HeaderValue::from_static("public, must-revalidate, max-age=0, s-maxage=86400"),
     );
     Ok(response)
-}
-
-/// `GET /v1/users/{realm}/{user}/tickets`: the user's not-before time.
-pub async fn not_before(
-    State(app): State<Arc<App>>,
-    Path((realm, user)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    super::admin::authorise(&app, &headers)?;
-    ticket_realm(&app, Some(&realm))?;
-    let nb = app
-        .store
-        .ticket_not_before(&realm, &user)
-        .await
-        .map_err(|e| ApiError::store("ticket_not_before", e))?;
-    Ok(Json(
-        json!({"realm": realm, "user": user, "not_before": nb.map(|t| t.0)}),
-    ))
-}
-
-/// `DELETE /v1/users/{realm}/{user}/tickets`: every ticket of the user
-/// issued until now stops working, on every server sharing the store.
-pub async fn revoke(
-    State(app): State<Arc<App>>,
-    Path((realm, user)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    super::admin::authorise(&app, &headers)?;
-    ticket_realm(&app, Some(&realm))?;
-    let nb = crate::tickets::revoke(app.store.as_ref(), &realm, &user)
-        .await
-        .map_err(|e| ApiError::store("raise_ticket_not_before", e))?;
-    Ok(Json(
-        json!({"realm": realm, "user": user, "not_before": nb.0}),
-    ))
 }

@@ -6,7 +6,8 @@ use super::{
     current, forbidden, json_error, no_store, origin, page, see_other, store_unavailable,
     wants_json, RealmQuery,
 };
-use crate::app::{now, App};
+use crate::app::App;
+use crate::clock::now;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
