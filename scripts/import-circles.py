@@ -17,7 +17,7 @@ for dp,_,fs in os.walk(root):
         if not f.endswith('.rs'): continue
         p=os.path.join(dp,f); rel=os.path.relpath(p,root)[:-3]
         parts=rel.split('/')
-        if parts[-1] in ('mod','main'): parts=parts[:-1]
+        if parts[-1] in ('mod', 'main', 'lib'): parts=parts[:-1]
         mods['::'.join(parts)]=open(p).read()
 def strip_tests(s):
     i=s.find('#[cfg(test)]')
