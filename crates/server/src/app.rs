@@ -1,6 +1,6 @@
 //! The running server's shared state, built once from the configuration.
 
-use crate::config::{Config, StoreKind};
+use crate::config::{secret, Config, StoreKind};
 use crate::throttle::LoginGuard;
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -236,18 +236,12 @@ pub async fn open_store(
 /// The admin credential from `server.admin_token_file` or `SESSIOND_ADMIN_TOKEN`
 /// (never from the command line, where `ps` would show it).
 fn load_admin_token(config: &Config) -> anyhow::Result<Option<String>> {
-    let token = match (
-        &config.server.admin_token_file,
-        std::env::var("SESSIOND_ADMIN_TOKEN"),
-    ) {
-        (Some(path), _) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("server.admin_token_file = {}", path.display()))?;
-            Some(text.lines().next().unwrap_or("").trim().to_owned())
-        }
-        (None, Ok(v)) => Some(v.trim().to_owned()),
-        (None, Err(_)) => None,
-    };
+    let token = secret::read(
+        config.server.admin_token_file.as_deref(),
+        "server.admin_token_file",
+        "SESSIOND_ADMIN_TOKEN",
+    )?
+    .map(|text| secret::first_line(&text));
     match token {
         Some(t) if t.len() < 16 => {
             anyhow::bail!(
@@ -280,39 +274,26 @@ fn credential_binding(realm: &str, user: &str) -> Vec<u8> {
 
 fn load_keyring(config: &Config) -> anyhow::Result<sessiond_core::keyring::Keyring> {
     use sessiond_core::keyring::Keyring;
-    let text = match (
-        &config.kerberos.credential_keys_file,
-        std::env::var("SESSIOND_CREDENTIAL_KEYS"),
-    ) {
-        (Some(path), _) => std::fs::read_to_string(path)
-            .with_context(|| format!("kerberos.credential_keys_file = {}", path.display()))?,
-        (None, Ok(v)) => v.replace(',', "\n"),
-        (None, Err(_)) => return Ok(Keyring::ephemeral()),
+    let Some(text) = secret::read(
+        config.kerberos.credential_keys_file.as_deref(),
+        "kerberos.credential_keys_file",
+        "SESSIOND_CREDENTIAL_KEYS",
+    )?
+    else {
+        return Ok(Keyring::ephemeral());
     };
     Keyring::from_hex_lines(&text)
         .context("credential keys (kerberos.credential_keys_file / SESSIOND_CREDENTIAL_KEYS)")
 }
 
 fn load_credential_readers(config: &Config) -> anyhow::Result<Vec<String>> {
-    let readers: Vec<String> = match (
-        &config.kerberos.credential_readers_file,
-        std::env::var("SESSIOND_CREDENTIAL_READERS"),
-    ) {
-        (Some(path), _) => std::fs::read_to_string(path)
-            .with_context(|| format!("kerberos.credential_readers_file = {}", path.display()))?
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_owned)
-            .collect(),
-        (None, Ok(v)) => v
-            .split(',')
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        (None, Err(_)) => Vec::new(),
-    };
+    let readers = secret::read(
+        config.kerberos.credential_readers_file.as_deref(),
+        "kerberos.credential_readers_file",
+        "SESSIOND_CREDENTIAL_READERS",
+    )?
+    .map(|text| secret::lines(&text))
+    .unwrap_or_default();
     if let Some(short) = readers.iter().find(|r| r.len() < 16) {
         anyhow::bail!(
             "credential readers: each credential must be at least 16 characters (one has {})",
@@ -328,18 +309,17 @@ fn ldap_module(config: &Config) -> anyhow::Result<sessiond_auth::ldap::LdapAuthe
     let lookup = match (&l.user_dn_template, &l.search_base) {
         (Some(template), _) => DnLookup::Template(template.clone()),
         (None, Some(base)) => {
-            let password = match (&l.bind_password_file, std::env::var("SESSIOND_LDAP_BIND_PASSWORD")) {
-                (Some(path), _) => std::fs::read_to_string(path)
-                    .with_context(|| format!("ldap.bind_password_file = {}", path.display()))?
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_owned(),
-                (None, Ok(p)) => p,
-                (None, Err(_)) => anyhow::bail!(
+            let password = secret::read(
+                l.bind_password_file.as_deref(),
+                "ldap.bind_password_file",
+                "SESSIOND_LDAP_BIND_PASSWORD",
+            )?
+            .map(|text| secret::first_line(&text))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
                     "ldap: search-then-bind needs ldap.bind_password_file or SESSIOND_LDAP_BIND_PASSWORD"
-                ),
-            };
+                )
+            })?;
             DnLookup::Search {
                 bind_dn: l.bind_dn.clone().unwrap_or_default(),
                 bind_password: sessiond_auth::Password::new(password),

@@ -1,7 +1,7 @@
 //! Ticket realms at run time: the configured format, the secrets, the time
 //! rules and the cookie, built once at start-up from `[realms.X.ticket]`.
 
-use crate::config::{SameSite, TicketConfig};
+use crate::config::{secret, SameSite, TicketConfig};
 use anyhow::{bail, Context};
 use axum::http::{header, HeaderMap, HeaderValue};
 use sessiond_core::ticket::{
@@ -9,7 +9,6 @@ use sessiond_core::ticket::{
     Timing, UserIdEncoding,
 };
 use std::net::IpAddr;
-use std::path::Path;
 
 /// One realm's ticket settings, ready to sign and verify.
 pub struct TicketRealm {
@@ -229,17 +228,15 @@ fn cookie_named<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 
 fn load_secrets(cfg: &TicketConfig, file_key: &str, env_key: &str) -> anyhow::Result<Vec<Vec<u8>>> {
     let text = match (&cfg.secrets_file, &cfg.secrets_env) {
-        (Some(path), None) => read_secret_file(path).with_context(|| file_key.to_owned())?,
+        (Some(path), None) => secret::read(Some(path), file_key, "")?.unwrap_or_default(),
         (None, Some(var)) => std::env::var(var)
             .with_context(|| format!("{env_key}: environment variable {var} is not set"))?,
         (Some(_), Some(_)) => bail!("{file_key}: set secrets_file or secrets_env, not both"),
         (None, None) => bail!("{file_key}: tickets need secrets (secrets_file or secrets_env)"),
     };
-    let secrets: Vec<Vec<u8>> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| l.as_bytes().to_vec())
+    let secrets: Vec<Vec<u8>> = secret::lines(&text)
+        .into_iter()
+        .map(String::into_bytes)
         .collect();
     if secrets.is_empty() {
         bail!("{file_key}: no secret in it (one per line; the first signs)");
@@ -248,10 +245,6 @@ fn load_secrets(cfg: &TicketConfig, file_key: &str, env_key: &str) -> anyhow::Re
         bail!("{file_key}: secret {} is shorter than 16 bytes", short + 1);
     }
     Ok(secrets)
-}
-
-fn read_secret_file(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
 /// Refuses every ticket of `user` in `realm` issued until now: the user's

@@ -7,6 +7,7 @@
 mod browser;
 mod kerberos;
 mod ldap;
+pub mod secret;
 mod tickets;
 
 pub use browser::{BrowserConfig, CookieConfig, SameSite};
