@@ -71,33 +71,27 @@ impl Backoff {
     }
 }
 
-/// Failure records of one process, for stores no other instance shares.
-#[derive(Debug)]
+/// Failure records of one process, for stores no other instance shares:
+/// the in-memory twin of `sessiond_store::FailureCounters`. Keys of every
+/// kind share one table (they carry their kind); the rule comes with each
+/// call.
+#[derive(Debug, Default)]
 pub struct FailureTable {
-    backoff: Backoff,
     records: HashMap<String, Failures>,
 }
 
 impl FailureTable {
-    pub fn new(backoff: Backoff) -> FailureTable {
-        FailureTable {
-            backoff,
-            records: HashMap::new(),
-        }
+    pub fn new() -> FailureTable {
+        FailureTable::default()
     }
 
-    /// `Err(seconds)` while `key` must wait.
-    pub fn check(&self, key: &str, now: Timestamp) -> Result<(), u64> {
-        match self.records.get(key) {
-            Some(f) => self.backoff.wait(*f, now).map_or(Ok(()), Err),
-            None => Ok(()),
-        }
+    /// The record of `key`, if one is kept (it may be stale).
+    pub fn get(&self, key: &str) -> Option<Failures> {
+        self.records.get(key).copied()
     }
 
-    pub fn record_failure(&mut self, key: &str, now: Timestamp) -> Failures {
-        let next = self
-            .backoff
-            .after_failure(self.records.get(key).copied(), now);
+    pub fn record_failure(&mut self, key: &str, backoff: &Backoff, now: Timestamp) -> Failures {
+        let next = backoff.after_failure(self.get(key), now);
         self.records.insert(key.to_owned(), next);
         next
     }
@@ -106,10 +100,10 @@ impl FailureTable {
         self.records.remove(key);
     }
 
-    /// Forgets stale records; call periodically so memory stays bounded.
-    pub fn prune(&mut self, now: Timestamp) {
-        let backoff = self.backoff;
-        self.records.retain(|_, f| !backoff.is_stale(*f, now));
+    /// Forgets records with no failure for `window`; call periodically so
+    /// memory stays bounded.
+    pub fn prune(&mut self, now: Timestamp, window: Duration) {
+        self.records.retain(|_, f| now < f.last.plus(window));
     }
 
     pub fn len(&self) -> usize {
@@ -156,39 +150,40 @@ mod tests {
         window: Duration::from_secs(300),
     };
 
+    /// The wait `key` has in `t` at `now`.
+    fn wait(t: &FailureTable, key: &str, now: i64) -> Option<u64> {
+        t.get(key).and_then(|f| B.wait(f, Timestamp(now)))
+    }
+
     #[test]
     fn waits_double_after_the_free_failures() {
-        let mut t = FailureTable::new(B);
+        let mut t = FailureTable::new();
         for s in 0..3 {
-            assert!(t.check("k", Timestamp(s)).is_ok());
-            t.record_failure("k", Timestamp(s));
+            assert_eq!(wait(&t, "k", s), None);
+            t.record_failure("k", &B, Timestamp(s));
         }
         // third failure at 2: wait 1 s
-        assert_eq!(t.check("k", Timestamp(2)), Err(1));
-        assert!(t.check("k", Timestamp(3)).is_ok());
-        t.record_failure("k", Timestamp(3));
-        assert_eq!(t.check("k", Timestamp(3)), Err(2));
-        t.record_failure("k", Timestamp(5));
-        assert_eq!(t.check("k", Timestamp(5)), Err(4));
+        assert_eq!(wait(&t, "k", 2), Some(1));
+        assert_eq!(wait(&t, "k", 3), None);
+        t.record_failure("k", &B, Timestamp(3));
+        assert_eq!(wait(&t, "k", 3), Some(2));
+        t.record_failure("k", &B, Timestamp(5));
+        assert_eq!(wait(&t, "k", 5), Some(4));
         for s in 10..30 {
-            t.record_failure("k", Timestamp(s));
+            t.record_failure("k", &B, Timestamp(s));
         }
-        assert_eq!(
-            t.check("k", Timestamp(29)),
-            Err(300),
-            "never longer than the window"
-        );
-        assert!(t.check("k", Timestamp(29 + 300)).is_ok(), "forgotten");
-        assert!(t.check("other", Timestamp(29)).is_ok());
+        assert_eq!(wait(&t, "k", 29), Some(300), "never longer than the window");
+        assert_eq!(wait(&t, "k", 29 + 300), None, "forgotten");
+        assert_eq!(wait(&t, "other", 29), None);
     }
 
     #[test]
     fn a_stale_record_starts_over_and_prune_forgets() {
-        let mut t = FailureTable::new(B);
-        t.record_failure("a", Timestamp(0));
-        assert_eq!(t.record_failure("a", Timestamp(400)).count, 1);
-        t.record_failure("b", Timestamp(100));
-        t.prune(Timestamp(500));
+        let mut t = FailureTable::new();
+        t.record_failure("a", &B, Timestamp(0));
+        assert_eq!(t.record_failure("a", &B, Timestamp(400)).count, 1);
+        t.record_failure("b", &B, Timestamp(100));
+        t.prune(Timestamp(500), B.window);
         assert_eq!(t.len(), 1, "b is stale, a is not");
         t.clear("a");
         assert!(t.is_empty());

@@ -32,8 +32,8 @@ pub enum Throttled {
 pub struct LoginGuard {
     accounts: Backoff,
     addresses: Backoff,
-    /// Records when the store keeps none: one table per kind of key.
-    local: Mutex<(FailureTable, FailureTable)>,
+    /// Records when the store keeps none.
+    local: Mutex<FailureTable>,
     store: Arc<dyn SessionStore>,
     /// Bounds the password checks running at once. A check holds its permit
     /// until the authenticator returns, even if the request gave up waiting
@@ -88,7 +88,7 @@ impl LoginGuard {
         LoginGuard {
             accounts,
             addresses,
-            local: Mutex::new((FailureTable::new(accounts), FailureTable::new(addresses))),
+            local: Mutex::new(FailureTable::new()),
             store,
             checks: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent_checks)),
             in_flight: Arc::default(),
@@ -143,20 +143,11 @@ impl LoginGuard {
             if !backoff.enabled() {
                 continue;
             }
-            let wait = match self.store.failure_counters() {
-                Some(shared) => shared
-                    .failures(&key)
-                    .await?
-                    .and_then(|f| backoff.wait(f, t)),
-                None => {
-                    let local = self.local.lock();
-                    let table = match scope {
-                        Scope::Address => &local.1,
-                        Scope::Account => &local.0,
-                    };
-                    table.check(&key, t).err()
-                }
+            let record = match self.store.failure_counters() {
+                Some(shared) => shared.failures(&key).await?,
+                None => self.local.lock().get(&key),
             };
+            let wait = record.and_then(|f| backoff.wait(f, t));
             if let Some(retry_after) = wait {
                 metrics::counter!("sessiond_logins_throttled_total", "scope" => match scope {
                     Scope::Address => "address",
@@ -178,24 +169,20 @@ impl LoginGuard {
     pub(crate) async fn failed(&self, realm: &str, user: &str, addr: Option<IpAddr>) {
         let t = now();
         for (scope, key) in Self::keys(realm, user, addr) {
-            let backoff = *self.backoff(scope);
+            let backoff = self.backoff(scope);
             if !backoff.enabled() {
                 continue;
             }
             match self.store.failure_counters() {
                 Some(shared) => {
-                    if let Err(e) = shared.record_failure(&key, &backoff, t).await {
+                    if let Err(e) = shared.record_failure(&key, backoff, t).await {
                         metrics::counter!("sessiond_store_errors_total", "op" => "record_failure")
                             .increment(1);
                         tracing::error!(error = %e, "cannot count a failed login in the store");
                     }
                 }
                 None => {
-                    let mut local = self.local.lock();
-                    match scope {
-                        Scope::Address => local.1.record_failure(&key, t),
-                        Scope::Account => local.0.record_failure(&key, t),
-                    };
+                    self.local.lock().record_failure(&key, backoff, t);
                 }
             }
         }
@@ -211,15 +198,13 @@ impl LoginGuard {
                     tracing::error!(error = %e, "cannot clear an account's failed logins in the store");
                 }
             }
-            None => self.local.lock().0.clear(&key),
+            None => self.local.lock().clear(&key),
         }
     }
 
     /// Drops stale records; called by the sweeper.
     pub fn prune(&self) {
-        let t = now();
-        let mut local = self.local.lock();
-        local.0.prune(t);
-        local.1.prune(t);
+        let window = self.accounts.window.max(self.addresses.window);
+        self.local.lock().prune(now(), window);
     }
 }

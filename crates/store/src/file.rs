@@ -289,18 +289,17 @@ impl Inner {
     }
 }
 
-/// Refuses a path whose mode lets users other than the owner in (its group
-/// may read, to allow a backup group): its contents are secrets.
-fn check_private(path: &Path, fix: &str) -> StoreResult<()> {
+/// Refuses `path` when its mode has any of the `forbidden` bits, saying what
+/// the `problem` is and which `chmod` fixes it.
+fn refuse_mode(path: &Path, forbidden: u32, problem: &str, fix: &str) -> StoreResult<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?
         .permissions()
         .mode();
-    if mode & 0o027 != 0 {
+    if mode & forbidden != 0 {
         return Err(StoreError::Open(format!(
-            "{} is open to other users (mode {:o}: others may use it or the group may \
-             write it); it holds keys and session data: run `chmod {fix} {}` and start again",
+            "{} {problem} (mode {:o}); run `chmod {fix} {}` and start again",
             path.display(),
             mode & 0o777,
             path.display()
@@ -338,22 +337,12 @@ impl FileStore {
                 ))
             })?;
         // Others who may write the directory may replace the database.
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir)
-                .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?
-                .permissions()
-                .mode();
-            if mode & 0o022 != 0 {
-                return Err(StoreError::Open(format!(
-                    "data directory {} is writable by other users (mode {:o}): anyone could \
-                     replace the database; run `chmod 700 {}` and start again",
-                    dir.display(),
-                    mode & 0o777,
-                    dir.display()
-                )));
-            }
-        }
+        refuse_mode(
+            dir,
+            0o022,
+            "is writable by other users: anyone could replace the database",
+            "700",
+        )?;
         let path = dir.join(DB_FILE);
         match std::fs::OpenOptions::new()
             .write(true)
@@ -365,7 +354,14 @@ impl FileStore {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(StoreError::Open(format!("{}: {e}", path.display()))),
         }
-        check_private(&path, "600")?;
+        // Its group may read it (a backup group); nobody else may use it.
+        refuse_mode(
+            &path,
+            0o027,
+            "is open to other users (others may use it or the group may write it): \
+             it holds keys and session data",
+            "600",
+        )?;
         let db = Database::create(&path)
             .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
         let txn = db

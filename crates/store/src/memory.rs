@@ -146,13 +146,13 @@ impl Txn for Maps {
             .shard(id)
             .insert(*id, Box::new(record.clone()));
         if old.is_none() {
-            self.index(&record.identity.user, *id);
+            self.by_user.add(&record.identity.user, *id);
         }
         Ok(())
     }
     fn delete_session(&mut self, id: &TokenHash) -> StoreResult<()> {
         if let Some(old) = self.sessions.shard(id).remove(id) {
-            self.unindex(&old.identity.user, id);
+            self.by_user.remove(&old.identity.user, id);
         }
         Ok(())
     }
@@ -208,16 +208,6 @@ impl Txn for Maps {
             None => self.roles.remove(&k),
         };
         Ok(())
-    }
-}
-
-impl Maps {
-    fn index(&mut self, user: &str, id: TokenHash) {
-        self.by_user.add(user, id);
-    }
-
-    fn unindex(&mut self, user: &str, id: &TokenHash) {
-        self.by_user.remove(user, id);
     }
 }
 
@@ -352,7 +342,7 @@ impl SessionStore for MemoryStore {
                 });
                 removed += purged.len() as u64;
                 for (user, id) in purged.drain(..) {
-                    maps.unindex(&user, &id);
+                    maps.by_user.remove(&user, &id);
                 }
                 // hand the lock to a waiting request rather than re-taking it
                 parking_lot::MutexGuard::unlock_fair(maps);

@@ -260,10 +260,22 @@ pub(crate) fn list_user_sessions(
 
 /// Deletes every session of `user` in every realm; returns how many.
 pub(crate) fn end_user_sessions(t: &mut dyn Txn, user: &str) -> StoreResult<u64> {
+    let sessions = t.sessions_of_user(user)?;
+    delete_all_but(t, sessions, None)
+}
+
+/// Deletes `sessions` except `keep`; returns how many were deleted.
+fn delete_all_but(
+    t: &mut dyn Txn,
+    sessions: Vec<(TokenHash, SessionRecord)>,
+    keep: Option<&TokenHash>,
+) -> StoreResult<u64> {
     let mut removed = 0;
-    for (id, _) in t.sessions_of_user(user)? {
-        t.delete_session(&id)?;
-        removed += 1;
+    for (id, _) in sessions {
+        if keep != Some(&id) {
+            t.delete_session(&id)?;
+            removed += 1;
+        }
     }
     Ok(removed)
 }
@@ -293,12 +305,6 @@ pub(crate) fn revoke_user_sessions(
     user: &str,
     keep: Option<&TokenHash>,
 ) -> StoreResult<u64> {
-    let mut removed = 0;
-    for (id, _) in t.sessions_of(realm, user)? {
-        if keep != Some(&id) {
-            t.delete_session(&id)?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
+    let sessions = t.sessions_of(realm, user)?;
+    delete_all_but(t, sessions, keep)
 }

@@ -19,6 +19,27 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// The SQL that moves a session's `last_access` to the parameter `$now` and
+/// its `ends_at` to `$end`, only ever forward: an update that read earlier
+/// but lands later must not pull the end back (a NULL end, "never", stays
+/// NULL). Every write of those columns after the insert goes through it.
+macro_rules! access_forward {
+    ($now:literal, $end:literal) => {
+        concat!(
+            "last_access = GREATEST(last_access, ",
+            $now,
+            "), ",
+            "ends_at = CASE WHEN ends_at IS NULL OR ",
+            $end,
+            "::BIGINT IS NULL THEN ",
+            $end,
+            "::BIGINT ELSE GREATEST(ends_at, ",
+            $end,
+            "::BIGINT) END"
+        )
+    };
+}
+
 /// Rows the sweep deletes per statement.
 const SWEEP_BATCH: i64 = 5_000;
 
@@ -260,14 +281,11 @@ impl PostgresStore {
                         record.last_access = now;
                         // Touches only the access columns: a concurrent data
                         // write is never overwritten.
-                        // Both columns only move forward: a touch that
-                        // read earlier and writes later must not pull the
-                        // end back (NULL, "never", stays NULL).
-                        sqlx::query(
-                            "UPDATE sessions SET last_access = GREATEST(last_access, $2), \
-                             ends_at = CASE WHEN ends_at IS NULL OR $3::BIGINT IS NULL THEN $3::BIGINT \
-                             ELSE GREATEST(ends_at, $3::BIGINT) END WHERE id = $1",
-                        )
+                        sqlx::query(concat!(
+                            "UPDATE sessions SET ",
+                            access_forward!("$2", "$3"),
+                            " WHERE id = $1"
+                        ))
                         .bind(id.0.as_slice())
                         .bind(now.0)
                         .bind(ends_at(&record))
@@ -457,11 +475,11 @@ impl SessionStore for PostgresStore {
         let result = match found {
             Some((mut record, Classification::Current)) => {
                 record.last_access = now;
-                sqlx::query(
-                    "UPDATE sessions SET id = $2, last_access = GREATEST(last_access, $3), \
-                     ends_at = CASE WHEN ends_at IS NULL OR $4::BIGINT IS NULL THEN $4::BIGINT \
-                     ELSE GREATEST(ends_at, $4::BIGINT) END WHERE id = $1",
-                )
+                sqlx::query(concat!(
+                    "UPDATE sessions SET id = $2, ",
+                    access_forward!("$3", "$4"),
+                    " WHERE id = $1"
+                ))
                 .bind(old.0.as_slice())
                 .bind(new.0.as_slice())
                 .bind(now.0)
@@ -512,12 +530,11 @@ impl SessionStore for PostgresStore {
         }
         record.last_access = now;
         let text = serde_json::to_string(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "UPDATE sessions SET data = $2, data_version = data_version + 1, \
-             last_access = GREATEST(last_access, $3), \
-             ends_at = CASE WHEN ends_at IS NULL OR $4::BIGINT IS NULL THEN $4::BIGINT \
-             ELSE GREATEST(ends_at, $4::BIGINT) END WHERE id = $1",
-        )
+        sqlx::query(concat!(
+            "UPDATE sessions SET data = $2, data_version = data_version + 1, ",
+            access_forward!("$3", "$4"),
+            " WHERE id = $1"
+        ))
         .bind(id.0.as_slice())
         .bind(text)
         .bind(now.0)

@@ -7,18 +7,19 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use std::borrow::Cow;
+use metrics::SharedString;
 use std::time::Instant;
 
 /// The label of a request: the route it matched (a path template such as
 /// `/v1/users/{realm}/{user}/sessions`, never the names in it), else a
-/// SessionKeyServer path, else `other`.
-fn endpoint(req: &Request) -> Cow<'static, str> {
+/// SessionKeyServer path, else `other`. Shared (`Arc`), so the two metrics
+/// and the log line reuse one copy of a matched route.
+fn endpoint(req: &Request) -> SharedString {
     if let Some(matched) = req.extensions().get::<axum::extract::MatchedPath>() {
-        return Cow::Owned(matched.as_str().to_owned());
+        return SharedString::from(std::sync::Arc::<str>::from(matched.as_str()));
     }
     let path = req.uri().path();
-    Cow::Borrowed(
+    SharedString::const_str(
         crate::http::sks::PATHS
             .iter()
             .find(|p| **p == path)
@@ -38,7 +39,7 @@ pub async fn observe(req: Request, next: Next) -> Response {
         .increment(1);
     metrics::histogram!("sessiond_http_request_seconds", "endpoint" => endpoint.clone())
         .record(elapsed.as_secs_f64());
-    tracing::debug!(%method, endpoint = %endpoint, status, micros = elapsed.as_micros() as u64, "request");
+    tracing::debug!(%method, endpoint = &*endpoint, status, micros = elapsed.as_micros() as u64, "request");
     response.headers_mut().insert(
         "server",
         HeaderValue::from_static(concat!("sessiond/", env!("CARGO_PKG_VERSION"))),
