@@ -248,14 +248,7 @@ pub async fn issue_with_policy(
         device: client.device,
         credentials: client.credentials,
     };
-    let record = app
-        .store
-        .create(token.hash(), new, now())
-        .await
-        .inspect_err(|e| {
-            metrics::counter!("sessiond_store_errors_total", "op" => "create").increment(1);
-            tracing::error!(error = %e, "cannot store new session");
-        })?;
+    let record = app.store.create(token.hash(), new, now()).await?;
     tracing::info!(
         realm,
         user = %record.identity.user,

@@ -1,9 +1,10 @@
 //! Ticket realms at run time: the configured format, the secrets, the time
-//! rules and the cookie, built once at start-up from `[realms.X.ticket]`.
+//! rules and the cookie's attributes, built once at start-up from
+//! `[realms.X.ticket]`. No HTTP here: the cookie is read and written in
+//! `http/browser/cookie.rs`, beside the session cookie.
 
 use crate::config::{secret, SameSite, TicketConfig};
 use anyhow::{bail, Context};
-use axum::http::{header, HeaderMap, HeaderValue};
 use sessiond_core::ticket::{
     self, AddressBinding, CookieEncoding, DigestKind, Freshness, Ticket, TicketError, TicketFormat,
     Timing, UserIdEncoding,
@@ -22,11 +23,16 @@ pub struct TicketRealm {
     pub tokens: Vec<String>,
     pub with_session: bool,
     pub refresh_max_age: u64,
-    cookie_name: String,
-    cookie_domain: Option<String>,
-    cookie_path: String,
-    cookie_secure: bool,
-    cookie_same_site: SameSite,
+    pub cookie: TicketCookie,
+}
+
+/// The ticket cookie's name and attributes.
+pub struct TicketCookie {
+    pub name: String,
+    pub domain: Option<String>,
+    pub path: String,
+    pub secure: bool,
+    pub same_site: SameSite,
 }
 
 /// A ticket that passed the signature and time checks.
@@ -115,11 +121,13 @@ impl TicketRealm {
             tokens: cfg.tokens.clone(),
             with_session: cfg.with_session,
             refresh_max_age: cfg.refresh_max_age.0.as_secs(),
-            cookie_name: cfg.cookie_name.clone(),
-            cookie_domain: cfg.cookie_domain.clone(),
-            cookie_path: cfg.cookie_path.clone(),
-            cookie_secure: cfg.cookie_secure,
-            cookie_same_site: cfg.cookie_same_site,
+            cookie: TicketCookie {
+                name: cfg.cookie_name.clone(),
+                domain: cfg.cookie_domain.clone(),
+                path: cfg.cookie_path.clone(),
+                secure: cfg.cookie_secure,
+                same_site: cfg.cookie_same_site,
+            },
         })
     }
 
@@ -169,61 +177,6 @@ impl TicketRealm {
             ticket: verified.ticket,
         })
     }
-
-    /// The ticket cookie's value in a request, if any (the first non-empty one).
-    /// Split by hand, not with the `cookie` crate the session cookie uses:
-    /// peers' values may be quoted and hold spaces (webob, Zope), and the
-    /// quotes must reach the codec, which strips them deliberately.
-    pub fn cookie_value<'h>(&self, headers: &'h HeaderMap) -> Option<&'h str> {
-        cookie_named(headers, &self.cookie_name)
-    }
-
-    fn cookie_attributes(&self) -> String {
-        let mut a = format!("; Path={}; HttpOnly", self.cookie_path);
-        if let Some(d) = &self.cookie_domain {
-            a.push_str(&format!("; Domain={d}"));
-        }
-        if self.cookie_secure {
-            a.push_str("; Secure");
-        }
-        a.push_str(match self.cookie_same_site {
-            SameSite::Strict => "; SameSite=Strict",
-            SameSite::Lax => "; SameSite=Lax",
-            SameSite::None => "; SameSite=None",
-        });
-        a
-    }
-
-    /// `Set-Cookie` for a ticket. The value is written as is: base64 and raw
-    /// tickets are made of cookie-safe characters only (checked when encoded),
-    /// and percent-encoding them would break the peers that read them.
-    pub fn set_cookie(&self, value: &str) -> HeaderValue {
-        let text = format!("{}={value}{}", self.cookie_name, self.cookie_attributes());
-        HeaderValue::from_str(&text).expect("cookie-safe value and attributes")
-    }
-
-    /// `Set-Cookie` removing the ticket.
-    pub fn clear_cookie(&self) -> HeaderValue {
-        let text = format!(
-            "{}={}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
-            self.cookie_name,
-            self.cookie_attributes()
-        );
-        HeaderValue::from_str(&text).expect("cookie-safe attributes")
-    }
-}
-
-/// The first non-empty value of the cookie `name` in a request's `Cookie`
-/// headers, split by hand (see [`TicketRealm::cookie_value`]).
-fn cookie_named<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, value)| *n == name && !value.is_empty())
-        .map(|(_, value)| value)
 }
 
 fn load_secrets(cfg: &TicketConfig, file_key: &str, env_key: &str) -> anyhow::Result<Vec<Vec<u8>>> {
@@ -260,37 +213,4 @@ pub async fn revoke(
     let nb = store.raise_ticket_not_before(realm, user, at).await?;
     tracing::info!(realm, user, not_before = nb.0, "tickets revoked");
     Ok(nb)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cookie_named;
-    use axum::http::{header, HeaderMap, HeaderValue};
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(10_000))]
-
-        /// Any Cookie header: the ticket cookie is found or not, never a
-        /// panic; a ticket value (quoted or not) comes back as it was sent.
-        #[test]
-        fn ticket_cookie_headers(
-            junk in prop_oneof![".{0,80}", "([a-z_]{0,8}=[^;]{0,12}; ?){0,6}"],
-            value in "\"?[A-Za-z0-9+/=!_ -]{1,40}\"?",
-        ) {
-            let mut headers = HeaderMap::new();
-            if let Ok(v) = HeaderValue::from_str(&junk) {
-                headers.append(header::COOKIE, v);
-                let _ = cookie_named(&headers, "auth_tkt");
-            }
-            let value = value.trim().to_owned();
-            prop_assume!(!value.is_empty());
-            let mut headers = HeaderMap::new();
-            headers.append(
-                header::COOKIE,
-                HeaderValue::from_str(&format!("a=1; auth_tkt={value}; b=2")).unwrap(),
-            );
-            prop_assert_eq!(cookie_named(&headers, "auth_tkt"), Some(value.as_str()));
-        }
-    }
 }

@@ -120,7 +120,7 @@ async fn json_login_failures_and_the_reason_header() {
 
     let bad = login(&s, "user=alice&password=nope", &[XHR]).await;
     assert_eq!(bad.status, 401, "{bad:?}");
-    assert_eq!(bad.json()["error"], "invalid_credentials");
+    assert_eq!(bad.json()["error"], "authentication_failed");
     assert!(bad.header("set-cookie").is_none());
 
     // a form post that fails shows the page again, with the reason and next kept

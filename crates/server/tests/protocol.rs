@@ -556,6 +556,94 @@ async fn rate_limits_failed_logins() {
     assert_eq!(j.json()["error"], "rate_limited");
 }
 
+/// One failure, one answer: the same status, code and headers on the JSON
+/// API and the browser routes (the text protocol keeps its bare 403s).
+/// These differed per surface before the one error model (`http/error.rs`).
+#[tokio::test]
+async fn one_failure_one_answer_on_every_surface() {
+    let s = Server::start(
+        Options::default()
+            .user("alice", "alice-pw")
+            .env("SESSIOND_AUTH__MAX_FAILURES_PER_USER", "1")
+            .env("SESSIOND_BROWSER__COOKIE__SECURE", "false"),
+    );
+    let xhr = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("X-Requested-With", "XMLHttpRequest"),
+    ];
+    // An unknown module: 400 unknown_module (it was 400 on /v1 and 401
+    // invalid_credentials in the browser); the text protocol's bare 403.
+    s.get("/auth_token?realm=rc&user=alice&pwd=alice-pw&module=nope")
+        .await
+        .assert_bare(403);
+    let v1 = s
+        .post_json(
+            "/v1/login",
+            serde_json::json!({"realm":"rc","user":"alice","password":"alice-pw","module":"nope"}),
+        )
+        .await;
+    let web = s
+        .request(
+            "POST",
+            "/session/login_password",
+            &xhr,
+            b"realm=rc&user=alice&password=alice-pw&module=nope",
+        )
+        .await;
+    for r in [&v1, &web] {
+        assert_eq!(
+            (r.status, r.json()["error"].as_str()),
+            (400, Some("unknown_module")),
+            "{r:?}"
+        );
+        assert_eq!(
+            r.header("x-sessiond-reason"),
+            Some("unknown_module"),
+            "{r:?}"
+        );
+    }
+    // A page gets the login form again, with the same status.
+    let page = s
+        .request(
+            "POST",
+            "/session/login_password",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            b"realm=rc&user=alice&password=alice-pw&module=nope&next=%2Fx",
+        )
+        .await;
+    assert_eq!(page.status, 400, "{page:?}");
+    assert!(
+        page.text().contains("unknown authentication module"),
+        "{page:?}"
+    );
+
+    // Rate limited: 429 with Retry-After on all three surfaces.
+    s.get("/auth_token?realm=rc&user=alice&pwd=wrong")
+        .await
+        .assert_bare(403);
+    let text = s.get("/auth_token?realm=rc&user=alice&pwd=alice-pw").await;
+    let v1 = s
+        .post_json(
+            "/v1/login",
+            serde_json::json!({"realm":"rc","user":"alice","password":"alice-pw"}),
+        )
+        .await;
+    let web = s
+        .request(
+            "POST",
+            "/session/login_password",
+            &xhr,
+            b"realm=rc&user=alice&password=alice-pw",
+        )
+        .await;
+    for r in [&text, &v1, &web] {
+        assert_eq!(r.status, 429, "{r:?}");
+        assert!(r.header("retry-after").is_some(), "{r:?}");
+        assert_eq!(r.header("x-sessiond-reason"), Some("rate_limited"), "{r:?}");
+    }
+    assert_eq!(web.json()["error"], "rate_limited");
+}
+
 #[tokio::test]
 async fn logs_never_contain_tokens_or_passwords() {
     let s = server();

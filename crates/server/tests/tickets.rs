@@ -98,6 +98,18 @@ async fn login_issues_a_ticket_that_auth_and_valid_accept() {
         .get(&format!("/valid?realm=web&token={}", urlenc(&ticket)))
         .await;
     valid.assert_text(200, "YES\nalice\nticket\n\n");
+    // /v1/validate takes a ticket in the token's place as /valid does (it
+    // used not to: the one check step, http/check.rs, serves both now).
+    let v1 = s
+        .post_json(
+            "/v1/validate",
+            serde_json::json!({"realm": "web", "token": ticket}),
+        )
+        .await;
+    assert_eq!(v1.status, 200, "{v1:?}");
+    assert_eq!(v1.json()["status"], "valid");
+    assert_eq!(v1.json()["session"]["user"], "alice");
+    assert_eq!(v1.json()["session"]["source"], "ticket");
 
     // Tampering with any character of the ticket is refused.
     let raw = base64_decode(&ticket);

@@ -8,13 +8,11 @@
 //! Sessions are named by their id: the hex SHA-256 of the token, which is
 //! what the store keys them by and cannot be turned back into a token.
 
-use super::bearer;
-use super::error::ApiError;
+use super::error::Error;
+use super::extract::Admin;
 use crate::app::App;
 use crate::clock::now;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -23,32 +21,9 @@ use sessiond_core::{Token, TokenHash};
 use sessiond_store::UserSession;
 use std::sync::Arc;
 
-pub(super) fn authorise(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    if !app.has_admin() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such resource (user session administration needs an admin credential configured)",
-        ));
-    }
-    match bearer(headers) {
-        Some(presented) if app.is_admin(presented) => Ok(()),
-        Some(_) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "the admin credential is wrong",
-        )),
-        None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_credential",
-            "send the admin credential as Authorization: Bearer <credential>",
-        )),
-    }
-}
-
-fn parse_id(text: &str) -> Result<TokenHash, ApiError> {
+fn parse_id(text: &str) -> Result<TokenHash, Error> {
     TokenHash::from_hex(text).ok_or_else(|| {
-        ApiError::bad_request("a session id is 64 hex characters (as listed by GET …/sessions)")
+        Error::BadRequest("a session id is 64 hex characters (as listed by GET …/sessions)".into())
     })
 }
 
@@ -80,15 +55,14 @@ fn entry(s: &UserSession) -> SessionEntry {
 /// `GET /v1/users/{realm}/{user}/sessions`
 pub async fn list(
     State(app): State<Arc<App>>,
+    _: Admin,
     Path((realm, user)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    authorise(&app, &headers)?;
+) -> Result<Json<Value>, Error> {
     let sessions = app
         .store
         .list_user_sessions(&realm, &user, now())
         .await
-        .map_err(|e| ApiError::store("list_user_sessions", e))?;
+        .map_err(Error::store("list_user_sessions"))?;
     let entries: Vec<SessionEntry> = sessions.iter().map(entry).collect();
     Ok(Json(
         json!({"realm": realm, "user": user, "sessions": entries}),
@@ -98,33 +72,30 @@ pub async fn list(
 /// `DELETE /v1/users/{realm}/{user}/sessions/{id}`
 pub async fn revoke_one(
     State(app): State<Arc<App>>,
+    _: Admin,
     Path((realm, user, id)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    authorise(&app, &headers)?;
+) -> Result<Json<Value>, Error> {
     let id = parse_id(&id)?;
     let now = now();
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_such_session",
-            "this user has no such session in this realm",
-        )
-    };
     // Only a session of this very user: an id taken from another user's
     // listing must not end that other user's session through this URL.
-    let owner = match app.store.validate(id, &realm, now).await {
-        Ok(Validity::Current(r) | Validity::Superseded(r)) => r.identity.user,
-        Ok(Validity::Unknown) => return Err(not_found()),
-        Err(e) => return Err(ApiError::store("revoke", e)),
-    };
-    if owner != user {
-        return Err(not_found());
+    match app
+        .store
+        .validate(id, &realm, now)
+        .await
+        .map_err(Error::store("revoke"))?
+    {
+        Validity::Current(r) | Validity::Superseded(r) if r.identity.user == user => {}
+        _ => return Err(Error::NoSuchSession),
     }
-    match app.store.revoke(id, &realm, now).await {
-        Ok(Some(_)) => Ok(Json(json!({"revoked": 1}))),
-        Ok(None) => Err(not_found()),
-        Err(e) => Err(ApiError::store("revoke", e)),
+    match app
+        .store
+        .revoke(id, &realm, now)
+        .await
+        .map_err(Error::store("revoke"))?
+    {
+        Some(_) => Ok(Json(json!({"revoked": 1}))),
+        None => Err(Error::NoSuchSession),
     }
 }
 
@@ -134,15 +105,14 @@ pub async fn revoke_one(
 /// PAM), where sessiond cannot notice it.
 pub async fn end_user(
     State(app): State<Arc<App>>,
+    _: Admin,
     Path(user): Path<String>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    authorise(&app, &headers)?;
+) -> Result<Json<Value>, Error> {
     sessiond_core::names::check_name("user", &user)
-        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e| Error::BadRequest(e.to_string()))?;
     let ended = crate::accounts::end_user(&app, &user, "admin request")
         .await
-        .map_err(|e| ApiError::store("end_user_sessions", e))?;
+        .map_err(Error::store("end_user_sessions"))?;
     Ok(Json(json!({
         "user": user,
         "sessions_ended": ended.sessions,
@@ -162,24 +132,24 @@ struct KeepBody {
 /// `DELETE /v1/users/{realm}/{user}/sessions`
 pub async fn revoke_all(
     State(app): State<Arc<App>>,
+    _: Admin,
     Path((realm, user)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    authorise(&app, &headers)?;
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, Error> {
+    // The body is optional: without one, every session goes.
     let keep: KeepBody = if body.iter().all(u8::is_ascii_whitespace) {
         KeepBody::default()
     } else {
         serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(format!(
+            Error::BadRequest(format!(
                 "body: expected {{\"except_id\": …}} or {{\"except_token\": …}}: {e}"
             ))
         })?
     };
     let keep = match (keep.except_id, keep.except_token) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "give except_id or except_token, not both",
+            return Err(Error::BadRequest(
+                "give except_id or except_token, not both".into(),
             ))
         }
         (Some(id), None) => Some(parse_id(&id)?),
@@ -190,23 +160,22 @@ pub async fn revoke_all(
         .store
         .revoke_user_sessions(&realm, &user, keep, now())
         .await
-        .map_err(|e| ApiError::store("revoke_user_sessions", e))?;
+        .map_err(Error::store("revoke_user_sessions"))?;
     Ok(Json(json!({"revoked": revoked})))
 }
 
 /// `GET /v1/users/{realm}/{user}/tickets`: the user's not-before time.
 pub async fn ticket_not_before(
     State(app): State<Arc<App>>,
+    _: Admin,
     Path((realm, user)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    authorise(&app, &headers)?;
-    super::tickets::ticket_realm(&app, Some(&realm))?;
+) -> Result<Json<Value>, Error> {
+    super::tickets::ticket_realm(&app, &realm)?;
     let nb = app
         .store
         .ticket_not_before(&realm, &user)
         .await
-        .map_err(|e| ApiError::store("ticket_not_before", e))?;
+        .map_err(Error::store("ticket_not_before"))?;
     Ok(Json(
         json!({"realm": realm, "user": user, "not_before": nb.map(|t| t.0)}),
     ))
@@ -216,14 +185,13 @@ pub async fn ticket_not_before(
 /// issued until now stops working, on every server sharing the store.
 pub async fn revoke_tickets(
     State(app): State<Arc<App>>,
+    _: Admin,
     Path((realm, user)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    authorise(&app, &headers)?;
-    super::tickets::ticket_realm(&app, Some(&realm))?;
+) -> Result<Json<Value>, Error> {
+    super::tickets::ticket_realm(&app, &realm)?;
     let nb = crate::tickets::revoke(app.store.as_ref(), &realm, &user)
         .await
-        .map_err(|e| ApiError::store("raise_ticket_not_before", e))?;
+        .map_err(Error::store("raise_ticket_not_before"))?;
     Ok(Json(
         json!({"realm": realm, "user": user, "not_before": nb.0}),
     ))

@@ -1,195 +1,87 @@
 //! The JSON API: the same operations as the text protocol, plus session data,
-//! with machine-readable errors `{"error": code, "message": text}`
-//! (`http/error.rs`).
+//! with machine-readable errors `{"error": code, "message": text}` (the one
+//! error model, `http/error.rs`).
 
+use super::check::{self, Checked};
+use super::error::Error;
+use super::extract::{BearerSession, Client, JsonBody, NegotiateHeader};
+use super::{negotiate, tickets, view};
 use crate::app::App;
 use crate::clock::now;
-use crate::http::error::ApiError;
-use crate::http::{bearer, ClientAddr};
 use crate::login::{self, PasswordLogin};
-use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use sessiond_auth::Password;
-use sessiond_core::session::{SessionData, SessionRecord, Validity};
-use sessiond_core::{Timestamp, Token};
+use sessiond_core::session::SessionData;
+use sessiond_core::Token;
 use sessiond_store::DataWrite;
 use std::sync::Arc;
 
-/// Parses a JSON body, reporting what was wrong with it.
-fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Result<T, ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send a JSON body with Content-Type: application/json",
-        ));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
-#[derive(Serialize)]
-struct SessionView<'a> {
-    realm: &'a str,
-    user: &'a str,
-    source: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uid: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    gid: Option<u32>,
-    created: i64,
-    last_access: i64,
-    /// When the session ends if unused (Unix seconds), or null for never.
-    expires_at: Option<i64>,
-}
-
-fn view(r: &SessionRecord) -> SessionView<'_> {
-    SessionView {
-        realm: &r.realm,
-        user: &r.identity.user,
-        source: &r.identity.source,
-        uid: r.identity.uid,
-        gid: r.identity.gid,
-        created: r.created.0,
-        last_access: r.last_access.0,
-        expires_at: r.ends_at().map(|t: Timestamp| t.0),
-    }
-}
-
-fn with_token(token: &Token, record: &SessionRecord) -> Value {
-    let mut v = serde_json::to_value(view(record)).expect("views serialise");
-    v["token"] = Value::String(token.expose().to_owned());
-    v
-}
-
+/// Body of `/v1/login`: a password login, or with `Authorization:
+/// Negotiate` only the realm.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     realm: String,
-    user: String,
-    password: String,
+    user: Option<String>,
+    password: Option<String>,
     module: Option<String>,
-}
-
-/// Body of `/v1/login` with `Authorization: Negotiate`: no password.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NegotiateLoginBody {
-    realm: String,
 }
 
 pub async fn login(
     State(app): State<Arc<App>>,
-    client: Option<Extension<ClientAddr>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    if let Some(gss_token) = super::negotiate::token(&headers) {
-        let b: NegotiateLoginBody = parse_body(&headers, &body)?;
-        return negotiate_login(&app, &b.realm, gss_token, client.map(|c| c.0)).await;
+    client: Client,
+    NegotiateHeader(gss_token): NegotiateHeader,
+    JsonBody(b): JsonBody<LoginBody>,
+) -> Result<Response, Error> {
+    if let Some(gss_token) = gss_token {
+        if b.user.is_some() || b.password.is_some() {
+            return Err(Error::BadRequest(
+                "send a Kerberos ticket or a password, not both".into(),
+            ));
+        }
+        let s = negotiate::login(&app, &b.realm, gss_token, client.0, None, true).await?;
+        let token = s.token.as_ref().expect("a stored session");
+        let mut r = Json(view::with_token(token, &s.record)).into_response();
+        if let Some(reply) = s.reply {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, reply);
+        }
+        return Ok(r);
     }
-    let b: LoginBody =
-        match parse_body(&headers, &body) {
-            Ok(b) => b,
-            // `{"realm": …}` alone, where Negotiate is on: ask for the ticket, so
-            // `curl --negotiate` and GSSAPI HTTP clients send it on their retry.
-            Err(e) => return Err(match parse_body::<NegotiateLoginBody>(&headers, &body) {
-                Ok(b) if app.config.negotiate_in(&b.realm) => ApiError {
-                    negotiate: true,
-                    ..ApiError::new(
-                        StatusCode::UNAUTHORIZED,
-                        "negotiate",
-                        "send user and password, or a Kerberos ticket (Authorization: Negotiate)",
-                    )
-                },
-                _ => e,
-            }),
-        };
+    let (Some(user), Some(password)) = (b.user, b.password) else {
+        // `{"realm": …}` alone, where Negotiate is on: ask for the ticket, so
+        // `curl --negotiate` and GSSAPI HTTP clients send it on their retry.
+        if app.config.negotiate_in(&b.realm) {
+            return Err(Error::NegotiateNeeded);
+        }
+        return Err(Error::BadRequest(
+            "invalid JSON body: user and password are required".into(),
+        ));
+    };
     let request = PasswordLogin {
         realm: &b.realm,
-        user: &b.user,
-        password: Password::new(b.password),
+        user: &user,
+        password: Password::new(password),
         module: b.module.as_deref(),
         source: None,
-        client: client.map(|c| c.ip()),
+        client: client.ip(),
         policy: None,
         device: None,
     };
-    let client_ip = request.client;
     let (token, record) = login::password_login(&app, request).await?;
-    let mut body = with_token(&token, &record);
+    let mut body = view::with_token(&token, &record);
     // In a ticket realm the answer carries a signed ticket too.
     if let Some(tr) = app.tickets.get(&b.realm) {
         let value =
-            super::tickets::issue_value(&app, tr, &record.identity.user, "", &tr.tokens, client_ip)
+            tickets::issue_value(&app, tr, &record.identity.user, "", &tr.tokens, client.ip())
                 .await?;
         body["ticket"] = json!(value);
     }
     Ok(Json(body).into_response())
-}
-
-async fn negotiate_login(
-    app: &App,
-    realm: &str,
-    gss_token: Result<Vec<u8>, ()>,
-    client: Option<ClientAddr>,
-) -> Result<Response, ApiError> {
-    use super::negotiate::Failure;
-    match super::negotiate::login(app, realm, gss_token, client, None, true).await {
-        Ok(s) => {
-            let token = s.token.as_ref().expect("a stored session");
-            let mut r = Json(with_token(token, &s.record)).into_response();
-            if let Some(reply) = s.reply {
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, reply);
-            }
-            Ok(r)
-        }
-        Err(Failure::NotEnabled) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "negotiate_not_enabled",
-            "Negotiate logins are not enabled (kerberos.negotiate)",
-        )),
-        Err(Failure::Refused(reason)) => {
-            tracing::info!(%reason, "Negotiate refused");
-            Err(ApiError {
-                negotiate: true,
-                ..ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "negotiate_refused",
-                    "the Kerberos token was not accepted",
-                )
-            })
-        }
-        Err(Failure::Unavailable(reason)) => {
-            tracing::error!(%reason, "Negotiate unavailable");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "auth_unavailable",
-                "Kerberos is unavailable right now; try again",
-            ))
-        }
-        Err(Failure::Continue(challenge)) => {
-            let mut r = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "negotiate_continue",
-                "the Negotiate exchange continues: send the next token on this connection",
-            )
-            .into_response();
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
-            Ok(r)
-        }
-        Err(Failure::Login(e)) => Err(e.into()),
-    }
 }
 
 #[derive(Deserialize)]
@@ -199,89 +91,74 @@ pub struct TokenBody {
     token: String,
 }
 
+/// `POST /v1/validate`: a session token, or in a ticket realm a ticket in
+/// its place (as `/valid` accepts).
 pub async fn validate(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let b: TokenBody = parse_body(&headers, &body)?;
+    client: Client,
+    JsonBody(b): JsonBody<TokenBody>,
+) -> Result<Json<Value>, Error> {
     let token = Token::from_client(b.token);
-    let answer = match app.store.validate(token.hash(), &b.realm, now()).await {
-        Ok(Validity::Current(r)) => json!({"status": "valid", "session": view(&r)}),
-        Ok(Validity::Superseded(r)) => json!({"status": "superseded", "session": view(&r)}),
-        Ok(Validity::Unknown) => json!({"status": "invalid"}),
-        Err(e) => return Err(ApiError::store("validate", e)),
-    };
-    Ok(Json(answer))
+    Ok(Json(
+        match check::token_or_ticket(&app, &token, &b.realm, client.ip()).await? {
+            Checked::Current(r) => json!({"status": "valid", "session": view::session(&r)}),
+            Checked::Superseded(r) => {
+                json!({"status": "superseded", "session": view::session(&r)})
+            }
+            Checked::Ticket(holder) => {
+                let tr = &app.tickets[&b.realm];
+                json!({"status": "valid", "session": view::ticket(tr, &holder)})
+            }
+            Checked::Invalid => json!({"status": "invalid"}),
+        },
+    ))
 }
 
 pub async fn revoke(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let b: TokenBody = parse_body(&headers, &body)?;
+    JsonBody(b): JsonBody<TokenBody>,
+) -> Result<Json<Value>, Error> {
     let token = Token::from_client(b.token);
-    match app.store.revoke(token.hash(), &b.realm, now()).await {
-        Ok(Some(_)) => Ok(Json(json!({"revoked": true}))),
-        Ok(None) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "invalid_token",
-            "no such session in this realm (already revoked or expired?)",
-        )),
-        Err(e) => Err(ApiError::store("revoke", e)),
+    match app
+        .store
+        .revoke(token.hash(), &b.realm, now())
+        .await
+        .map_err(Error::store("revoke"))?
+    {
+        Some(_) => Ok(Json(json!({"revoked": true}))),
+        None => Err(Error::UnknownToken),
     }
 }
 
 pub async fn replace(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let b: TokenBody = parse_body(&headers, &body)?;
+    JsonBody(b): JsonBody<TokenBody>,
+) -> Result<Json<Value>, Error> {
     let old = Token::from_client(b.token);
     let fresh = Token::generate();
     match app
         .store
         .replace(old.hash(), fresh.hash(), &b.realm, now())
         .await
+        .map_err(Error::store("replace"))?
     {
-        Ok(Some(r)) => Ok(Json(with_token(&fresh, &r))),
-        Ok(None) => Err(ApiError::not_current()),
-        Err(e) => Err(ApiError::store("replace", e)),
+        Some(r) => Ok(Json(view::with_token(&fresh, &r))),
+        None => Err(Error::NotCurrent),
     }
-}
-
-#[derive(Deserialize)]
-pub struct RealmQuery {
-    realm: Option<String>,
-}
-
-/// The caller's own session: `Authorization: Bearer <token>` and `?realm=`.
-fn caller(headers: &HeaderMap, q: RealmQuery) -> Result<(Token, String), ApiError> {
-    let token = bearer(headers).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_token",
-            "send the session token as Authorization: Bearer <token>",
-        )
-    })?;
-    let realm = q
-        .realm
-        .ok_or_else(|| ApiError::bad_request("missing realm query parameter"))?;
-    Ok((Token::from_client(token), realm))
 }
 
 pub async fn get_data(
     State(app): State<Arc<App>>,
-    Query(q): Query<RealmQuery>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let (token, realm) = caller(&headers, q)?;
-    match app.store.read_data(token.hash(), &realm, now()).await {
-        Ok(Some((data, version))) => Ok(Json(json!({"data": data, "version": version}))),
-        Ok(None) => Err(ApiError::not_current()),
-        Err(e) => Err(ApiError::store("read_data", e)),
+    BearerSession { token, realm }: BearerSession,
+) -> Result<Json<Value>, Error> {
+    match app
+        .store
+        .read_data(token.hash(), &realm, now())
+        .await
+        .map_err(Error::store("read_data"))?
+    {
+        Some((data, version)) => Ok(Json(json!({"data": data, "version": version}))),
+        None => Err(Error::NotCurrent),
     }
 }
 
@@ -295,29 +172,22 @@ pub struct PutData {
 
 pub async fn put_data(
     State(app): State<Arc<App>>,
-    Query(q): Query<RealmQuery>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let (token, realm) = caller(&headers, q)?;
-    let b: PutData = parse_body(&headers, &body)?;
+    BearerSession { token, realm }: BearerSession,
+    JsonBody(b): JsonBody<PutData>,
+) -> Result<Json<Value>, Error> {
     check_data_size(&b.data)?;
     match app
         .store
         .write_data(token.hash(), &realm, b.version, b.data, now())
         .await
+        .map_err(Error::store("write_data"))?
     {
-        Ok(DataWrite::Written { version }) => Ok(Json(json!({"version": version}))),
-        Ok(DataWrite::Conflict { current_version }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "version_conflict",
-            format!(
-                "the data changed since version {} (now {current_version}); read it again",
-                b.version
-            ),
-        )),
-        Ok(DataWrite::NotFound) => Err(ApiError::not_current()),
-        Err(e) => Err(ApiError::store("write_data", e)),
+        DataWrite::Written { version } => Ok(Json(json!({"version": version}))),
+        DataWrite::Conflict { current_version } => Err(Error::VersionConflict(format!(
+            "the data changed since version {} (now {current_version}); read it again",
+            b.version
+        ))),
+        DataWrite::NotFound => Err(Error::NotCurrent),
     }
 }
 
@@ -334,16 +204,15 @@ pub struct PatchData {
 /// and must stay cheap to load.
 const MAX_DATA_BYTES: usize = 32 * 1024;
 
-fn check_data_size(data: &SessionData) -> Result<(), ApiError> {
+fn check_data_size(data: &SessionData) -> Result<(), Error> {
     let size = serde_json::to_vec(data)
         .map(|v| v.len())
         .unwrap_or(usize::MAX);
     if size > MAX_DATA_BYTES {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "data_too_large",
-            format!("session data would be {size} bytes; the limit is {MAX_DATA_BYTES}"),
-        ));
+        return Err(Error::DataTooLarge {
+            size,
+            limit: MAX_DATA_BYTES,
+        });
     }
     Ok(())
 }
@@ -352,18 +221,16 @@ fn check_data_size(data: &SessionData) -> Result<(), ApiError> {
 /// wins, so concurrent patches of different keys never lose each other.
 pub async fn patch_data(
     State(app): State<Arc<App>>,
-    Query(q): Query<RealmQuery>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let (token, realm) = caller(&headers, q)?;
-    let patch: PatchData = parse_body(&headers, &body)?;
+    BearerSession { token, realm }: BearerSession,
+    JsonBody(patch): JsonBody<PatchData>,
+) -> Result<Json<Value>, Error> {
     for _ in 0..64 {
-        let (mut data, version) = match app.store.read_data(token.hash(), &realm, now()).await {
-            Ok(Some(v)) => v,
-            Ok(None) => return Err(ApiError::not_current()),
-            Err(e) => return Err(ApiError::store("read_data", e)),
-        };
+        let (mut data, version) = app
+            .store
+            .read_data(token.hash(), &realm, now())
+            .await
+            .map_err(Error::store("read_data"))?
+            .ok_or(Error::NotCurrent)?;
         for k in &patch.remove {
             data.remove(k);
         }
@@ -373,19 +240,17 @@ pub async fn patch_data(
             .store
             .write_data(token.hash(), &realm, version, data.clone(), now())
             .await
+            .map_err(Error::store("write_data"))?
         {
-            Ok(DataWrite::Written { version }) => {
+            DataWrite::Written { version } => {
                 return Ok(Json(json!({"data": data, "version": version})))
             }
-            Ok(DataWrite::Conflict { .. }) => tokio::task::yield_now().await,
-            Ok(DataWrite::NotFound) => return Err(ApiError::not_current()),
-            Err(e) => return Err(ApiError::store("write_data", e)),
+            DataWrite::Conflict { .. } => tokio::task::yield_now().await,
+            DataWrite::NotFound => return Err(Error::NotCurrent),
         }
     }
-    Err(ApiError::new(
-        StatusCode::CONFLICT,
-        "version_conflict",
-        "the session data is changing too fast; try again",
+    Err(Error::VersionConflict(
+        "the session data is changing too fast; try again".into(),
     ))
 }
 
@@ -398,18 +263,6 @@ pub async fn openapi() -> Response {
         .into_response()
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such API endpoint; see /v1/openapi.json",
-    )
-}
-
-pub async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this endpoint does not accept that method; see /v1/openapi.json",
-    )
+pub async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
 }

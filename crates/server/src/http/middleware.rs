@@ -1,6 +1,8 @@
-//! Per-request metrics and logs. Only a route's path template or a known
-//! SessionKeyServer path is ever recorded: query strings carry passwords and
-//! tokens, and an unknown path could too.
+//! Per-request metrics and logs, and the one place a failed request is
+//! logged and counted (whatever surface answered it: the renderers in
+//! `error.rs` only attach the failure to the answer). Only a route's path
+//! template or a known SessionKeyServer path is ever recorded: query strings
+//! carry passwords and tokens, and an unknown path could too.
 
 use crate::http::ClientAddr;
 use axum::extract::Request;
@@ -35,6 +37,9 @@ pub async fn observe(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
+    if let Some(crate::http::error::Failed(e)) = response.extensions().get() {
+        e.report(&endpoint);
+    }
     metrics::counter!("sessiond_http_requests_total", "endpoint" => endpoint.clone(), "status" => status.to_string())
         .increment(1);
     metrics::histogram!("sessiond_http_request_seconds", "endpoint" => endpoint.clone())

@@ -1,17 +1,24 @@
-//! The HTTP surface: SessionKeyServer's text protocol, the `/v1` JSON API and
-//! the operational endpoints, assembled into one router.
+//! The HTTP surface: SessionKeyServer's text protocol, the `/v1` JSON API,
+//! the browser routes and the operational endpoints, assembled into one
+//! router from one route table. Every surface shares the same pipeline:
+//! extractors read credentials (`extract.rs`), one step checks sessions
+//! (`check.rs`), one error model answers failures (`error.rs`), and the
+//! middleware logs and counts them (`middleware.rs`).
 
 pub mod admin;
 pub mod api_v1;
 pub mod browser;
+pub mod check;
 pub mod credentials;
 pub mod error;
+pub mod extract;
 pub mod middleware;
 pub mod negotiate;
 pub mod ops;
 pub mod params;
 pub mod sks;
 pub mod tickets;
+pub mod view;
 
 use crate::app::App;
 use axum::routing::{delete, get, post, MethodRouter};
@@ -58,6 +65,15 @@ impl Routes {
         self
     }
 
+    /// A browser route: failures are answered as pages to browsers
+    /// (`browser::render_failures`), as JSON to scripts.
+    fn page(self, path: &'static str, methods: MethodRouter<Arc<App>>) -> Routes {
+        self.add(
+            path,
+            methods.layer(axum::middleware::from_fn(browser::render_failures)),
+        )
+    }
+
     /// Every routed path.
     #[cfg(test)]
     pub fn paths(&self) -> &[&'static str] {
@@ -98,17 +114,17 @@ pub fn routes() -> Routes {
         get(admin::ticket_not_before).delete(admin::revoke_tickets),
     )
     .add("/v1/users/{user}/sessions", delete(admin::end_user))
-    .add("/session/login_password", post(browser::login_password))
-    .add("/session/logout", post(browser::logout))
-    .add("/session/whoami", get(browser::whoami))
-    .add("/session/login_kerberos", get(browser::login_kerberos))
-    .add("/session/sessions", get(browser::sessions_page))
-    .add("/session/sessions/end", post(browser::end_session))
-    .add(
+    .page("/session/login_password", post(browser::login_password))
+    .page("/session/logout", post(browser::logout))
+    .page("/session/whoami", get(browser::whoami))
+    .page("/session/login_kerberos", get(browser::login_kerberos))
+    .page("/session/sessions", get(browser::sessions_page))
+    .page("/session/sessions/end", post(browser::end_session))
+    .page(
         "/session/sessions/end_others",
         post(browser::end_other_sessions),
     )
-    .add("/auth", get(browser::forward_auth))
+    .page("/auth", get(browser::forward_auth))
     .add("/login", get(browser::login_page))
     .add("/static/sessiond.js", get(browser::script))
     .add("/ticket/refresh", get(tickets::refresh))
@@ -144,17 +160,6 @@ pub fn router(app: Arc<App>) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
-}
-
-/// The bearer credential of an `Authorization` header, if any: the admin
-/// credential for the text protocol, the session token for `/v1`.
-pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, rest) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
 #[cfg(test)]

@@ -4,17 +4,15 @@
 //! principal becomes a session like a password login would, so every later
 //! request is a cheap token or cookie check instead of a Negotiate exchange.
 
+use super::error::{Error, Negotiate};
 use super::ClientAddr;
 use crate::app::App;
-use crate::login::{self, LoginError};
-use axum::http::{header, HeaderMap, HeaderValue};
+use crate::login;
+use axum::http::HeaderValue;
 use base64::Engine;
 use sessiond_core::session::SessionRecord;
 use sessiond_core::Token;
 use std::net::IpAddr;
-
-/// The challenge sent on 401 answers where Negotiate is accepted.
-pub const CHALLENGE: HeaderValue = HeaderValue::from_static("Negotiate");
 
 /// `WWW-Authenticate: Negotiate <base64 token>`, the server's token for the
 /// client (the next leg, or the mutual-authentication reply).
@@ -25,37 +23,6 @@ fn challenge_with(token: &[u8]) -> Option<HeaderValue> {
         base64::engine::general_purpose::STANDARD.encode(token)
     ))
     .ok()
-}
-
-/// The token of an `Authorization: Negotiate <base64>` header: `None`
-/// without one, `Some(Err)` for a malformed one.
-pub fn token(headers: &HeaderMap) -> Option<Result<Vec<u8>, ()>> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("negotiate") {
-        return None;
-    }
-    Some(
-        base64::engine::general_purpose::STANDARD
-            .decode(rest.trim())
-            .map_err(|_| ()),
-    )
-}
-
-/// Why a Negotiate login did not give a session.
-#[derive(Debug)]
-pub enum Failure {
-    /// Not built with Kerberos, or `kerberos.negotiate` is off.
-    NotEnabled,
-    /// Malformed, foreign, replayed or expired token: 401 with the challenge.
-    Refused(String),
-    /// The exchange needs another leg: 401 with this `WWW-Authenticate`.
-    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
-    Continue(HeaderValue),
-    /// GSSAPI or the store cannot answer: 503.
-    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
-    Unavailable(String),
-    Login(LoginError),
 }
 
 /// A session made from an accepted token, and the reply token for
@@ -75,13 +42,13 @@ pub async fn login(
     client: Option<ClientAddr>,
     device: Option<String>,
     store_session: bool,
-) -> Result<NegotiatedSession, Failure> {
+) -> Result<NegotiatedSession, Error> {
     if !app.config.negotiate_in(realm) {
-        return Err(Failure::NotEnabled);
+        return Err(Negotiate::NotEnabled.into());
     }
     let gss_token =
-        gss_token.map_err(|_| Failure::Refused("the Negotiate token is not base64".into()))?;
-    login::check_realm(realm).map_err(Failure::Login)?;
+        gss_token.map_err(|_| Negotiate::Refused("the Negotiate token is not base64".into()))?;
+    login::check_realm(realm)?;
     // An exchange that needs several legs continues on its TCP connection,
     // which only a direct client has (a proxy's connections carry many).
     let connection = client
@@ -108,7 +75,7 @@ async fn accept_and_issue(
     connection: Option<String>,
     device: Option<String>,
     store_session: bool,
-) -> Result<NegotiatedSession, Failure> {
+) -> Result<NegotiatedSession, Error> {
     use crate::login::Client;
     use sessiond_auth::kerberos::{NegotiateError, Step};
     use sessiond_core::Identity;
@@ -117,15 +84,15 @@ async fn accept_and_issue(
         .step(connection, gss_token)
         .await
         .map_err(|e| match e {
-            NegotiateError::Unavailable(m) => Failure::Unavailable(m),
-            e => Failure::Refused(e.to_string()),
+            NegotiateError::Unavailable(m) => Negotiate::Unavailable(m),
+            e => Negotiate::Refused(e.to_string()),
         })?;
     let accepted = match step {
         Step::Done(accepted) => accepted,
         Step::Continue(reply) => {
             let value = challenge_with(&reply)
-                .ok_or_else(|| Failure::Refused("unencodable reply token".into()))?;
-            return Err(Failure::Continue(value));
+                .ok_or_else(|| Negotiate::Refused("unencodable reply token".into()))?;
+            return Err(Negotiate::Continue(value).into());
         }
     };
     let user = crate::app::to_auth_mapping(
@@ -134,7 +101,7 @@ async fn accept_and_issue(
     )
     .apply(&accepted.principal);
     sessiond_core::names::check_name("user", &user)
-        .map_err(|e| Failure::Refused(format!("principal {}: {e}", accepted.principal)))?;
+        .map_err(|e| Negotiate::Refused(format!("principal {}: {e}", accepted.principal)))?;
     metrics::counter!("sessiond_logins_total", "module" => "negotiate", "result" => "ok")
         .increment(1);
     tracing::info!(realm, principal = %accepted.principal, delegated = accepted.delegated, "Negotiate accepted");
@@ -160,8 +127,7 @@ async fn accept_and_issue(
             Token::generate(),
             policy,
         )
-        .await
-        .map_err(Failure::Login)?;
+        .await?;
         (Some(token), record)
     } else {
         let new = sessiond_core::NewSession {
@@ -195,38 +161,6 @@ async fn accept_and_issue(
     _connection: Option<String>,
     _device: Option<String>,
     _store_session: bool,
-) -> Result<NegotiatedSession, Failure> {
-    Err(Failure::NotEnabled)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::token;
-    use axum::http::{header, HeaderMap, HeaderValue};
-    use base64::Engine;
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(10_000))]
-
-        /// Any Authorization header: not Negotiate, a decoded token, or a
-        /// refusal — never a panic; a real token comes back byte for byte.
-        #[test]
-        fn negotiate_header(
-            value in prop_oneof![".{0,80}", "(?i:negotiate) [A-Za-z0-9+/=]{0,80}", "[A-Za-z]{0,12} .{0,40}"],
-            bytes in proptest::collection::vec(any::<u8>(), 1..120),
-        ) {
-            let mut headers = HeaderMap::new();
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                headers.insert(header::AUTHORIZATION, v);
-                let _ = token(&headers);
-            }
-            let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
-            headers.insert(
-                header::AUTHORIZATION,
-                HeaderValue::from_str(&format!("Negotiate {encoded}")).unwrap(),
-            );
-            prop_assert_eq!(token(&headers), Some(Ok(bytes)));
-        }
-    }
+) -> Result<NegotiatedSession, Error> {
+    Err(Negotiate::NotEnabled.into())
 }

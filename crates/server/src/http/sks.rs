@@ -8,26 +8,29 @@
 
 use crate::app::App;
 use crate::clock::now;
+use crate::http::check::{self, Activity, Checked};
+use crate::http::error::{Error, GroupRefusal, TextError};
+use crate::http::extract::{bearer, negotiate_token, Client};
 use crate::http::params::Params;
-use crate::http::{bearer, tickets, ClientAddr};
-use crate::login::{self, LoginError, PasswordLogin};
+use crate::login::{self, PasswordLogin};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sessiond_auth::Password;
 use sessiond_core::names::check_name;
-use sessiond_core::session::{SessionRecord, Validity};
+use sessiond_core::session::SessionRecord;
 use sessiond_core::token::random_hex;
 use sessiond_core::{Identity, Token};
-use sessiond_store::{GroupChange, GroupRole, StoreError};
+use sessiond_store::{GroupChange, GroupRole};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 /// The version the original reports; clients compare it.
 const PROTOCOL_VERSION: &str = "1.5\n";
 
-/// Explains a bodiless status to operators without changing the body clients read.
-const REASON_HEADER: &str = "x-sessiond-reason";
+/// What a handler answers: the protocol's text, or a failure rendered as
+/// the protocol's text by the one error model.
+type Answer = Result<Response, Error>;
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
     let mut r = (status, body.into()).into_response();
@@ -36,18 +39,18 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
     r
 }
 
-fn ok(body: impl Into<String>) -> Response {
-    text(StatusCode::OK, body)
+fn ok(body: impl Into<String>) -> Answer {
+    Ok(text(StatusCode::OK, body))
 }
 
 /// `200`, `text/plain` and an empty body of unannounced length, which hyper
 /// sends chunked (`Transfer-Encoding: chunked`, then the last chunk): what the
 /// original answered to `/get_key` when no key exists (reference §2.2).
-fn ok_empty_chunked() -> Response {
+fn ok_empty_chunked() -> Answer {
     let mut r = Response::new(axum::body::Body::new(UnannouncedEmpty));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    r
+    Ok(r)
 }
 
 /// An empty body that does not say it is empty: its size hint is unknown,
@@ -67,76 +70,27 @@ impl http_body::Body for UnannouncedEmpty {
     }
 }
 
-/// A status with an empty body and no content type, as the original sent.
-fn bare(status: StatusCode, reason: &'static str) -> Response {
-    let mut r = status.into_response();
-    r.headers_mut()
-        .insert(REASON_HEADER, HeaderValue::from_static(reason));
-    r
-}
-
-/// Where the original failed without an answer: a clear one-line error.
-fn err(status: StatusCode, message: &str) -> Response {
-    text(status, format!("ERR: {message}\n"))
-}
-
-fn store_unavailable(op: &'static str, e: StoreError) -> Response {
-    metrics::counter!("sessiond_store_errors_total", "op" => op).increment(1);
-    tracing::error!(op, error = %e, "session store error");
-    err(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "session store unavailable; try again",
-    )
-}
-
-fn login_error(e: LoginError) -> Response {
-    match e {
-        LoginError::BadRequest(m) => err(StatusCode::BAD_REQUEST, &m),
-        LoginError::UnknownModule(_) => {
-            bare(StatusCode::FORBIDDEN, "unknown authentication module")
-        }
-        // The text protocol has one answer for every refusal, as the original.
-        LoginError::Rejected | LoginError::Refused(_) => {
-            bare(StatusCode::FORBIDDEN, "authentication failed")
-        }
-        e @ LoginError::RateLimited { retry_after, .. } => {
-            let mut r = err(StatusCode::TOO_MANY_REQUESTS, &e.to_string());
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-            r
-        }
-        LoginError::AuthUnavailable => err(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "authentication back end unavailable; try again",
-        ),
-        LoginError::Store(e) => store_unavailable("create", e),
-    }
-}
-
-/// Reads query and, for POST, an url-encoded form body into one parameter set.
 /// What the handler needs from a request once its parameters are decoded.
 struct Incoming {
     method: Method,
     path: String,
     params: Params,
-    client: Option<ClientAddr>,
+    client: Client,
     admin_credential: Option<String>,
     negotiate: Option<Result<Vec<u8>, ()>>,
 }
 
-async fn read_params(req: Request) -> Result<Incoming, Response> {
+/// Reads query and, for POST, an url-encoded form body into one parameter set.
+async fn read_params(req: Request) -> Result<Incoming, Error> {
     let (parts, body) = req.into_parts();
     let mut params = Params::default();
     params
         .add(parts.uri.query().unwrap_or(""), true)
-        .map_err(|e| err(StatusCode::BAD_REQUEST, &format!("{e} in the query string")))?;
+        .map_err(|e| Error::BadRequest(format!("{e} in the query string")))?;
     if parts.method == Method::POST {
-        let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|_| {
-            err(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large or incomplete",
-            )
-        })?;
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|_| Error::BodyTooLarge)?;
         if !bytes.is_empty() {
             let form = parts
                 .headers
@@ -144,22 +98,21 @@ async fn read_params(req: Request) -> Result<Incoming, Response> {
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
             if !form {
-                return Err(err(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                return Err(Error::UnsupportedMediaType(
                     "POST bodies must be application/x-www-form-urlencoded",
                 ));
             }
             let text = std::str::from_utf8(&bytes)
-                .map_err(|_| err(StatusCode::BAD_REQUEST, "the form body is not UTF-8"))?;
+                .map_err(|_| Error::BadRequest("the form body is not UTF-8".into()))?;
             params
                 .add(text, false)
-                .map_err(|e| err(StatusCode::BAD_REQUEST, &format!("{e} in the form body")))?;
+                .map_err(|e| Error::BadRequest(format!("{e} in the form body")))?;
         }
     }
     Ok(Incoming {
-        client: parts.extensions.get::<ClientAddr>().copied(),
+        client: Client(parts.extensions.get::<crate::http::ClientAddr>().copied()),
         admin_credential: bearer(&parts.headers).map(str::to_owned),
-        negotiate: super::negotiate::token(&parts.headers),
+        negotiate: negotiate_token(&parts.headers),
         path: parts.uri.path().to_owned(),
         method: parts.method,
         params,
@@ -184,10 +137,10 @@ pub const PATHS: &[&str] = &[
 ];
 
 /// Every request not routed elsewhere: SessionKeyServer's single handler.
-pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
+pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Result<Response, TextError> {
     // The JSON API's namespace: never the text protocol's "missing realm".
     if req.uri().path().starts_with("/v1/") {
-        return crate::http::api_v1::not_found().await.into_response();
+        return Ok(Error::NoSuchEndpoint.json());
     }
     let Incoming {
         method,
@@ -196,21 +149,16 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         client,
         admin_credential,
         negotiate,
-    } = match read_params(req).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    } = read_params(req).await?;
     if method == Method::GET && path == "/version" {
-        return ok(PROTOCOL_VERSION);
+        return Ok(ok(PROTOCOL_VERSION)?);
     }
-    let Some(realm) = params.get("realm") else {
-        return text(StatusCode::BAD_REQUEST, "ERR: missing realm\n");
-    };
-    if let Err(e) = login::check_realm(realm) {
-        return login_error(e);
-    }
+    let realm = params
+        .get("realm")
+        .ok_or_else(|| Error::BadRequest("missing realm".into()))?;
+    login::check_realm(realm)?;
     if method != Method::GET && method != Method::POST {
-        return text(StatusCode::NOT_FOUND, "Unknown path");
+        return Err(Error::UnknownPath { post: true }.into());
     }
     let req = SksRequest {
         app: &app,
@@ -220,7 +168,7 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         admin: admin_credential.is_some_and(|c| app.is_admin(&c)),
         negotiate,
     };
-    match path.as_str() {
+    Ok(match path.as_str() {
         "/valid" => req.valid().await,
         "/revoke" => req.revoke().await,
         "/replace" => req.replace().await,
@@ -232,20 +180,30 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Response {
         "/create_group" => req.create_group().await,
         "/mod_group" => req.mod_group().await,
         "/group_hash" => req.group_hash().await,
-        _ if method == Method::POST => text(StatusCode::NOT_FOUND, "Unknown path"),
-        _ => StatusCode::NOT_FOUND.into_response(),
-    }
+        _ => Err(Error::UnknownPath {
+            post: method == Method::POST,
+        }),
+    }?)
 }
 
 struct SksRequest<'a> {
     app: &'a App,
     realm: &'a str,
     params: &'a Params,
-    client: Option<ClientAddr>,
+    client: Client,
     /// Whether the caller presented the admin credential.
     admin: bool,
     /// `Authorization: Negotiate` instead of a password (`curl --negotiate`).
     negotiate: Option<Result<Vec<u8>, ()>>,
+}
+
+/// A login's answer: the token, then the identity record.
+fn issued(token: &Token, record: &SessionRecord) -> Answer {
+    ok(format!(
+        "{}\n{}",
+        token.expose(),
+        record.identity.sks_record_text()
+    ))
 }
 
 impl SksRequest<'_> {
@@ -253,144 +211,102 @@ impl SksRequest<'_> {
         self.params.get("token").map(Token::from_client)
     }
 
-    /// The current session of `token=`, or the response to send instead.
-    async fn current(&self) -> Result<SessionRecord, Response> {
-        let Some(token) = self.token() else {
-            return Err(bare(StatusCode::FORBIDDEN, "missing token"));
-        };
-        match self
-            .app
-            .store
-            .validate(token.hash(), self.realm, now())
-            .await
-        {
-            Ok(Validity::Current(record)) => Ok(record),
-            Ok(_) => Err(bare(StatusCode::FORBIDDEN, "token is not current")),
-            Err(e) => Err(store_unavailable("validate", e)),
-        }
+    /// The current session of `token=`.
+    async fn current(&self) -> Result<SessionRecord, Error> {
+        let token = self.token().ok_or(Error::MissingToken)?;
+        check::current(self.app, &token, self.realm, Activity::Touch).await
     }
 
-    async fn valid(&self) -> Response {
+    /// `/valid`: YES, SUPERCEDED or NO; in a ticket realm a ticket (the
+    /// cookie value) passed as the token answers YES with source `ticket`.
+    async fn valid(&self) -> Answer {
         let Some(token) = self.token() else {
             return ok("NO\n");
         };
-        match self
-            .app
-            .store
-            .validate(token.hash(), self.realm, now())
-            .await
-        {
-            Ok(Validity::Current(r)) => ok(format!("YES\n{}\n", r.identity.sks_record_text())),
-            Ok(Validity::Superseded(r)) => {
-                ok(format!("SUPERCEDED\n{}\n", r.identity.sks_record_text()))
+        match check::token_or_ticket(self.app, &token, self.realm, self.client.ip()).await? {
+            Checked::Current(r) => ok(format!("YES\n{}\n", r.identity.sks_record_text())),
+            Checked::Superseded(r) => ok(format!("SUPERCEDED\n{}\n", r.identity.sks_record_text())),
+            Checked::Ticket(holder) => {
+                ok(format!("YES\n{}\n", holder.identity().sks_record_text()))
             }
-            Ok(Validity::Unknown) => self.valid_ticket(&token).await,
-            Err(e) => store_unavailable("validate", e),
+            Checked::Invalid => ok("NO\n"),
         }
     }
 
-    /// `/valid` in a ticket realm also accepts a ticket (the cookie value)
-    /// as the token: YES with the ticket's user and source `ticket`.
-    async fn valid_ticket(&self, token: &Token) -> Response {
-        let Some(tr) = self.app.tickets.get(self.realm) else {
-            return ok("NO\n");
-        };
-        let client = self.client.map(|c| c.client);
-        match tickets::check_value(self.app, tr, token.expose(), client, false).await {
-            Ok(holder) => ok(format!("YES\n{}\n", holder.identity().sks_record_text())),
-            Err(tickets::Refused::Store(e)) => store_unavailable("ticket_not_before", e),
-            Err(_) => ok("NO\n"),
-        }
-    }
-
-    async fn revoke(&self) -> Response {
+    async fn revoke(&self) -> Answer {
         let Some(token) = self.token() else {
             return ok("INVALID\n");
         };
-        match self.app.store.revoke(token.hash(), self.realm, now()).await {
-            Ok(Some(r)) => {
+        match self
+            .app
+            .store
+            .revoke(token.hash(), self.realm, now())
+            .await
+            .map_err(Error::store("revoke"))?
+        {
+            Some(r) => {
                 tracing::info!(realm = self.realm, user = %r.identity.user, session = %token.hash().short(), "session revoked");
                 ok("OK\n")
             }
-            Ok(None) => ok("INVALID\n"),
-            Err(e) => store_unavailable("revoke", e),
+            None => ok("INVALID\n"),
         }
     }
 
-    async fn replace(&self) -> Response {
-        let Some(token) = self.token() else {
-            return bare(StatusCode::FORBIDDEN, "missing token");
-        };
+    async fn replace(&self) -> Answer {
+        let token = self.token().ok_or(Error::MissingToken)?;
         let fresh = Token::generate();
-        match self
+        let r = self
             .app
             .store
             .replace(token.hash(), fresh.hash(), self.realm, now())
             .await
-        {
-            Ok(Some(r)) => {
-                tracing::info!(realm = self.realm, user = %r.identity.user, old = %token.hash().short(), new = %fresh.hash().short(), "session replaced");
-                ok(format!(
-                    "{}\n{}\n",
-                    fresh.expose(),
-                    r.identity.sks_record_text()
-                ))
-            }
-            Ok(None) => bare(StatusCode::FORBIDDEN, "token is not current"),
-            Err(e) => store_unavailable("replace", e),
-        }
+            .map_err(Error::store("replace"))?
+            .ok_or(Error::NotCurrent)?;
+        tracing::info!(realm = self.realm, user = %r.identity.user, old = %token.hash().short(), new = %fresh.hash().short(), "session replaced");
+        ok(format!(
+            "{}\n{}\n",
+            fresh.expose(),
+            r.identity.sks_record_text()
+        ))
     }
 
     /// The password, refusing it in the URL when so configured.
-    fn password(&self) -> Result<Password, Response> {
-        let Some(pwd) = self.params.get("pwd") else {
-            return Err(err(StatusCode::BAD_REQUEST, "missing pwd"));
-        };
+    fn password(&self) -> Result<Password, Error> {
+        let pwd = self
+            .params
+            .get("pwd")
+            .ok_or_else(|| Error::BadRequest("missing pwd".into()))?;
         if self.app.config.server.refuse_query_credentials && self.params.in_query("pwd") {
-            return Err(err(
-                StatusCode::BAD_REQUEST,
-                "passwords are not accepted in the URL here; send pwd in a POST form body",
+            return Err(Error::BadRequest(
+                "passwords are not accepted in the URL here; send pwd in a POST form body".into(),
             ));
         }
         Ok(Password::new(pwd))
     }
 
-    fn user(&self) -> Result<&str, Response> {
+    fn user(&self) -> Result<&str, Error> {
         self.params
             .get("user")
-            .ok_or_else(|| err(StatusCode::BAD_REQUEST, "missing user"))
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| Error::BadRequest("missing user".into()))
     }
 
-    async fn password_login(&self, module: Option<&str>, source: Option<&str>) -> Response {
-        let user = match self.user() {
-            Ok(u) => u,
-            Err(r) => return r,
-        };
-        let password = match self.password() {
-            Ok(p) => p,
-            Err(r) => return r,
-        };
+    async fn password_login(&self, module: Option<&str>, source: Option<&str>) -> Answer {
         let request = PasswordLogin {
             realm: self.realm,
-            user,
-            password,
+            user: self.user()?,
+            password: self.password()?,
             module,
             source,
-            client: self.client.map(|c| c.ip()),
+            client: self.client.ip(),
             policy: None,
             device: None,
         };
-        match login::password_login(self.app, request).await {
-            Ok((token, record)) => ok(format!(
-                "{}\n{}",
-                token.expose(),
-                record.identity.sks_record_text()
-            )),
-            Err(e) => login_error(e),
-        }
+        let (token, record) = login::password_login(self.app, request).await?;
+        issued(&token, &record)
     }
 
-    async fn auth_token(&self) -> Response {
+    async fn auth_token(&self) -> Answer {
         if self.params.get("pwd").is_none() && self.app.config.negotiate_in(self.realm) {
             return self.negotiate_token().await;
         }
@@ -399,60 +315,21 @@ impl SksRequest<'_> {
 
     /// `/auth_token` with Kerberos: the first request (no header) gets 401
     /// `WWW-Authenticate: Negotiate`, the retry with a ticket gets a token.
-    async fn negotiate_token(&self) -> Response {
-        use super::negotiate::Failure;
-        let Some(gss_token) = self.negotiate.clone() else {
-            let mut r = err(
-                StatusCode::UNAUTHORIZED,
-                "send pwd, or a Kerberos ticket (Negotiate)",
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, super::negotiate::CHALLENGE);
-            return r;
-        };
-        match super::negotiate::login(self.app, self.realm, gss_token, self.client, None, true)
-            .await
-        {
-            Ok(s) => {
-                let token = s.token.as_ref().expect("a stored session");
-                let mut r = ok(format!(
-                    "{}\n{}",
-                    token.expose(),
-                    s.record.identity.sks_record_text()
-                ));
-                if let Some(reply) = s.reply {
-                    r.headers_mut().insert(header::WWW_AUTHENTICATE, reply);
-                }
-                r
-            }
-            Err(Failure::Refused(reason)) => {
-                tracing::info!(%reason, "Negotiate refused");
-                let mut r = bare(StatusCode::FORBIDDEN, "authentication failed");
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, super::negotiate::CHALLENGE);
-                r
-            }
-            Err(Failure::NotEnabled) => err(StatusCode::BAD_REQUEST, "missing pwd"),
-            Err(Failure::Continue(challenge)) => {
-                let mut r = err(StatusCode::UNAUTHORIZED, "Negotiate continues");
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
-                r
-            }
-            Err(Failure::Unavailable(reason)) => {
-                tracing::error!(%reason, "Negotiate unavailable");
-                err(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "authentication back end unavailable; try again",
-                )
-            }
-            Err(Failure::Login(e)) => login_error(e),
+    async fn negotiate_token(&self) -> Answer {
+        let gss_token = self.negotiate.clone().ok_or(Error::NegotiateNeeded)?;
+        let s = super::negotiate::login(self.app, self.realm, gss_token, self.client.0, None, true)
+            .await?;
+        let mut r = issued(s.token.as_ref().expect("a stored session"), &s.record)?;
+        if let Some(reply) = s.reply {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, reply);
         }
+        Ok(r)
     }
 
     /// Legacy PAM-only login, recorded with source `pam`.
-    async fn pam_token(&self) -> Response {
+    async fn pam_token(&self) -> Answer {
         if !self.app.modules.contains_key("pam") {
-            return bare(StatusCode::FORBIDDEN, "PAM is not enabled");
+            return Err(login::LoginError::UnknownModule("pam".into()).into());
         }
         self.password_login(Some("pam"), Some("pam")).await
     }
@@ -460,114 +337,89 @@ impl SksRequest<'_> {
     /// Stores a caller-chosen token (for migrating sessions from another
     /// server). The original let anyone do this; here the route exists only
     /// when an admin credential is configured, and the caller must present it.
-    async fn stored_token(&self) -> Response {
+    async fn stored_token(&self) -> Answer {
         if !self.admin {
-            return err(
-                StatusCode::FORBIDDEN,
-                "/stored_token needs the admin credential (Authorization: Bearer <credential>)",
-            );
+            return Err(Error::Credential {
+                who: crate::http::error::Caller::Admin,
+                presented: false,
+            });
         }
-        let user = match self.params.get("user").filter(|u| !u.is_empty()) {
-            Some(u) => u,
-            None => return err(StatusCode::BAD_REQUEST, "missing user"),
-        };
-        if let Err(e) = check_name("user", user) {
-            return err(StatusCode::BAD_REQUEST, &e.to_string());
-        }
-        let Some(token) = self.params.get("token").filter(|t| !t.is_empty()) else {
-            return err(StatusCode::BAD_REQUEST, "missing token");
-        };
+        let user = self.user()?;
+        check_name("user", user).map_err(|e| Error::BadRequest(e.to_string()))?;
+        let token = self
+            .params
+            .get("token")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::BadRequest("missing token".into()))?;
         if !is_acceptable_stored_token(token) {
-            return err(
-                StatusCode::BAD_REQUEST,
-                "token must be 32 to 128 characters of A-Z, a-z, 0-9, '-' or '_'",
-            );
+            return Err(Error::BadRequest(
+                "token must be 32 to 128 characters of A-Z, a-z, 0-9, '-' or '_'".into(),
+            ));
         }
         let identity = Identity::new(user, "stored");
-        let client = self.client.map(|c| c.ip());
-        match login::issue(
+        let (token, record) = login::issue(
             self.app,
             self.realm,
             identity,
-            client,
+            self.client.ip(),
             Token::from_client(token),
         )
-        .await
-        {
-            Ok((token, record)) => ok(format!(
-                "{}\n{}",
-                token.expose(),
-                record.identity.sks_record_text()
-            )),
-            Err(e) => login_error(e),
-        }
+        .await?;
+        issued(&token, &record)
     }
 
-    async fn get_key(&self) -> Response {
-        let record = match self.current().await {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
+    async fn get_key(&self) -> Answer {
+        let record = self.current().await?;
         match self
             .app
             .store
             .get_key(&record.identity.sks_record_text())
             .await
+            .map_err(Error::store("get_key"))?
         {
-            Ok(Some(key)) => ok(key),
-            Ok(None) => ok_empty_chunked(),
-            Err(e) => store_unavailable("get_key", e),
+            Some(key) => ok(key),
+            None => ok_empty_chunked(),
         }
     }
 
-    async fn gen_key(&self) -> Response {
-        let record = match self.current().await {
-            Ok(v) => v,
-            Err(r) => return r,
-        };
+    async fn gen_key(&self) -> Answer {
+        let record = self.current().await?;
         let key = random_hex(64);
-        match self
-            .app
+        self.app
             .store
             .put_key(&record.identity.sks_record_text(), &key)
             .await
-        {
-            Ok(()) => ok(key),
-            Err(e) => store_unavailable("put_key", e),
-        }
+            .map_err(Error::store("put_key"))?;
+        ok(key)
     }
 
-    fn group(&self) -> Result<&str, Response> {
-        let Some(group) = self.params.get("group") else {
-            return Err(bare(StatusCode::FORBIDDEN, "missing group"));
-        };
-        check_name("group", group).map_err(|e| err(StatusCode::BAD_REQUEST, &e.to_string()))?;
-        Ok(group)
+    /// The `group=` parameter and the caller's current session, both
+    /// required (the group first, as the original checked).
+    async fn group_and_caller(&self) -> Result<(&str, SessionRecord), Error> {
+        let group = self.params.get("group").ok_or(GroupRefusal::Missing);
+        let record = self.current().await;
+        let group = group?;
+        check_name("group", group).map_err(|e| Error::BadRequest(e.to_string()))?;
+        Ok((group, record?))
     }
 
-    async fn create_group(&self) -> Response {
-        let (group, record) = match (self.group(), self.current().await) {
-            (Ok(g), Ok(c)) => (g, c),
-            (Err(r), _) | (_, Err(r)) => return r,
-        };
+    async fn create_group(&self) -> Answer {
+        let (group, record) = self.group_and_caller().await?;
         let key = random_hex(20);
-        match self
+        let created = self
             .app
             .store
             .create_group(group, self.realm, &record.identity.user, &key)
             .await
-        {
-            Ok(true) => ok("OK\n"),
-            Ok(false) => text(StatusCode::FORBIDDEN, "ERROR: group exists"),
-            Err(e) => store_unavailable("create_group", e),
+            .map_err(Error::store("create_group"))?;
+        if !created {
+            return Err(GroupRefusal::Exists.into());
         }
+        ok("OK\n")
     }
 
-    async fn mod_group(&self) -> Response {
-        let (group, record) = match (self.group(), self.current().await) {
-            (Ok(g), Ok(c)) => (g, c),
-            (Err(r), _) | (_, Err(r)) => return r,
-        };
+    async fn mod_group(&self) -> Answer {
+        let (group, record) = self.group_and_caller().await?;
         let caller = record.identity.user.as_str();
         let names = |param: &str| -> Vec<String> {
             self.params
@@ -602,44 +454,34 @@ impl SksRequest<'_> {
             }
         }
         for c in &changes {
-            if let Err(e) = check_name("user", &c.user) {
-                return err(StatusCode::BAD_REQUEST, &e.to_string());
-            }
+            check_name("user", &c.user).map_err(|e| Error::BadRequest(e.to_string()))?;
         }
-        match self
+        let applied = self
             .app
             .store
             .update_group(group, self.realm, caller, &changes)
             .await
-        {
-            Ok(true) if self_removal => ok("WARN: self-removal ignored\n"),
-            Ok(true) => ok("OK\n"),
-            Ok(false) => bare(StatusCode::FORBIDDEN, "caller is not an admin of the group"),
-            Err(e) => store_unavailable("update_group", e),
+            .map_err(Error::store("update_group"))?;
+        match (applied, self_removal) {
+            (false, _) => Err(GroupRefusal::NotAdmin.into()),
+            (true, true) => ok("WARN: self-removal ignored\n"),
+            (true, false) => ok("OK\n"),
         }
     }
 
-    async fn group_hash(&self) -> Response {
-        let (group, record) = match (self.group(), self.current().await) {
-            (Ok(g), Ok(c)) => (g, c),
-            (Err(r), _) | (_, Err(r)) => return r,
-        };
+    async fn group_hash(&self) -> Answer {
+        let (group, record) = self.group_and_caller().await?;
         let store = &self.app.store;
-        let role = match store
+        store
             .group_role(group, self.realm, &record.identity.user)
             .await
-        {
-            Ok(r) => r,
-            Err(e) => return store_unavailable("group_role", e),
-        };
-        if role.is_none() {
-            return bare(StatusCode::FORBIDDEN, "caller is not a member of the group");
-        }
-        let key = match store.group_key(group).await {
-            Ok(Some(k)) => k,
-            Ok(None) => return bare(StatusCode::FORBIDDEN, "no such group"),
-            Err(e) => return store_unavailable("group_key", e),
-        };
+            .map_err(Error::store("group_role"))?
+            .ok_or(GroupRefusal::NotMember)?;
+        let key = store
+            .group_key(group)
+            .await
+            .map_err(Error::store("group_key"))?
+            .ok_or(GroupRefusal::NoSuch)?;
         let mut h = Sha256::new();
         h.update(self.params.get("salt").unwrap_or("").as_bytes());
         h.update(b"\n");

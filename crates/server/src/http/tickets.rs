@@ -1,43 +1,36 @@
 //! Tickets over HTTP: checking one in a request (with the per-user
 //! not-before time from the store), issuing one at login, and
 //! plone.session's refresh and remove resources. (The admin revocation
-//! endpoints are with the other admin handlers, in `admin.rs`.)
+//! endpoints are with the other admin handlers, in `admin.rs`; the cookie
+//! itself is read and written in `browser/cookie.rs`.)
 
-use super::error::ApiError;
+use super::browser::cookie;
+use super::error::Error;
+use super::extract::{Client, Realm};
 use crate::app::App;
 use crate::clock::now;
-use crate::http::ClientAddr;
 use crate::tickets::TicketRealm;
-use axum::extract::{Extension, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sessiond_core::ticket::{Ticket, TicketError};
 use sessiond_core::{Identity, Timestamp};
-use sessiond_store::StoreError;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Why a ticket was not accepted.
-#[derive(Debug)]
+/// Why a ticket was not accepted (not an error of the request: the caller
+/// goes on as if there were no ticket).
+#[derive(Debug, thiserror::Error)]
 pub enum Refused {
     /// No ticket cookie in the request.
+    #[error("no ticket")]
     Missing,
+    #[error("{0}")]
     Invalid(TicketError),
     /// Issued before the user's tickets were revoked.
+    #[error("the user's tickets were revoked after this one was issued")]
     Revoked,
-    Store(StoreError),
-}
-
-impl Refused {
-    pub fn reason(&self) -> String {
-        match self {
-            Refused::Missing => "no ticket".into(),
-            Refused::Invalid(e) => e.to_string(),
-            Refused::Revoked => "the user's tickets were revoked after this one was issued".into(),
-            Refused::Store(_) => "the session store is unavailable".into(),
-        }
-    }
 }
 
 /// A ticket the request carried, accepted.
@@ -63,28 +56,30 @@ impl Holder {
 }
 
 /// Checks a ticket cookie value in `tr`'s realm: signature, time, and the
-/// user's not-before time in the store.
+/// user's not-before time in the store. Only a store failure is an error.
 pub async fn check_value(
     app: &App,
     tr: &TicketRealm,
     value: &str,
     client: Option<IpAddr>,
     renew: bool,
-) -> Result<Holder, Refused> {
+) -> Result<Result<Holder, Refused>, Error> {
     let t = now();
-    let accepted = tr.check(value, client, t.0).map_err(|e| {
-        metrics::counter!("sessiond_tickets_total", "result" => "refused").increment(1);
-        Refused::Invalid(e)
-    })?;
-    // Store errors are counted by the caller's error response, as elsewhere.
+    let accepted = match tr.check(value, client, t.0) {
+        Ok(a) => a,
+        Err(e) => {
+            metrics::counter!("sessiond_tickets_total", "result" => "refused").increment(1);
+            return Ok(Err(Refused::Invalid(e)));
+        }
+    };
     let not_before = app
         .store
         .ticket_not_before(&tr.realm, &accepted.ticket.user)
         .await
-        .map_err(Refused::Store)?;
+        .map_err(Error::store("ticket_not_before"))?;
     if not_before.is_some_and(|nb| i64::from(accepted.ticket.issued) < nb.0) {
         metrics::counter!("sessiond_tickets_total", "result" => "revoked").increment(1);
-        return Err(Refused::Revoked);
+        return Ok(Err(Refused::Revoked));
     }
     metrics::counter!("sessiond_tickets_total", "result" => "accepted").increment(1);
     let mut holder = Holder {
@@ -93,9 +88,11 @@ pub async fn check_value(
         not_before,
     };
     if renew && accepted.refresh {
-        holder.renewed = reissue(tr, &holder, client).ok().map(|v| tr.set_cookie(&v));
+        holder.renewed = reissue(tr, &holder, client)
+            .ok()
+            .map(|v| cookie::set_ticket(&tr.cookie, &v));
     }
-    Ok(holder)
+    Ok(Ok(holder))
 }
 
 /// A fresh ticket (cookie value) with the same user, tokens and data as an
@@ -122,12 +119,12 @@ pub async fn check_request(
     realm: &str,
     headers: &HeaderMap,
     client: Option<IpAddr>,
-) -> Result<Holder, Refused> {
+) -> Result<Result<Holder, Refused>, Error> {
     let Some(tr) = app.tickets.get(realm) else {
-        return Err(Refused::Missing);
+        return Ok(Err(Refused::Missing));
     };
-    let Some(value) = tr.cookie_value(headers) else {
-        return Err(Refused::Missing);
+    let Some(value) = cookie::ticket_value(&tr.cookie, headers) else {
+        return Ok(Err(Refused::Missing));
     };
     check_value(app, tr, value, client, true).await
 }
@@ -142,13 +139,13 @@ pub async fn issue_value(
     user_data: &str,
     tokens: &[String],
     client: Option<IpAddr>,
-) -> Result<String, IssueError> {
+) -> Result<String, Error> {
     let not_before = app
         .store
         .ticket_not_before(&tr.realm, user)
         .await
-        .map_err(IssueError::Store)?;
-    sign_now(tr, user, user_data, tokens, client, not_before).map_err(IssueError::Ticket)
+        .map_err(Error::store("ticket_not_before"))?;
+    Ok(sign_now(tr, user, user_data, tokens, client, not_before)?)
 }
 
 /// Signs a ticket dated now, or at the user's not-before time if that is
@@ -170,43 +167,23 @@ fn sign_now(
     tr.issue(user, user_data, tokens, client, issued)
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum IssueError {
-    #[error("{0}")]
-    Ticket(TicketError),
-    #[error("session store unavailable: {0}")]
-    Store(StoreError),
-}
-
-impl From<IssueError> for ApiError {
-    fn from(e: IssueError) -> ApiError {
-        match e {
-            IssueError::Store(e) => ApiError::store("ticket_not_before", e),
-            IssueError::Ticket(e) => {
-                ApiError::bad_request(format!("no ticket can be issued for this user: {e}"))
-            }
-        }
-    }
-}
-
 /// `Set-Cookie` with a login ticket for `user` in `realm`, if it is a ticket realm.
 pub async fn login_cookie(
     app: &App,
     realm: &str,
     user: &str,
     client: Option<IpAddr>,
-) -> Result<Option<HeaderValue>, IssueError> {
+) -> Result<Option<HeaderValue>, Error> {
     let Some(tr) = app.tickets.get(realm) else {
         return Ok(None);
     };
     let value = issue_value(app, tr, user, "", &tr.tokens, client).await?;
     tracing::info!(realm, user, "ticket issued");
-    Ok(Some(tr.set_cookie(&value)))
+    Ok(Some(cookie::set_ticket(&tr.cookie, &value)))
 }
 
 #[derive(Deserialize)]
 pub struct ResourceQuery {
-    realm: Option<String>,
     /// What the page loads the resource as: `css` (default), `gif` or `js`.
     r#type: Option<String>,
 }
@@ -214,31 +191,24 @@ pub struct ResourceQuery {
 /// A transparent 1×1 GIF, for pages that load the resource as an image.
 const EMPTY_GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\xf0\x01\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\n\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
 
-fn resource(kind: Option<&str>) -> Result<Response, ApiError> {
+fn resource(kind: Option<&str>) -> Result<Response, Error> {
     Ok(match kind.unwrap_or("css") {
         "css" => ([(header::CONTENT_TYPE, "text/css")], "").into_response(),
         "js" => ([(header::CONTENT_TYPE, "text/javascript")], "").into_response(),
         "gif" => ([(header::CONTENT_TYPE, "image/gif")], EMPTY_GIF).into_response(),
         other => {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::BadRequest(format!(
                 "type: {other:?} is not css, gif or js"
             )))
         }
     })
 }
 
-pub(super) fn ticket_realm<'a>(
-    app: &'a App,
-    realm: Option<&str>,
-) -> Result<&'a TicketRealm, ApiError> {
-    let realm = realm.unwrap_or(&app.config.browser.realm);
-    app.tickets.get(realm).map(|tr| &**tr).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_a_ticket_realm",
-            format!("realm {realm:?} has no [realms.{realm}.ticket] configuration"),
-        )
-    })
+pub(super) fn ticket_realm<'a>(app: &'a App, realm: &str) -> Result<&'a TicketRealm, Error> {
+    app.tickets
+        .get(realm)
+        .map(|tr| &**tr)
+        .ok_or_else(|| Error::NotATicketRealm(realm.to_owned()))
 }
 
 /// `GET /ticket/refresh`: plone.session's refresh resource. A page loads it
@@ -247,19 +217,16 @@ pub(super) fn ticket_realm<'a>(
 /// comes back.
 pub async fn refresh(
     State(app): State<Arc<App>>,
-    client: Option<Extension<ClientAddr>>,
+    client: Client,
+    Realm(realm): Realm,
     Query(q): Query<ResourceQuery>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let tr = ticket_realm(&app, q.realm.as_deref())?;
+) -> Result<Response, Error> {
+    let tr = ticket_realm(&app, &realm)?;
     let mut response = resource(q.r#type.as_deref())?;
-    let client = client.map(|c| c.client);
-    let holder = match tr.cookie_value(&headers) {
-        Some(value) => match check_value(&app, tr, value, client, false).await {
-            Ok(h) => Some(h),
-            Err(Refused::Store(e)) => return Err(ApiError::store("ticket_not_before", e)),
-            Err(_) => None,
-        },
+    let client = client.ip();
+    let holder = match cookie::ticket_value(&tr.cookie, &headers) {
+        Some(value) => check_value(&app, tr, value, client, false).await?.ok(),
         None => None,
     };
     let h = response.headers_mut();
@@ -270,9 +237,9 @@ pub async fn refresh(
     let max_age = tr.refresh_max_age;
     match holder {
         Some(holder) => {
-            let value = reissue(tr, &holder, client).map_err(IssueError::Ticket)?;
+            let value = reissue(tr, &holder, client)?;
             let h = response.headers_mut();
-            h.insert(header::SET_COOKIE, tr.set_cookie(&value));
+            h.insert(header::SET_COOKIE, cookie::set_ticket(&tr.cookie, &value));
             h.insert(
                 header::CACHE_CONTROL,
                 HeaderValue::from_str(&format!(
@@ -299,12 +266,13 @@ pub async fn refresh(
 /// domain's logged-out page to log out across domains).
 pub async fn remove(
     State(app): State<Arc<App>>,
+    Realm(realm): Realm,
     Query(q): Query<ResourceQuery>,
-) -> Result<Response, ApiError> {
-    let tr = ticket_realm(&app, q.realm.as_deref())?;
+) -> Result<Response, Error> {
+    let tr = ticket_realm(&app, &realm)?;
     let mut response = resource(q.r#type.as_deref())?;
     let h = response.headers_mut();
-    h.insert(header::SET_COOKIE, tr.clear_cookie());
+    h.insert(header::SET_COOKIE, cookie::clear_ticket(&tr.cookie));
     h.insert(
         header::EXPIRES,
         HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"),

@@ -1,8 +1,10 @@
-//! The session cookie: reading it from `Cookie` headers and writing
-//! `Set-Cookie` with the realm's attributes (the `cookie` crate does the
-//! encoding).
+//! The cookies: the session cookie (read from `Cookie` headers, written as
+//! `Set-Cookie` with the realm's attributes; the `cookie` crate does the
+//! encoding) and the ticket cookie of a ticket realm (by hand: see
+//! [`ticket_value`]).
 
 use crate::config::{CookieConfig, SameSite};
+use crate::tickets::TicketCookie;
 use axum::http::{header, HeaderMap, HeaderValue};
 use cookie::time::Duration as CookieDuration;
 use cookie::Cookie;
@@ -58,6 +60,61 @@ pub fn clear(cfg: &CookieConfig) -> HeaderValue {
     HeaderValue::from_str(&c.encoded().to_string()).expect("cookie text is a valid header")
 }
 
+/// The ticket cookie's value in a request, if any (the first non-empty one).
+/// Split by hand, not with the `cookie` crate the session cookie uses:
+/// peers' values may be quoted and hold spaces (webob, Zope), and the
+/// quotes must reach the codec, which strips them deliberately.
+pub fn ticket_value<'h>(c: &TicketCookie, headers: &'h HeaderMap) -> Option<&'h str> {
+    cookie_named(headers, &c.name)
+}
+
+/// The first non-empty value of the cookie `name` in a request's `Cookie`
+/// headers, split by hand (see [`ticket_value`]).
+fn cookie_named<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, value)| *n == name && !value.is_empty())
+        .map(|(_, value)| value)
+}
+
+fn ticket_attributes(c: &TicketCookie) -> String {
+    let mut a = format!("; Path={}; HttpOnly", c.path);
+    if let Some(d) = &c.domain {
+        a.push_str(&format!("; Domain={d}"));
+    }
+    if c.secure {
+        a.push_str("; Secure");
+    }
+    a.push_str(match c.same_site {
+        SameSite::Strict => "; SameSite=Strict",
+        SameSite::Lax => "; SameSite=Lax",
+        SameSite::None => "; SameSite=None",
+    });
+    a
+}
+
+/// `Set-Cookie` for a ticket. The value is written as is: base64 and raw
+/// tickets are made of cookie-safe characters only (checked when encoded),
+/// and percent-encoding them would break the peers that read them.
+pub fn set_ticket(c: &TicketCookie, value: &str) -> HeaderValue {
+    let text = format!("{}={value}{}", c.name, ticket_attributes(c));
+    HeaderValue::from_str(&text).expect("cookie-safe value and attributes")
+}
+
+/// `Set-Cookie` removing the ticket.
+pub fn clear_ticket(c: &TicketCookie) -> HeaderValue {
+    let text = format!(
+        "{}={}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        c.name,
+        ticket_attributes(c)
+    );
+    HeaderValue::from_str(&text).expect("cookie-safe attributes")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +122,28 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// Any Cookie header: the ticket cookie is found or not, never a
+        /// panic; a ticket value (quoted or not) comes back as it was sent.
+        #[test]
+        fn ticket_cookie_headers(
+            junk in prop_oneof![".{0,80}", "([a-z_]{0,8}=[^;]{0,12}; ?){0,6}"],
+            value in "\"?[A-Za-z0-9+/=!_ -]{1,40}\"?",
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&junk) {
+                headers.append(header::COOKIE, v);
+                let _ = cookie_named(&headers, "auth_tkt");
+            }
+            let value = value.trim().to_owned();
+            prop_assume!(!value.is_empty());
+            let mut headers = HeaderMap::new();
+            headers.append(
+                header::COOKIE,
+                HeaderValue::from_str(&format!("a=1; auth_tkt={value}; b=2")).unwrap(),
+            );
+            prop_assert_eq!(cookie_named(&headers, "auth_tkt"), Some(value.as_str()));
+        }
 
         /// Any Cookie header is read or ignored, never a panic; a cookie
         /// sessiond set is found again among arbitrary others.

@@ -1,71 +1,78 @@
 //! Browser sessions: the login form and page, logout, whoami, and forward
 //! auth for reverse proxies (`GET /auth`). The session lives server-side in
 //! the store; the cookie holds only the token.
+//!
+//! Failures are answered by the one error model: JSON for scripts, and for
+//! a browser a page ([`render_failures`] re-renders them) — the login form
+//! again after a failed login.
 
-mod cookie;
+pub mod cookie;
 mod origin;
 mod page;
 mod sessions;
 
-use super::negotiate;
-use super::tickets;
-use super::ClientAddr;
+use super::check::{self, Activity};
+use super::error::{Error, Failed, Negotiate, CHALLENGE};
+use super::extract::{
+    is_passive, wants_json, Client, Device, FormBody, NegotiateHeader, Realm, SessionCookie,
+};
+use super::{negotiate, tickets, view};
 use crate::app::App;
 use crate::clock::now;
-use crate::login::{authenticate_password, password_login, LoginError, PasswordLogin};
-use axum::body::Bytes;
-use axum::extract::{Query, State};
+use crate::login::{authenticate_password, password_login, PasswordLogin};
+use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
+use origin::SameOrigin;
 use serde::Deserialize;
 use serde_json::json;
 use sessiond_auth::Password;
-use sessiond_core::session::{SessionRecord, Validity};
-use sessiond_core::{RealmPolicy, Token};
+use sessiond_core::{Identity, RealmPolicy, Token};
 use std::sync::Arc;
 
 pub use page::{login_page, script};
 pub use sessions::{end as end_session, end_others as end_other_sessions, list as sessions_page};
 
-/// Header naming why a request was refused, for the JS helper: FreeIPA's UI
-/// keyed its login-and-retry on such a header rather than on the status alone.
-pub const REASON_HEADER: &str = "x-sessiond-reason";
+/// The browser's current session: the cookie of the request's realm,
+/// checked (passively when asked). Without one: 401 `login-required`.
+pub struct BrowserSession {
+    pub realm: String,
+    pub token: Token,
+    pub record: sessiond_core::SessionRecord,
+}
+
+impl FromRequestParts<Arc<App>> for BrowserSession {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
+        let SessionCookie { realm, token } = SessionCookie::from_request_parts(parts, app)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let token = token.ok_or(Error::LoginRequired { ended: false })?;
+        let activity = if is_passive(parts) {
+            check::Activity::Passive
+        } else {
+            check::Activity::Touch
+        };
+        let record = check::current(app, &token, &realm, activity)
+            .await
+            .map_err(|e| match e {
+                Error::NotCurrent => Error::LoginRequired { ended: true },
+                e => e,
+            })?;
+        Ok(BrowserSession {
+            realm,
+            token,
+            record,
+        })
+    }
+}
+
 /// Where the browser should go to log in (forward auth's hint to proxies).
 pub const LOGIN_HEADER: &str = "x-sessiond-login";
-
-/// Whether the caller wants JSON (an XHR/fetch) rather than a page.
-fn wants_json(headers: &HeaderMap) -> bool {
-    let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
-    text("x-requested-with").eq_ignore_ascii_case("xmlhttprequest")
-        || (text("accept").contains("application/json") && !text("accept").contains("text/html"))
-}
-
-fn no_store(mut r: Response) -> Response {
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let mut r = (status, Json(json!({"error": code, "message": message}))).into_response();
-    if let Ok(v) = HeaderValue::from_str(code) {
-        r.headers_mut().insert(REASON_HEADER, v);
-    }
-    no_store(r)
-}
-
-/// 503 for a store failure: counted and logged like every other store
-/// error (`sessiond_store_errors_total{op}`), nothing of it shown.
-fn store_unavailable(op: &'static str, e: impl std::fmt::Display) -> Response {
-    metrics::counter!("sessiond_store_errors_total", "op" => op).increment(1);
-    tracing::error!(op, error = %e, "session store error");
-    json_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
-        "the session store is unavailable; try again",
-    )
-}
 
 /// 303 to `target` (a path or a checked URL), `fallback` if it cannot be a
 /// header value.
@@ -74,41 +81,56 @@ fn see_other(target: &str, fallback: &'static str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response()
 }
 
-fn forbidden(headers: &HeaderMap, reason: &str) -> Response {
-    if wants_json(headers) {
-        json_error(StatusCode::FORBIDDEN, "csrf", reason)
-    } else {
-        no_store(
-            (
-                StatusCode::FORBIDDEN,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                format!("403 Forbidden: {reason}\n"),
-            )
-                .into_response(),
-        )
+/// A failed login form: shown again with the message and `next` kept.
+struct LoginFormFailed {
+    error: Error,
+    form: LoginFormPage,
+}
+
+/// How to show the login form again, for [`render_failures`].
+#[derive(Clone)]
+struct LoginFormPage {
+    next: String,
+    /// Whether the form offers "remember me".
+    remember: bool,
+}
+
+impl IntoResponse for LoginFormFailed {
+    fn into_response(self) -> Response {
+        let mut r = self.error.json();
+        r.extensions_mut().insert(self.form);
+        r
     }
 }
 
-/// A short description of the browser, from its User-Agent (at most 160
-/// characters: the listing needs a hint, not a fingerprint).
-fn device(headers: &HeaderMap) -> Option<String> {
-    let ua = headers.get(header::USER_AGENT)?.to_str().ok()?.trim();
-    if ua.is_empty() {
-        return None;
+/// The browser routes' failure renderer: handlers answer failures as JSON
+/// (the one error model); for a browser that wants a page, the failure is
+/// rendered again as one — the login form after a failed login, a short
+/// text page otherwise — keeping the headers the handler added.
+pub async fn render_failures(req: Request, next: Next) -> Response {
+    let json = wants_json(req.headers());
+    let response = next.run(req).await;
+    if json {
+        return response;
     }
-    Some(ua.chars().filter(|c| !c.is_control()).take(160).collect())
-}
-
-/// The session's view for whoami and the login answer.
-fn identity_json(record: &SessionRecord) -> serde_json::Value {
-    json!({
-        "user": record.identity.user,
-        "realm": record.realm,
-        "source": record.identity.source,
-        "created": record.created.0,
-        "last_access": record.last_access.0,
-        "expires_at": record.ends_at().map(|t| t.0),
-    })
+    let Some(Failed(error)) = response.extensions().get::<Failed>().cloned() else {
+        return response;
+    };
+    let form = response.extensions().get::<LoginFormPage>().cloned();
+    let render = |status: StatusCode, message: &str| {
+        let form = form.as_ref().expect("only called with a form");
+        page::login_page_with(form.remember, status, Some(&form.next), Some(message))
+    };
+    let mut page = error.page(form.is_some().then_some(&render as _));
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+            && !page.headers().contains_key(name)
+        {
+            page.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    page
 }
 
 #[derive(Deserialize)]
@@ -125,31 +147,36 @@ pub struct LoginForm {
 /// `POST /session/login_password`
 pub async fn login_password(
     State(app): State<Arc<App>>,
-    client: Option<Extension<ClientAddr>>,
+    _: SameOrigin,
+    client: Client,
+    Device(device): Device,
     headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(reason) = origin::check_post(&app, &headers) {
-        return forbidden(&headers, reason);
-    }
-    let form: LoginForm = match serde_urlencoded::from_bytes::<LoginForm>(&body) {
-        Ok(f) => f,
-        Err(e) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                &format!("send a form (application/x-www-form-urlencoded): {e}"),
-            )
-        }
-    };
-    let realm = app.config.browser.realm_or_default(form.realm.clone());
+    FormBody(form): FormBody<LoginForm>,
+) -> Result<Response, Response> {
     let next = origin::safe_next(&app, &headers, form.next.as_deref());
+    login_form(&app, client, device, &headers, form, &next)
+        .await
+        .map_err(|error| {
+            let remember = app.config.browser.remember_me.is_some();
+            LoginFormFailed {
+                error,
+                form: LoginFormPage { next, remember },
+            }
+            .into_response()
+        })
+}
+
+async fn login_form(
+    app: &App,
+    client: Client,
+    device: Option<String>,
+    headers: &HeaderMap,
+    form: LoginForm,
+    next: &str,
+) -> Result<Response, Error> {
+    let realm = app.config.browser.realm_or_default(form.realm.clone());
     let (Some(user), Some(password)) = (form.user.as_deref(), form.password.clone()) else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the form needs user and password",
-        );
+        return Err(Error::BadRequest("the form needs user and password".into()));
     };
     let remember = form.remember.is_some() && app.config.browser.remember_me.is_some();
     let policy = remember.then(|| {
@@ -166,23 +193,18 @@ pub async fn login_password(
         password: Password::new(password),
         module: form.module.as_deref(),
         source: None,
-        client: client.map(|c| c.client),
+        client: client.ip(),
         policy,
-        device: device(&headers),
+        device,
     };
-    let client_ip = request.client;
     let ticket_only = app.tickets.get(&realm).is_some_and(|t| !t.with_session);
     if ticket_only {
         // Tickets instead of server-side sessions: authenticate, sign, done.
-        let a = match authenticate_password(&app, request).await {
-            Ok(a) => a,
-            Err(e) => return login_failed(&app, &headers, e, &next),
-        };
-        let cookie = match tickets::login_cookie(&app, &realm, &a.identity.user, client_ip).await {
-            Ok(c) => c.expect("a ticket realm"),
-            Err(e) => return ticket_issue_failed(e),
-        };
-        let mut response = if wants_json(&headers) {
+        let a = authenticate_password(app, request).await?;
+        let cookie = tickets::login_cookie(app, &realm, &a.identity.user, client.ip())
+            .await?
+            .expect("a ticket realm");
+        let mut response = if wants_json(headers) {
             Json(json!({
                 "user": a.identity.user,
                 "realm": realm,
@@ -191,31 +213,24 @@ pub async fn login_password(
             }))
             .into_response()
         } else {
-            see_other(&next, "/")
+            see_other(next, "/")
         };
         response.headers_mut().insert(header::SET_COOKIE, cookie);
-        return no_store(response);
+        return Ok(response);
     }
-    let (token, record) = match password_login(&app, request).await {
-        Ok(v) => v,
-        Err(e) => return login_failed(&app, &headers, e, &next),
-    };
+    let (token, record) = password_login(app, request).await?;
     let ticket_cookie =
-        match tickets::login_cookie(&app, &realm, &record.identity.user, client_ip).await {
-            Ok(c) => c,
-            Err(e) => return ticket_issue_failed(e),
-        };
-    let cookie_cfg = app.config.cookie(&realm);
+        tickets::login_cookie(app, &realm, &record.identity.user, client.ip()).await?;
     // A persistent cookie only when asked to remember: otherwise the cookie
     // ends with the browser and the server-side limits end the session.
     let max_age = remember
         .then(|| record.expires_at.map(|end| now().seconds_until(end)))
         .flatten();
-    let set_cookie = cookie::set(cookie_cfg, &token, max_age);
-    let mut response = if wants_json(&headers) {
-        Json(identity_json(&record)).into_response()
+    let set_cookie = cookie::set(app.config.cookie(&realm), &token, max_age);
+    let mut response = if wants_json(headers) {
+        Json(view::session(&record)).into_response()
     } else {
-        see_other(&next, "/")
+        see_other(next, "/")
     };
     response
         .headers_mut()
@@ -223,78 +238,24 @@ pub async fn login_password(
     if let Some(c) = ticket_cookie {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
-    no_store(response)
-}
-
-fn ticket_issue_failed(e: tickets::IssueError) -> Response {
-    match e {
-        tickets::IssueError::Store(e) => store_unavailable("ticket_not_before", e),
-        tickets::IssueError::Ticket(e) => json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            &format!("no ticket can be issued for this user: {e}"),
-        ),
-    }
-}
-
-fn login_failed(app: &App, headers: &HeaderMap, e: LoginError, next: &str) -> Response {
-    let (status, code, message) = match &e {
-        LoginError::Rejected | LoginError::UnknownModule(_) => (
-            StatusCode::UNAUTHORIZED,
-            "invalid_credentials",
-            "wrong user name or password".to_owned(),
-        ),
-        LoginError::Refused(reason) => (
-            StatusCode::UNAUTHORIZED,
-            reason.code(),
-            match reason {
-                sessiond_auth::Refusal::PasswordExpired => {
-                    "your password has expired: change it, then log in".to_owned()
-                }
-                sessiond_auth::Refusal::AccountDisabled => "this account is disabled".to_owned(),
-                _ => "wrong user name or password".to_owned(),
-            },
-        ),
-        LoginError::BadRequest(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.clone()),
-        LoginError::RateLimited { .. } => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_attempts",
-            "too many failed logins; wait a few minutes".to_owned(),
-        ),
-        LoginError::AuthUnavailable | LoginError::Store(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "login is unavailable right now; try again".to_owned(),
-        ),
-    };
-    let mut r = if wants_json(headers) {
-        json_error(status, code, &message)
-    } else {
-        page::login_page_with(app, status, Some(next), Some(&message))
-    };
-    if let LoginError::RateLimited { retry_after, .. } = e {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-    }
-    r
+    Ok(response)
 }
 
 /// `POST /session/logout`: ends the session server-side and clears the cookie.
 pub async fn logout(
     State(app): State<Arc<App>>,
-    Query(q): Query<RealmQuery>,
+    _: SameOrigin,
+    SessionCookie { realm, token }: SessionCookie,
     headers: HeaderMap,
-) -> Response {
-    if let Err(reason) = origin::check_post(&app, &headers) {
-        return forbidden(&headers, reason);
-    }
-    let realm = app.config.browser.realm_or_default(q.realm);
+) -> Result<Response, Error> {
     let cfg = app.config.cookie(&realm);
-    if let Some(token) = cookie::session_token(&headers, cfg) {
-        if let Err(e) = app.store.revoke(token.hash(), &realm, now()).await {
-            // The cookie must not be cleared while the session lives on.
-            return store_unavailable("logout", e);
-        }
+    if let Some(token) = token {
+        // The cookie must not be cleared while the session lives on: a
+        // store failure fails the logout.
+        app.store
+            .revoke(token.hash(), &realm, now())
+            .await
+            .map_err(Error::store("logout"))?;
         tracing::info!(realm, session = %token.hash().short(), "browser logout");
     }
     let mut response = if wants_json(&headers) {
@@ -309,81 +270,14 @@ pub async fn logout(
     if let Some(tr) = app.tickets.get(&realm) {
         response
             .headers_mut()
-            .append(header::SET_COOKIE, tr.clear_cookie());
+            .append(header::SET_COOKIE, cookie::clear_ticket(&tr.cookie));
     }
-    no_store(response)
-}
-
-#[derive(Deserialize)]
-pub struct RealmQuery {
-    realm: Option<String>,
-    passive: Option<String>,
-}
-
-/// Whether a check must not count as activity: `?passive=1` (a proxy route
-/// for polling) or the header `X-Sessiond-Passive: 1` (sessiond.js's
-/// `{passive: true}`), so background polling cannot keep an abandoned
-/// session alive.
-fn is_passive(headers: &HeaderMap, query: Option<&str>) -> bool {
-    let on = |v: &str| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false");
-    query.is_some_and(on)
-        || headers
-            .get("x-sessiond-passive")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(on)
-}
-
-/// The current session of the cookie, or why there is none.
-async fn current(
-    app: &App,
-    headers: &HeaderMap,
-    realm: &str,
-) -> Result<(Token, SessionRecord), Response> {
-    check_session(app, headers, realm, false).await
-}
-
-/// [`current`], optionally without counting as activity.
-async fn check_session(
-    app: &App,
-    headers: &HeaderMap,
-    realm: &str,
-    passive: bool,
-) -> Result<(Token, SessionRecord), Response> {
-    let Some(token) = cookie::session_token(headers, app.config.cookie(realm)) else {
-        return Err(json_error(
-            StatusCode::UNAUTHORIZED,
-            "login-required",
-            "no session: log in",
-        ));
-    };
-    let checked = if passive {
-        app.store.peek(token.hash(), realm, now()).await
-    } else {
-        app.store.validate(token.hash(), realm, now()).await
-    };
-    match checked {
-        Ok(Validity::Current(record)) => Ok((token, record)),
-        Ok(_) => Err(json_error(
-            StatusCode::UNAUTHORIZED,
-            "login-required",
-            "the session has ended: log in again",
-        )),
-        Err(e) => Err(store_unavailable("validate", e)),
-    }
+    Ok(response)
 }
 
 /// `GET /session/whoami`
-pub async fn whoami(
-    State(app): State<Arc<App>>,
-    Query(q): Query<RealmQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let realm = app.config.browser.realm_or_default(q.realm);
-    let passive = is_passive(&headers, q.passive.as_deref());
-    match check_session(&app, &headers, &realm, passive).await {
-        Ok((_, record)) => no_store(Json(identity_json(&record)).into_response()),
-        Err(r) => r,
-    }
+pub async fn whoami(session: BrowserSession) -> Json<serde_json::Value> {
+    Json(serde_json::to_value(view::session(&session.record)).expect("views serialise"))
 }
 
 /// The URL the browser asked the proxy for, as proxies report it.
@@ -399,189 +293,154 @@ fn original_url(headers: &HeaderMap) -> Option<String> {
     }
 }
 
+#[derive(Deserialize)]
+pub struct AuthQuery {
+    redirect: Option<String>,
+}
+
+/// Who a forward-auth request speaks for, and a cookie to set with the
+/// answer (a renewed ticket, or a session made from a Kerberos ticket).
+struct Found {
+    identity: Identity,
+    set_cookie: Option<HeaderValue>,
+}
+
 /// `GET /auth`: forward auth for nginx `auth_request`, Traefik ForwardAuth
 /// and Caddy `forward_auth`. 200 with the identity headers, or 401 with
 /// where to log in. With `?redirect=1` (Traefik, Caddy: they pass the answer
 /// to the browser) a missing session answers 302 to the login page instead.
+#[allow(clippy::too_many_arguments)]
 pub async fn forward_auth(
     State(app): State<Arc<App>>,
-    client: Option<Extension<ClientAddr>>,
+    client: Client,
+    SessionCookie { realm, token }: SessionCookie,
+    NegotiateHeader(gss_token): NegotiateHeader,
+    Device(device): Device,
     Query(q): Query<AuthQuery>,
-    headers: HeaderMap,
-) -> Response {
-    let realm = app.config.browser.realm_or_default(q.realm);
-    let b = &app.config.browser;
-    let passive = is_passive(&headers, q.passive.as_deref());
-    let client_ip = client.map(|c| c.client);
-    let mut checked = check_session(&app, &headers, &realm, passive)
-        .await
-        .map(|(_, record)| (record.identity, None));
-    // No session, but a valid signed ticket: no store write at all (one
-    // read, of the user's not-before time).
-    if matches!(&checked, Err(r) if r.status() == StatusCode::UNAUTHORIZED) {
-        match tickets::check_request(&app, &realm, &headers, client_ip).await {
-            Ok(holder) => {
-                checked = Ok((holder.identity(), holder.renewed));
+    parts: Parts,
+) -> Result<Response, Error> {
+    let headers = &parts.headers;
+    let activity = if is_passive(&parts) {
+        Activity::Passive
+    } else {
+        Activity::Touch
+    };
+    let mut found = None;
+    let mut ended = false;
+    // 1. The session cookie.
+    if let Some(token) = &token {
+        match check::lookup(&app, token, &realm, activity).await? {
+            sessiond_core::session::Validity::Current(record) => {
+                found = Some(Found {
+                    identity: record.identity,
+                    set_cookie: None,
+                })
             }
-            Err(tickets::Refused::Store(e)) => return store_unavailable("ticket_not_before", e),
-            Err(tickets::Refused::Missing) => {}
-            Err(refused) => {
-                tracing::debug!(realm, reason = %refused.reason(), "ticket refused");
-            }
+            _ => ended = true,
         }
     }
-    // No session, but a Kerberos ticket: let it in, and (if configured)
-    // give it a session cookie so the next request is a cheap check.
-    if matches!(&checked, Err(r) if r.status() == StatusCode::UNAUTHORIZED) {
-        if let Some(gss_token) = negotiate::token(&headers) {
-            let with_cookie = app.config.kerberos.auth_sets_cookie;
-            match negotiate::login(
-                &app,
-                &realm,
-                gss_token,
-                client.map(|c| c.0),
-                device(&headers),
-                with_cookie,
-            )
-            .await
-            {
-                Ok(s) => {
-                    let cookie = s
+    // 2. A valid signed ticket: no store write at all (one read, of the
+    //    user's not-before time).
+    if found.is_none() {
+        match tickets::check_request(&app, &realm, headers, client.ip()).await? {
+            Ok(holder) => {
+                found = Some(Found {
+                    identity: holder.identity(),
+                    set_cookie: holder.renewed,
+                })
+            }
+            Err(tickets::Refused::Missing) => {}
+            Err(refused) => tracing::debug!(realm, reason = %refused, "ticket refused"),
+        }
+    }
+    // 3. A Kerberos ticket: let it in, and (if configured) give it a
+    //    session cookie so the next request is a cheap check.
+    if let (None, Some(gss_token)) = (&found, gss_token) {
+        let with_cookie = app.config.kerberos.auth_sets_cookie;
+        match negotiate::login(&app, &realm, gss_token, client.0, device, with_cookie).await {
+            Ok(s) => {
+                found = Some(Found {
+                    set_cookie: s
                         .token
                         .as_ref()
-                        .map(|t| cookie::set(app.config.cookie(&realm), t, None));
-                    checked = Ok((s.record.identity, cookie));
-                }
-                Err(negotiate::Failure::NotEnabled) => {}
-                Err(f) => return negotiate_failed(&headers, f),
+                        .map(|t| cookie::set(app.config.cookie(&realm), t, None)),
+                    identity: s.record.identity,
+                })
             }
+            Err(Error::Negotiate(Negotiate::NotEnabled)) => {}
+            Err(e) => return Err(e),
         }
     }
-    match checked {
-        Ok((identity, set_cookie)) => {
-            let mut r = StatusCode::OK.into_response();
-            if let Some(c) = set_cookie {
-                r.headers_mut().insert(header::SET_COOKIE, c);
-            }
-            let h = r.headers_mut();
-            for (name, value) in [
-                (&b.user_header, &identity.user),
-                (&b.realm_header, &realm),
-                (&b.source_header, &identity.source),
-            ] {
-                // UTF-8 names travel as the raw bytes (obs-text), as proxies
-                // pass them; what no header can carry (a control character,
-                // which login and ticket checks already refuse) ends in a
-                // refusal, never in a 200 without the identity: an
-                // application behind the proxy would take that for "no user
-                // header configured" or, worse, trust a client-sent one.
-                match (
-                    HeaderName::from_bytes(name.as_bytes()),
-                    HeaderValue::from_bytes(value.as_bytes()),
-                ) {
-                    (Ok(n), Ok(v)) => {
-                        h.insert(n, v);
-                    }
-                    _ => {
-                        tracing::warn!(realm, header = %name, "identity cannot be passed on in a header: access refused");
-                        return no_store(
-                            (
-                                StatusCode::FORBIDDEN,
-                                "the identity cannot be passed on in a header",
-                            )
-                                .into_response(),
-                        );
-                    }
-                }
-            }
-            no_store(r)
-        }
-        Err(mut r) if r.status() == StatusCode::UNAUTHORIZED => {
-            let login = match original_url(&headers) {
-                Some(url) => format!(
-                    "{}?next={}",
-                    b.login_url,
-                    percent_encoding::utf8_percent_encode(&url, percent_encoding::NON_ALPHANUMERIC)
-                ),
-                None => b.login_url.clone(),
-            };
-            let Ok(location) = HeaderValue::from_str(&login) else {
-                return r;
-            };
-            if q.redirect.is_some() {
-                r = (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
-                return no_store(r);
-            }
-            r.headers_mut().insert(LOGIN_HEADER, location);
-            if app.config.negotiate_in(&realm) {
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, negotiate::CHALLENGE);
-            }
-            r
-        }
-        Err(r) => r,
+    match found {
+        Some(found) => identity_headers(&app, &realm, found),
+        None => Ok(to_login(&app, &realm, headers, q.redirect.is_some(), ended)),
     }
 }
 
-#[derive(Deserialize)]
-pub struct AuthQuery {
-    realm: Option<String>,
-    redirect: Option<String>,
-    passive: Option<String>,
+/// 200 with the identity in the configured headers.
+fn identity_headers(app: &App, realm: &str, found: Found) -> Result<Response, Error> {
+    let b = &app.config.browser;
+    let mut r = StatusCode::OK.into_response();
+    let h = r.headers_mut();
+    if let Some(c) = found.set_cookie {
+        h.insert(header::SET_COOKIE, c);
+    }
+    let identity = &found.identity;
+    for (name, value) in [
+        (&b.user_header, &identity.user),
+        (&b.realm_header, &realm.to_owned()),
+        (&b.source_header, &identity.source),
+    ] {
+        // UTF-8 names travel as the raw bytes (obs-text), as proxies pass
+        // them; what no header can carry (a control character, which login
+        // and ticket checks already refuse) ends in a refusal, never in a
+        // 200 without the identity.
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            (Ok(n), Ok(v)) => {
+                h.insert(n, v);
+            }
+            _ => {
+                tracing::warn!(realm, header = %name, "identity cannot be passed on in a header: access refused");
+                return Err(Error::UnheaderableIdentity);
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// No identity: 401 `login-required` with where to log in (and the
+/// Negotiate challenge where Kerberos is accepted), or with `redirect` a
+/// 302 to the login page.
+fn to_login(app: &App, realm: &str, headers: &HeaderMap, redirect: bool, ended: bool) -> Response {
+    let b = &app.config.browser;
+    let login = match original_url(headers) {
+        Some(url) => format!(
+            "{}?next={}",
+            b.login_url,
+            percent_encoding::utf8_percent_encode(&url, percent_encoding::NON_ALPHANUMERIC)
+        ),
+        None => b.login_url.clone(),
+    };
+    let mut r = Error::LoginRequired { ended }.into_response();
+    let Ok(location) = HeaderValue::from_str(&login) else {
+        return r;
+    };
+    if redirect {
+        return (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
+    }
+    r.headers_mut().insert(LOGIN_HEADER, location);
+    if app.config.negotiate_in(realm) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, CHALLENGE);
+    }
+    r
 }
 
 #[derive(Deserialize)]
 pub struct KerberosQuery {
-    realm: Option<String>,
     next: Option<String>,
-}
-
-/// A 401 that asks the browser for Kerberos (`WWW-Authenticate: Negotiate`).
-fn negotiate_challenge(headers: &HeaderMap, message: &str) -> Response {
-    let mut r = json_error(StatusCode::UNAUTHORIZED, "negotiate", message);
-    if !wants_json(headers) {
-        r = no_store(
-            (
-                StatusCode::UNAUTHORIZED,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                format!("401 Unauthorized: {message}\n"),
-            )
-                .into_response(),
-        );
-    }
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, negotiate::CHALLENGE);
-    r
-}
-
-fn negotiate_failed(headers: &HeaderMap, failure: negotiate::Failure) -> Response {
-    use negotiate::Failure;
-    match failure {
-        Failure::NotEnabled => json_error(
-            StatusCode::NOT_FOUND,
-            "not_enabled",
-            "Kerberos login is not enabled (kerberos.negotiate)",
-        ),
-        Failure::Refused(reason) => {
-            tracing::info!(%reason, "Negotiate refused");
-            negotiate_challenge(headers, "the Kerberos token was not accepted")
-        }
-        Failure::Continue(challenge) => {
-            let mut r = negotiate_challenge(headers, "the Negotiate exchange continues");
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
-            r
-        }
-        Failure::Unavailable(reason) => {
-            tracing::error!(%reason, "Negotiate unavailable");
-            json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "Kerberos is unavailable right now; try again",
-            )
-        }
-        Failure::Login(LoginError::Store(e)) => store_unavailable("create", e),
-        Failure::Login(e) => json_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
-    }
 }
 
 /// `GET /session/login_kerberos`: a browser session from SPNEGO. Without a
@@ -589,34 +448,21 @@ fn negotiate_failed(headers: &HeaderMap, failure: negotiate::Failure) -> Respons
 /// makes a browser configured for the realm send its ticket.
 pub async fn login_kerberos(
     State(app): State<Arc<App>>,
-    client: Option<Extension<ClientAddr>>,
+    client: Client,
+    Realm(realm): Realm,
+    NegotiateHeader(gss_token): NegotiateHeader,
+    Device(device): Device,
     Query(q): Query<KerberosQuery>,
     headers: HeaderMap,
-) -> Response {
-    let realm = app.config.browser.realm_or_default(q.realm);
+) -> Result<Response, Error> {
     if !app.config.negotiate_in(&realm) {
-        return negotiate_failed(&headers, negotiate::Failure::NotEnabled);
+        return Err(Negotiate::NotEnabled.into());
     }
-    let Some(gss_token) = negotiate::token(&headers) else {
-        return negotiate_challenge(&headers, "log in with Kerberos (Negotiate)");
-    };
-    let client_ip = client.map(|c| c.client);
-    let session = match negotiate::login(
-        &app,
-        &realm,
-        gss_token,
-        client.map(|c| c.0),
-        device(&headers),
-        true,
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(f) => return negotiate_failed(&headers, f),
-    };
+    let gss_token = gss_token.ok_or(Error::NegotiateNeeded)?;
+    let session = negotiate::login(&app, &realm, gss_token, client.0, device, true).await?;
     let next = origin::safe_next(&app, &headers, q.next.as_deref());
     let mut response = if wants_json(&headers) {
-        Json(identity_json(&session.record)).into_response()
+        Json(view::session(&session.record)).into_response()
     } else {
         see_other(&next, "/")
     };
@@ -632,12 +478,10 @@ pub async fn login_kerberos(
     if let Some(reply) = session.reply {
         h.insert(header::WWW_AUTHENTICATE, reply);
     }
-    match tickets::login_cookie(&app, &realm, &session.record.identity.user, client_ip).await {
-        Ok(Some(c)) => {
-            response.headers_mut().append(header::SET_COOKIE, c);
-        }
-        Ok(None) => {}
-        Err(e) => return ticket_issue_failed(e),
+    if let Some(c) =
+        tickets::login_cookie(&app, &realm, &session.record.identity.user, client.ip()).await?
+    {
+        response.headers_mut().append(header::SET_COOKIE, c);
     }
-    no_store(response)
+    Ok(response)
 }

@@ -76,6 +76,23 @@ pub fn check_post(app: &App, headers: &HeaderMap) -> Result<(), &'static str> {
     )
 }
 
+/// A state-changing browser POST that passed [`check_post`]: naming it in a
+/// handler's arguments is the CSRF check (403 `csrf` otherwise).
+pub struct SameOrigin;
+
+impl axum::extract::FromRequestParts<std::sync::Arc<App>> for SameOrigin {
+    type Rejection = crate::http::error::Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &std::sync::Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        check_post(app, &parts.headers)
+            .map(|()| SameOrigin)
+            .map_err(crate::http::error::Error::CrossSite)
+    }
+}
+
 /// [`check_post`] with sessiond's own origin and the allowed ones given.
 fn check_post_for(
     own: Own<'_>,

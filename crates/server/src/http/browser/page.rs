@@ -34,12 +34,13 @@ pub struct LoginQuery {
 
 /// `GET /login`
 pub async fn login_page(State(app): State<Arc<App>>, Query(q): Query<LoginQuery>) -> Response {
-    login_page_with(&app, StatusCode::OK, q.next.as_deref(), None)
+    let remember = app.config.browser.remember_me.is_some();
+    login_page_with(remember, StatusCode::OK, q.next.as_deref(), None)
 }
 
 /// The login page with `next` kept and, after a failed attempt, the reason.
 pub fn login_page_with(
-    app: &App,
+    remember: bool,
     status: StatusCode,
     next: Option<&str>,
     error: Option<&str>,
@@ -47,7 +48,7 @@ pub fn login_page_with(
     let error = error
         .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
         .unwrap_or_default();
-    let remember = if app.config.browser.remember_me.is_some() {
+    let remember = if remember {
         r#"<label class="remember"><input type="checkbox" name="remember" value="1"> Keep me logged in on this device</label>"#
     } else {
         ""

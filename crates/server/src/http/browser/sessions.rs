@@ -2,14 +2,14 @@
 //! address, last seen) and ends any of them, or all but this one. Plain HTML
 //! forms, no script; the same data as JSON for pages that want it.
 
-use super::{
-    current, forbidden, json_error, no_store, origin, page, see_other, store_unavailable,
-    wants_json, RealmQuery,
-};
+use super::origin::SameOrigin;
+use super::BrowserSession;
+use super::{page, see_other};
 use crate::app::App;
 use crate::clock::now;
-use axum::body::Bytes;
-use axum::extract::{Query, State};
+use crate::http::error::Error;
+use crate::http::extract::{wants_json, FormBody};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -45,7 +45,7 @@ fn back_to_list(realm: &str, default_realm: &str) -> Response {
             percent_encoding::utf8_percent_encode(realm, percent_encoding::NON_ALPHANUMERIC)
         )
     };
-    no_store(see_other(&target, PATH))
+    see_other(&target, PATH)
 }
 
 fn to_login(app: &App) -> Response {
@@ -53,7 +53,7 @@ fn to_login(app: &App) -> Response {
         "{}?next={}",
         app.config.browser.login_url, "%2Fsession%2Fsessions"
     );
-    no_store(see_other(&target, "/login"))
+    see_other(&target, "/login")
 }
 
 fn render(
@@ -160,35 +160,35 @@ fn layout(user: &str, body: &str) -> String {
 }
 
 fn html(status: StatusCode, body: String) -> Response {
-    no_store(
-        (
-            status,
-            [
-                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (
-                    header::CONTENT_SECURITY_POLICY,
-                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-                ),
-            ],
-            body,
-        )
-            .into_response(),
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ),
+        ],
+        body,
     )
+        .into_response()
 }
 
 /// `GET /session/sessions`
 pub async fn list(
     State(app): State<Arc<App>>,
-    Query(q): Query<RealmQuery>,
+    session: Result<BrowserSession, Error>,
     headers: HeaderMap,
-) -> Response {
-    let realm = app.config.browser.realm_or_default(q.realm);
-    let (token, record) = match current(&app, &headers, &realm).await {
-        Ok(v) => v,
-        Err(r) if r.status() == StatusCode::UNAUTHORIZED && !wants_json(&headers) => {
-            return to_login(&app)
-        }
-        Err(r) => return r,
+) -> Result<Response, Error> {
+    let BrowserSession {
+        realm,
+        token,
+        record,
+    } = match session {
+        Ok(s) => s,
+        // A page: to the login form, and back here after it.
+        Err(Error::LoginRequired { .. }) if !wants_json(&headers) => return Ok(to_login(&app)),
+        Err(e) => return Err(e),
     };
     let own = token.hash();
     let user = record.identity.user.clone();
@@ -198,34 +198,27 @@ pub async fn list(
             "This server's session store cannot list sessions. Logging out ends this one."
                 .to_owned(),
         ),
-        Err(e) => {
-            return store_unavailable("list_user_sessions", e);
-        }
+        Err(e) => return Err(Error::store("list_user_sessions")(e)),
     };
     if wants_json(&headers) {
-        return match sessions {
-            Ok(list) => {
-                let entries: Vec<_> = list
-                    .iter()
-                    .map(|s| {
-                        json!({
-                            "id": s.id.to_hex(),
-                            "this_session": s.id == own,
-                            "device": s.record.device,
-                            "client_addr": s.record.client_addr.map(|a| a.to_string()),
-                            "created": s.record.created.0,
-                            "last_seen": s.record.last_access.0,
-                            "expires_at": s.record.ends_at().map(|t| t.0),
-                        })
-                    })
-                    .collect();
-                no_store(
-                    Json(json!({"user": user, "realm": realm, "sessions": entries}))
-                        .into_response(),
-                )
-            }
-            Err(m) => json_error(StatusCode::NOT_IMPLEMENTED, "not_supported", &m),
-        };
+        let list = sessions.map_err(Error::NotSupported)?;
+        let entries: Vec<_> = list
+            .iter()
+            .map(|s| {
+                json!({
+                    "id": s.id.to_hex(),
+                    "this_session": s.id == own,
+                    "device": s.record.device,
+                    "client_addr": s.record.client_addr.map(|a| a.to_string()),
+                    "created": s.record.created.0,
+                    "last_seen": s.record.last_access.0,
+                    "expires_at": s.record.ends_at().map(|t| t.0),
+                })
+            })
+            .collect();
+        return Ok(
+            Json(json!({"user": user, "realm": realm, "sessions": entries})).into_response(),
+        );
     }
     let body = render(
         &realm,
@@ -233,7 +226,7 @@ pub async fn list(
         &own,
         sessions.as_deref().map_err(Clone::clone),
     );
-    html(StatusCode::OK, body)
+    Ok(html(StatusCode::OK, body))
 }
 
 #[derive(Deserialize)]
@@ -244,86 +237,57 @@ pub struct EndForm {
 /// `POST /session/sessions/end`: ends one of the caller's own sessions.
 pub async fn end(
     State(app): State<Arc<App>>,
-    Query(q): Query<RealmQuery>,
+    _: SameOrigin,
+    BrowserSession { realm, record, .. }: BrowserSession,
     headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(reason) = origin::check_post(&app, &headers) {
-        return forbidden(&headers, reason);
-    }
-    let realm = app.config.browser.realm_or_default(q.realm);
-    let (_, record) = match current(&app, &headers, &realm).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let id = serde_urlencoded::from_bytes::<EndForm>(&body)
-        .ok()
-        .and_then(|f| TokenHash::from_hex(&f.id));
-    let Some(id) = id else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the form needs the id of a session",
-        );
-    };
+    FormBody(form): FormBody<EndForm>,
+) -> Result<Response, Error> {
+    let id = TokenHash::from_hex(&form.id)
+        .ok_or_else(|| Error::BadRequest("the form needs the id of a session".into()))?;
     let now = now();
     // Only a session of the same user: ids are not secrets.
-    match app.store.validate(id, &realm, now).await {
-        Ok(Validity::Current(r) | Validity::Superseded(r))
+    match app
+        .store
+        .validate(id, &realm, now)
+        .await
+        .map_err(Error::store("revoke"))?
+    {
+        Validity::Current(r) | Validity::Superseded(r)
             if r.identity.user == record.identity.user =>
         {
-            if let Err(e) = app.store.revoke(id, &realm, now).await {
-                return store_unavailable("revoke", e);
-            }
+            app.store
+                .revoke(id, &realm, now)
+                .await
+                .map_err(Error::store("revoke"))?;
             tracing::info!(realm, user = %record.identity.user, session = %id.short(), "session ended by its user");
         }
-        Ok(_) => {
-            return json_error(
-                StatusCode::NOT_FOUND,
-                "no_such_session",
-                "you have no such session",
-            )
-        }
-        Err(e) => {
-            return store_unavailable("revoke", e);
-        }
+        _ => return Err(Error::NoSuchSession),
     }
     if wants_json(&headers) {
-        return no_store(Json(json!({"ended": 1})).into_response());
+        return Ok(Json(json!({"ended": 1})).into_response());
     }
-    back_to_list(&realm, &app.config.browser.realm)
+    Ok(back_to_list(&realm, &app.config.browser.realm))
 }
 
 /// `POST /session/sessions/end_others`: every session of the caller but this one.
 pub async fn end_others(
     State(app): State<Arc<App>>,
-    Query(q): Query<RealmQuery>,
+    _: SameOrigin,
+    BrowserSession {
+        realm,
+        token,
+        record,
+    }: BrowserSession,
     headers: HeaderMap,
-) -> Response {
-    if let Err(reason) = origin::check_post(&app, &headers) {
-        return forbidden(&headers, reason);
-    }
-    let realm = app.config.browser.realm_or_default(q.realm);
-    let (token, record) = match current(&app, &headers, &realm).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let ended = match app
+) -> Result<Response, Error> {
+    let ended = app
         .store
         .revoke_user_sessions(&realm, &record.identity.user, Some(token.hash()), now())
         .await
-    {
-        Ok(n) => n,
-        Err(e @ StoreError::Unsupported { .. }) => {
-            return json_error(StatusCode::NOT_IMPLEMENTED, "not_supported", &e.to_string())
-        }
-        Err(e) => {
-            return store_unavailable("revoke_user_sessions", e);
-        }
-    };
+        .map_err(Error::store("revoke_user_sessions"))?;
     tracing::info!(realm, user = %record.identity.user, ended, "other sessions ended by their user");
     if wants_json(&headers) {
-        return no_store(Json(json!({"ended": ended})).into_response());
+        return Ok(Json(json!({"ended": ended})).into_response());
     }
-    back_to_list(&realm, &app.config.browser.realm)
+    Ok(back_to_list(&realm, &app.config.browser.realm))
 }

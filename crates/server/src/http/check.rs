@@ -1,0 +1,86 @@
+//! The one step every surface takes to check a presented credential: look
+//! the session up (counting as activity, or passively), and where the realm
+//! signs tickets, accept a ticket in the token's place. The text protocol's
+//! `/valid`, `/v1/validate`, the browser routes, forward auth and the
+//! credentials endpoint all go through here, so they cannot disagree on
+//! what is current.
+
+use super::error::Error;
+use super::tickets::{self, Holder};
+use crate::app::App;
+use crate::clock::now;
+use sessiond_core::session::{SessionRecord, Validity};
+use sessiond_core::Token;
+use std::net::IpAddr;
+
+/// Whether a check counts as the session's activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// The session was used: its idle end moves on.
+    Touch,
+    /// Background polling: the idle end stays (an abandoned session must
+    /// not be kept alive by a page left open).
+    Passive,
+}
+
+/// The session `token` names in `realm`, as the store classifies it.
+pub async fn lookup(
+    app: &App,
+    token: &Token,
+    realm: &str,
+    activity: Activity,
+) -> Result<Validity, Error> {
+    let store = &app.store;
+    match activity {
+        Activity::Touch => store.validate(token.hash(), realm, now()).await,
+        Activity::Passive => store.peek(token.hash(), realm, now()).await,
+    }
+    .map_err(Error::store("validate"))
+}
+
+/// The current session of `token` in `realm`, or [`Error::NotCurrent`].
+pub async fn current(
+    app: &App,
+    token: &Token,
+    realm: &str,
+    activity: Activity,
+) -> Result<SessionRecord, Error> {
+    match lookup(app, token, realm, activity).await? {
+        Validity::Current(record) => Ok(record),
+        Validity::Superseded(_) | Validity::Unknown => Err(Error::NotCurrent),
+    }
+}
+
+/// What a token (or, in a ticket realm, a ticket in its place) is.
+pub enum Checked {
+    Current(SessionRecord),
+    Superseded(SessionRecord),
+    /// A valid signed ticket of the realm.
+    Ticket(Box<Holder>),
+    /// Neither: unknown, ended, or a refused ticket.
+    Invalid,
+}
+
+/// `/valid` and `/v1/validate`: a session token, or in a ticket realm a
+/// ticket (the cookie's value) passed as the token.
+pub async fn token_or_ticket(
+    app: &App,
+    token: &Token,
+    realm: &str,
+    client: Option<IpAddr>,
+) -> Result<Checked, Error> {
+    match lookup(app, token, realm, Activity::Touch).await? {
+        Validity::Current(r) => return Ok(Checked::Current(r)),
+        Validity::Superseded(r) => return Ok(Checked::Superseded(r)),
+        Validity::Unknown => {}
+    }
+    let Some(tr) = app.tickets.get(realm) else {
+        return Ok(Checked::Invalid);
+    };
+    Ok(
+        match tickets::check_value(app, tr, token.expose(), client, false).await? {
+            Ok(holder) => Checked::Ticket(Box::new(holder)),
+            Err(_) => Checked::Invalid,
+        },
+    )
+}
