@@ -8,7 +8,7 @@
 
 use crate::app::App;
 use crate::clock::now;
-use sessiond_store::{SessionStore, StoreResult};
+use sessiond_store::{KeySlots, StoreResult};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ pub async fn end_user(app: &App, user: &str, why: &str) -> StoreResult<Ended> {
     let mut ticket_realms: Vec<String> = app.tickets.keys().cloned().collect();
     ticket_realms.sort();
     for realm in &ticket_realms {
-        crate::tickets::revoke(app.store.as_ref(), realm, user).await?;
+        crate::tickets::revoke(app.store.tickets.as_ref(), realm, user).await?;
     }
     tracing::info!(user, why, sessions = ?sessions, ticket_realms = ticket_realms.len(), "all sessions and tickets of the user ended");
     Ok(Ended {
@@ -70,7 +70,7 @@ fn changed(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) 
         .collect()
 }
 
-async fn load_seen(store: &dyn SessionStore) -> StoreResult<Option<BTreeMap<String, String>>> {
+async fn load_seen(store: &dyn KeySlots) -> StoreResult<Option<BTreeMap<String, String>>> {
     Ok(store
         .get_key(SEEN_SLOT)
         .await?
@@ -132,7 +132,7 @@ pub async fn watch_password_file(app: Arc<App>) {
 /// Ends every user whose fingerprint changed since the recorded state, then
 /// records `now_seen`.
 async fn act_on_changes(app: &App, now_seen: &BTreeMap<String, String>) -> StoreResult<()> {
-    let before = load_seen(app.store.as_ref()).await?;
+    let before = load_seen(app.store.keys.as_ref()).await?;
     if before.as_ref() == Some(now_seen) {
         return Ok(());
     }
@@ -142,7 +142,7 @@ async fn act_on_changes(app: &App, now_seen: &BTreeMap<String, String>) -> Store
         }
     }
     let text = serde_json::to_string(now_seen).unwrap_or_default();
-    app.store.put_key(SEEN_SLOT, &text).await
+    app.store.keys.put_key(SEEN_SLOT, &text).await
 }
 
 #[cfg(test)]

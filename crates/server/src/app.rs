@@ -7,7 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sessiond_auth::{Authenticator, PasswordFileAuthenticator};
 use sessiond_core::token::secrets_equal;
 use sessiond_store::{
-    FileStore, MemcachedStore, MemoryStore, PostgresStore, RedisStore, RedisTarget, SessionStore,
+    FileStore, MemcachedStore, MemoryStore, PostgresStore, RedisStore, RedisTarget, Store,
     StoreOptions,
 };
 use std::collections::HashMap;
@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 pub struct App {
     pub config: Config,
-    pub store: Arc<dyn SessionStore>,
+    pub store: Store,
     /// Enabled authenticators by lower-case module name.
     pub modules: HashMap<String, Arc<dyn Authenticator>>,
     pub guard: Arc<LoginGuard>,
@@ -40,6 +40,16 @@ pub struct App {
 impl App {
     pub async fn build(config: Config, metrics: Option<PrometheusHandle>) -> anyhow::Result<App> {
         let (store, store_description) = open_store(&config.store).await?;
+        if store.users.is_none() {
+            // Known now, not per request: these routes answer 501 for the
+            // life of the process (http::extract::Users).
+            tracing::warn!(
+                store = store.kind(),
+                "this store cannot list a user's sessions: GET/DELETE /v1/users/{{realm}}/{{user}}/sessions, \
+                 'my sessions' and 'end other sessions' answer 501; ending one session, logout and \
+                 DELETE /v1/users/{{user}}/sessions work"
+            );
+        }
         let mut modules: HashMap<String, Arc<dyn Authenticator>> = HashMap::new();
         for name in &config.auth.modules {
             let key = name.to_ascii_lowercase();
@@ -83,7 +93,7 @@ impl App {
             modules.insert(key, module);
         }
         let admin_token = load_admin_token(&config)?;
-        let guard = Arc::new(LoginGuard::new(&config.auth, store.clone()));
+        let guard = Arc::new(LoginGuard::new(&config.auth, store.failures.clone()));
         let trusted_proxies = config.trusted_proxies()?;
         let keyring = load_keyring(&config)?;
         let credential_readers = load_credential_readers(&config)?;
@@ -180,9 +190,7 @@ impl App {
 /// Opens the configured store. Shared stores are connected to (and, for
 /// PostgreSQL, migrated) before the server starts listening, so a wrong
 /// address fails at start-up with the key to fix.
-pub async fn open_store(
-    config: &crate::config::StoreConfig,
-) -> anyhow::Result<(Arc<dyn SessionStore>, String)> {
+pub async fn open_store(config: &crate::config::StoreConfig) -> anyhow::Result<(Store, String)> {
     let opts = StoreOptions {
         superseded_retention: config.superseded_retention.0,
         touch_interval: config.touch_interval.0,
@@ -190,12 +198,15 @@ pub async fn open_store(
     let url = config.url.clone().unwrap_or_default();
     let context = || format!("store.url for the {:?} store", config.kind);
     Ok(match config.kind {
-        StoreKind::Memory => (Arc::new(MemoryStore::new(opts)), "memory".into()),
+        StoreKind::Memory => (
+            Arc::new(MemoryStore::new(opts)).into_store(),
+            "memory".into(),
+        ),
         StoreKind::File => {
             let store = FileStore::open(&config.path, opts)
                 .with_context(|| format!("store.path = {}", config.path.display()))?;
             let description = format!("file {}", store.path().display());
-            (Arc::new(store), description)
+            (Arc::new(store).into_store(), description)
         }
         StoreKind::Redis | StoreKind::RedisCluster => {
             let target = if config.kind == StoreKind::Redis {
@@ -214,21 +225,21 @@ pub async fn open_store(
                 .await
                 .with_context(context)?;
             let description = format!("{} prefix {}", store.description(), config.prefix);
-            (Arc::new(store), description)
+            (Arc::new(store).into_store(), description)
         }
         StoreKind::Memcached => {
             let store = MemcachedStore::connect(&url, &config.prefix, opts)
                 .await
                 .with_context(context)?;
             let description = format!("{} prefix {}", store.description(), config.prefix);
-            (Arc::new(store), description)
+            (Arc::new(store).into_store(), description)
         }
         StoreKind::Postgres => {
             let store = PostgresStore::connect(&url, &config.prefix, opts)
                 .await
                 .with_context(context)?;
             let description = store.description().to_owned();
-            (Arc::new(store), description)
+            (Arc::new(store).into_store(), description)
         }
     })
 }

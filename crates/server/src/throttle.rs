@@ -7,7 +7,7 @@ use crate::clock::now;
 use crate::config::AuthConfig;
 use parking_lot::Mutex;
 use sessiond_core::limiter::{account_key, address_key, Backoff, FailureTable};
-use sessiond_store::{SessionStore, StoreError};
+use sessiond_store::{FailureCounters, StoreError};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -34,7 +34,8 @@ pub struct LoginGuard {
     addresses: Backoff,
     /// Records when the store keeps none.
     local: Mutex<FailureTable>,
-    store: Arc<dyn SessionStore>,
+    /// The store's shared records, if it keeps them.
+    shared: Option<Arc<dyn FailureCounters>>,
     /// Bounds the password checks running at once. A check holds its permit
     /// until the authenticator returns, even if the request gave up waiting
     /// for it: a PAM or Kerberos call on a blocking thread cannot be
@@ -76,7 +77,7 @@ enum Scope {
 }
 
 impl LoginGuard {
-    pub fn new(cfg: &AuthConfig, store: Arc<dyn SessionStore>) -> LoginGuard {
+    pub fn new(cfg: &AuthConfig, shared: Option<Arc<dyn FailureCounters>>) -> LoginGuard {
         let accounts = Backoff {
             free_failures: cfg.max_failures_per_user,
             window: cfg.failure_window.0,
@@ -89,7 +90,7 @@ impl LoginGuard {
             accounts,
             addresses,
             local: Mutex::new(FailureTable::new()),
-            store,
+            shared,
             checks: Arc::new(tokio::sync::Semaphore::new(cfg.max_concurrent_checks)),
             in_flight: Arc::default(),
         }
@@ -143,7 +144,7 @@ impl LoginGuard {
             if !backoff.enabled() {
                 continue;
             }
-            let record = match self.store.failure_counters() {
+            let record = match &self.shared {
                 Some(shared) => shared.failures(&key).await?,
                 None => self.local.lock().get(&key),
             };
@@ -173,7 +174,7 @@ impl LoginGuard {
             if !backoff.enabled() {
                 continue;
             }
-            match self.store.failure_counters() {
+            match &self.shared {
                 Some(shared) => {
                     if let Err(e) = shared.record_failure(&key, backoff, t).await {
                         metrics::counter!("sessiond_store_errors_total", "op" => "record_failure")
@@ -192,7 +193,7 @@ impl LoginGuard {
     /// right password must not hide a network's guessing).
     pub(crate) async fn succeeded(&self, realm: &str, user: &str) {
         let key = account_key(realm, user);
-        match self.store.failure_counters() {
+        match &self.shared {
             Some(shared) => {
                 if let Err(e) = shared.clear_failures(&key).await {
                     tracing::error!(error = %e, "cannot clear an account's failed logins in the store");

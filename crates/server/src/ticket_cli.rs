@@ -110,7 +110,7 @@ fn revoke(config: Option<std::path::PathBuf>, realm: &str, user: &str) -> anyhow
             "cannot open the store (the file store is locked while sessiond runs: \
              use DELETE /v1/users/{realm}/{user}/tickets then)",
         )?;
-        let nb = crate::tickets::revoke(store.as_ref(), realm, user).await?;
+        let nb = crate::tickets::revoke(store.tickets.as_ref(), realm, user).await?;
         println!(
             "tickets of {user:?} in {realm:?} issued before {} are refused",
             nb.0

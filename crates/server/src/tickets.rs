@@ -205,7 +205,7 @@ fn load_secrets(cfg: &TicketConfig, file_key: &str, env_key: &str) -> anyhow::Re
 /// Returns the time in force. The admin endpoint, the CLI and the password
 /// watcher all revoke through here.
 pub async fn revoke(
-    store: &dyn sessiond_store::SessionStore,
+    store: &dyn sessiond_store::TicketMarks,
     realm: &str,
     user: &str,
 ) -> sessiond_store::StoreResult<sessiond_core::Timestamp> {

@@ -41,11 +41,9 @@ pub fn run(args: TokenArgs, config: Config) -> anyhow::Result<ExitCode> {
                 user,
                 source,
                 ..
-            } => issue(store.as_ref(), &config, &realm, &user, &source).await,
-            TokenAction::Check { realm, .. } => check(store.as_ref(), &realm, &read_token()?).await,
-            TokenAction::Revoke { realm, .. } => {
-                revoke(store.as_ref(), &realm, &read_token()?).await
-            }
+            } => issue(&*store, &config, &realm, &user, &source).await,
+            TokenAction::Check { realm, .. } => check(&*store, &realm, &read_token()?).await,
+            TokenAction::Revoke { realm, .. } => revoke(&*store, &realm, &read_token()?).await,
         }
     })
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{login, Options, Server};
-use sessiond_store::{FileStore, SessionStore, StoreOptions};
+use sessiond_store::{FileStore, Groups, StoreOptions};
 use sha2::{Digest, Sha256};
 
 fn file_options(dir: &std::path::Path) -> Options {

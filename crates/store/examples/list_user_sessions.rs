@@ -11,7 +11,7 @@
 //! public API (each create is a durable commit, so filling takes a while).
 
 use sessiond_core::{Identity, NewSession, RealmPolicy, Timestamp, Token};
-use sessiond_store::{FileStore, MemoryStore, SessionStore, StoreOptions};
+use sessiond_store::{FileStore, MemoryStore, SessionStore, StoreOptions, UserSessions};
 use std::time::{Duration, Instant};
 
 fn login(user: &str) -> NewSession {
@@ -45,7 +45,7 @@ async fn fill(store: &dyn SessionStore, others: u64) {
     }
 }
 
-async fn time_listing(name: &str, store: &dyn SessionStore) {
+async fn time_listing(name: &str, store: &dyn UserSessions) {
     let now = Timestamp(1_700_000_100);
     let mut times: Vec<Duration> = Vec::new();
     for _ in 0..200 {

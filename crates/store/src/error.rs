@@ -1,3 +1,5 @@
+//! The one error type of every store.
+
 use thiserror::Error;
 
 /// Why a store operation failed. None of these carries a token or a secret.
@@ -9,13 +11,6 @@ pub enum StoreError {
     /// A stored record could not be decoded. The record is left in place.
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
-    /// The operation needs something this kind of store cannot do (memcached
-    /// cannot enumerate a user's sessions); callers answer 501.
-    #[error("not supported by the {store} store: {what}")]
-    Unsupported {
-        store: &'static str,
-        what: &'static str,
-    },
     /// The store cannot be opened with the given settings.
     #[error("cannot open session store: {0}")]
     Open(String),

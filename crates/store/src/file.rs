@@ -9,6 +9,7 @@
 
 use crate::ops::{self, role_key, user_key, Txn};
 use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
+use crate::{Access, Store};
 use crate::{SessionStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use redb::{
@@ -445,6 +446,14 @@ impl FileStore {
     }
 }
 
+impl FileStore {
+    /// This store with the abilities it offers: it enumerates users' sessions.
+    pub fn into_store(self: std::sync::Arc<Self>) -> Store {
+        let s = self;
+        Store::new(s.clone()).with_users(s)
+    }
+}
+
 #[async_trait]
 impl SessionStore for FileStore {
     fn kind(&self) -> &'static str {
@@ -466,16 +475,18 @@ impl SessionStore for FileStore {
             .await
     }
 
-    async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
+    async fn check(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+        access: Access,
+    ) -> StoreResult<Validity> {
         let realm = realm.to_owned();
-        self.read_mostly(move |i, t| ops::validate(t, &id, &realm, now, &i.opts, true))
-            .await
-    }
-
-    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        let realm = realm.to_owned();
-        self.read_mostly(move |i, t| ops::validate(t, &id, &realm, now, &i.opts, false))
-            .await
+        self.read_mostly(move |i, t| {
+            ops::validate(t, &id, &realm, now, &i.opts, access == Access::Touch)
+        })
+        .await
     }
 
     async fn revoke(
@@ -582,6 +593,16 @@ impl SessionStore for FileStore {
         .await
     }
 
+    async fn end_user_sessions(&self, user: &str, _now: Timestamp) -> StoreResult<Option<u64>> {
+        let user = user.to_owned();
+        self.blocking(move |i| i.write(true, |t| ops::end_user_sessions(t, &user)))
+            .await
+            .map(Some)
+    }
+}
+
+#[async_trait]
+impl crate::UserSessions for FileStore {
     async fn list_user_sessions(
         &self,
         realm: &str,
@@ -608,14 +629,10 @@ impl SessionStore for FileStore {
         })
         .await
     }
+}
 
-    async fn end_user_sessions(&self, user: &str, _now: Timestamp) -> StoreResult<Option<u64>> {
-        let user = user.to_owned();
-        self.blocking(move |i| i.write(true, |t| ops::end_user_sessions(t, &user)))
-            .await
-            .map(Some)
-    }
-
+#[async_trait]
+impl crate::TicketMarks for FileStore {
     async fn raise_ticket_not_before(
         &self,
         realm: &str,
@@ -628,7 +645,10 @@ impl SessionStore for FileStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl crate::KeySlots for FileStore {
     async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {
         let slot = slot.to_owned();
         self.read_mostly(move |_, t| t.key(&slot)).await
@@ -639,7 +659,10 @@ impl SessionStore for FileStore {
         self.blocking(move |i| i.write(true, |t| t.put_key(&slot, &key)))
             .await
     }
+}
 
+#[async_trait]
+impl crate::Groups for FileStore {
     async fn create_group(
         &self,
         group: &str,

@@ -1,9 +1,90 @@
-//! Session stores behind one async trait.
+//! Session stores: a small core trait, [`SessionStore`], and the optional
+//! abilities a store may add as traits of their own — [`UserSessions`]
+//! (enumerate a user's sessions), [`KeySlots`] (SessionKeyServer's
+//! per-identity keys), [`TicketMarks`] (a user's ticket not-before time),
+//! [`Groups`] (SessionKeyServer's groups) and [`FailureCounters`]
+//! (failed-login counts shared by a fleet). A [`Store`] is what the server
+//! holds: the core and the abilities this store offers, decided when it is
+//! opened, so the server knows at start which routes it can serve instead
+//! of meeting an "unsupported" error per request.
 //!
-//! Every store implements [`SessionStore`] with the same semantics, decided by
-//! `sessiond_core::session::classify`, and every store runs the same
-//! conformance suite (`tests/conformance`). Records are keyed by the SHA-256 of
-//! the token; no store ever sees a raw token.
+//! Every store has the same semantics, decided by
+//! `sessiond_core::session::classify`, and runs the same conformance suite
+//! (`tests/conformance`). Records are keyed by the SHA-256 of the token; no
+//! store ever sees a raw token.
+//!
+//! A whole store, in the shape every implementation here has (the core
+//! trait, the mandatory abilities, and a constructor of its [`Store`]):
+//!
+//! ```
+//! use async_trait::async_trait;
+//! use sessiond_core::session::{SessionData, SessionRecord, Validity};
+//! use sessiond_core::{NewSession, Timestamp, TokenHash};
+//! use sessiond_store::{
+//!     Access, DataWrite, GroupChange, GroupRole, Groups, KeySlots, SessionStore, Store,
+//!     StoreError, StoreResult, TicketMarks,
+//! };
+//! use std::sync::Arc;
+//!
+//! /// A store that keeps nothing: every token is unknown. (A real store
+//! /// keeps records; see `memory.rs` for the smallest one.)
+//! struct Forgetful;
+//!
+//! #[async_trait]
+//! impl SessionStore for Forgetful {
+//!     fn kind(&self) -> &'static str { "forgetful" }
+//!     async fn ping(&self) -> StoreResult<()> { Ok(()) }
+//!     async fn create(&self, _: TokenHash, new: NewSession, now: Timestamp)
+//!         -> StoreResult<SessionRecord> { Ok(SessionRecord::issue(new, 0, now)) }
+//!     async fn check(&self, _: TokenHash, _: &str, _: Timestamp, _: Access)
+//!         -> StoreResult<Validity> { Ok(Validity::Unknown) }
+//!     async fn revoke(&self, _: TokenHash, _: &str, _: Timestamp)
+//!         -> StoreResult<Option<SessionRecord>> { Ok(None) }
+//!     async fn replace(&self, _: TokenHash, _: TokenHash, _: &str, _: Timestamp)
+//!         -> StoreResult<Option<SessionRecord>> { Ok(None) }
+//!     async fn read_data(&self, _: TokenHash, _: &str, _: Timestamp)
+//!         -> StoreResult<Option<(SessionData, u64)>> { Ok(None) }
+//!     async fn write_data(&self, _: TokenHash, _: &str, _: u64, _: SessionData, _: Timestamp)
+//!         -> StoreResult<DataWrite> { Ok(DataWrite::NotFound) }
+//!     async fn purge(&self, _: Timestamp) -> StoreResult<u64> { Ok(0) }
+//!     async fn end_user_sessions(&self, _: &str, _: Timestamp) -> StoreResult<Option<u64>> {
+//!         Ok(Some(0))
+//!     }
+//! }
+//!
+//! #[async_trait]
+//! impl KeySlots for Forgetful {
+//!     async fn get_key(&self, _: &str) -> StoreResult<Option<String>> { Ok(None) }
+//!     async fn put_key(&self, _: &str, _: &str) -> StoreResult<()> {
+//!         Err(StoreError::Unavailable("forgetful: keeps no keys".into()))
+//!     }
+//! }
+//!
+//! #[async_trait]
+//! impl TicketMarks for Forgetful {
+//!     async fn raise_ticket_not_before(&self, _: &str, _: &str, at: Timestamp)
+//!         -> StoreResult<Timestamp> { Ok(at) }
+//! }
+//!
+//! #[async_trait]
+//! impl Groups for Forgetful {
+//!     async fn create_group(&self, _: &str, _: &str, _: &str, _: &str) -> StoreResult<bool> {
+//!         Ok(false)
+//!     }
+//!     async fn group_role(&self, _: &str, _: &str, _: &str) -> StoreResult<Option<GroupRole>> {
+//!         Ok(None)
+//!     }
+//!     async fn group_key(&self, _: &str) -> StoreResult<Option<String>> { Ok(None) }
+//!     async fn update_group(&self, _: &str, _: &str, _: &str, _: &[GroupChange])
+//!         -> StoreResult<bool> { Ok(false) }
+//! }
+//!
+//! // It cannot list a user's sessions: it does not implement
+//! // `UserSessions`, and its `Store` says so.
+//! let store = Store::new(Arc::new(Forgetful));
+//! assert!(store.users.is_none() && store.failures.is_none());
+//! assert_eq!(store.kind(), "forgetful");
+//! ```
 
 mod error;
 pub mod file;
@@ -20,29 +101,24 @@ pub use memcached::MemcachedStore;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use redis_store::{RedisStore, RedisTarget};
-pub use types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
+pub use types::{Access, DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 
 use async_trait::async_trait;
 use sessiond_core::limiter::{Backoff, Failures};
 use sessiond_core::session::{SessionData, SessionRecord, Validity};
 use sessiond_core::{NewSession, Timestamp, TokenHash};
+use std::sync::Arc;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// What every session store offers. Each method is one atomic step: no caller
-/// ever needs a read-modify-write sequence across calls, which is what made
-/// SessionKeyServer lose records under concurrency.
+/// What every session store offers: sessions, from login to logout. Each
+/// method is one atomic step: no caller ever needs a read-modify-write
+/// sequence across calls, which is what made SessionKeyServer lose records
+/// under concurrency.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Short name for logs and metrics (`memory`, `file`, …).
     fn kind(&self) -> &'static str;
-
-    /// Failed-login counts every instance on this store shares, so a fleet
-    /// enforces one limit. `None` for stores private to one process
-    /// (memory, file): the server counts in its own memory then.
-    fn failure_counters(&self) -> Option<&dyn FailureCounters> {
-        None
-    }
 
     /// Cheap reachability check for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
@@ -57,14 +133,28 @@ pub trait SessionStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<SessionRecord>;
 
-    /// Looks a session up in `realm`. Expired records answer `Unknown` and are
-    /// deleted; `last_access` is refreshed when the record asks for it.
-    async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity>;
+    /// Looks a session up in `realm`: the one step behind every check on
+    /// every surface. Expired records answer `Unknown` and are deleted;
+    /// with [`Access::Touch`] `last_access` is refreshed when the record
+    /// asks for it, with [`Access::Peek`] it stays as it was (background
+    /// polling must not keep an abandoned session alive).
+    async fn check(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+        access: Access,
+    ) -> StoreResult<Validity>;
 
-    /// [`SessionStore::validate`] that does not count as activity: the
-    /// session's last access (and so its idle end) stays as it was. For
-    /// background polling, which must not keep an abandoned session alive.
-    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity>;
+    /// [`SessionStore::check`] that counts as activity.
+    async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
+        self.check(id, realm, now, Access::Touch).await
+    }
+
+    /// [`SessionStore::check`] that does not count as activity.
+    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
+        self.check(id, realm, now, Access::Peek).await
+    }
 
     /// Deletes a current or superseded session; returns it, or `None` if unknown.
     async fn revoke(
@@ -103,8 +193,26 @@ pub trait SessionStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<DataWrite>;
 
-    /// The live (current or superseded) sessions of `user` in `realm`, oldest
-    /// first. Stores that cannot enumerate answer [`StoreError::Unsupported`].
+    /// Deletes expired sessions and superseded ones past their retention.
+    /// Returns how many were deleted.
+    async fn purge(&self, now: Timestamp) -> StoreResult<u64>;
+
+    /// Ends every session of `user` in every realm: what a password change,
+    /// a deleted account or an administrator's "end everything" needs —
+    /// so every store must do it, enumerating or not. Returns how many
+    /// sessions were deleted, or `None` where the store ends them without
+    /// finding them (memcached moves the user's session epoch on; see
+    /// [`sessiond_core::session::UserState::epoch`]).
+    async fn end_user_sessions(&self, user: &str, now: Timestamp) -> StoreResult<Option<u64>>;
+}
+
+/// A store that can enumerate a user's sessions: "my sessions", the admin
+/// listing, "end all but this one". memcached cannot (it has no way to
+/// find keys) and does not implement this; its routes answer 501.
+#[async_trait]
+pub trait UserSessions: SessionStore {
+    /// The live (current or superseded) sessions of `user` in `realm`,
+    /// oldest first.
     async fn list_user_sessions(
         &self,
         realm: &str,
@@ -121,20 +229,21 @@ pub trait SessionStore: Send + Sync + 'static {
         keep: Option<TokenHash>,
         now: Timestamp,
     ) -> StoreResult<u64>;
+}
 
-    /// Deletes expired sessions and superseded ones past their retention.
-    /// Returns how many were deleted.
-    async fn purge(&self, now: Timestamp) -> StoreResult<u64>;
+/// SessionKeyServer's per-identity key slots (`/gen_key`, `/get_key`),
+/// also where sessiond keeps small named values of its own.
+#[async_trait]
+pub trait KeySlots: Send + Sync + 'static {
+    async fn get_key(&self, slot: &str) -> StoreResult<Option<String>>;
+    async fn put_key(&self, slot: &str, key: &str) -> StoreResult<()>;
+}
 
-    /// Ends every session of `user` in every realm: what a password change,
-    /// a deleted account or an administrator's "end everything" needs.
-    /// Returns how many sessions were deleted, or `None` where the store
-    /// ends them without finding them (memcached moves the user's session
-    /// epoch on; see [`sessiond_core::session::UserState::epoch`]).
-    async fn end_user_sessions(&self, user: &str, now: Timestamp) -> StoreResult<Option<u64>>;
-
-    /// The time before which tickets of `user` in `realm` are refused (set
-    /// by revoking the user's tickets or changing their password).
+/// A user's ticket not-before time per ticket realm: tickets issued before
+/// it are refused (revoking a user's tickets, a password change).
+#[async_trait]
+pub trait TicketMarks: KeySlots {
+    /// The time before which tickets of `user` in `realm` are refused.
     ///
     /// Kept in the key slots, under a name no SessionKeyServer slot can have
     /// (those start with the user name, which is never empty and never holds
@@ -156,11 +265,11 @@ pub trait SessionStore: Send + Sync + 'static {
         user: &str,
         at: Timestamp,
     ) -> StoreResult<Timestamp>;
+}
 
-    /// SessionKeyServer's per-identity key (`/gen_key`, `/get_key`).
-    async fn get_key(&self, slot: &str) -> StoreResult<Option<String>>;
-    async fn put_key(&self, slot: &str, key: &str) -> StoreResult<()>;
-
+/// SessionKeyServer's groups: a name, a key, members and admins.
+#[async_trait]
+pub trait Groups: Send + Sync + 'static {
     /// Creates `group` with `user` of `realm` as its admin, unless the group
     /// exists (group names are global, as in SessionKeyServer). Returns whether
     /// it was created.
@@ -192,6 +301,57 @@ pub trait SessionStore: Send + Sync + 'static {
         caller: &str,
         changes: &[GroupChange],
     ) -> StoreResult<bool>;
+}
+
+/// A session store and the abilities it offers, as the server holds it.
+/// Built by each store's `into_store`, which names what the store can do;
+/// dereferences to the core [`SessionStore`].
+#[derive(Clone)]
+pub struct Store {
+    pub sessions: Arc<dyn SessionStore>,
+    pub keys: Arc<dyn KeySlots>,
+    pub tickets: Arc<dyn TicketMarks>,
+    pub groups: Arc<dyn Groups>,
+    /// `None` for a store that cannot enumerate a user's sessions.
+    pub users: Option<Arc<dyn UserSessions>>,
+    /// Failed-login counts every instance on this store shares, so a fleet
+    /// enforces one limit. `None` for stores private to one process
+    /// (memory, file): the server counts in its own memory then.
+    pub failures: Option<Arc<dyn FailureCounters>>,
+}
+
+impl Store {
+    /// A store with the abilities every store must have.
+    pub fn new<S: SessionStore + KeySlots + TicketMarks + Groups>(s: Arc<S>) -> Store {
+        Store {
+            sessions: s.clone(),
+            keys: s.clone(),
+            tickets: s.clone(),
+            groups: s,
+            users: None,
+            failures: None,
+        }
+    }
+
+    /// Adds the ability to enumerate a user's sessions.
+    pub fn with_users<S: UserSessions>(mut self, s: Arc<S>) -> Store {
+        self.users = Some(s);
+        self
+    }
+
+    /// Adds failed-login counts shared by every instance.
+    pub fn with_failures<S: FailureCounters + 'static>(mut self, s: Arc<S>) -> Store {
+        self.failures = Some(s);
+        self
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn SessionStore;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.sessions
+    }
 }
 
 /// Failed-login records kept where every instance sees them. Keys are

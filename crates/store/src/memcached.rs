@@ -11,13 +11,14 @@
 //!   moves the user's session epoch on (one small key per user, read in the
 //!   same `get` as the generation), so older sessions are refused without
 //!   being found;
-//! - listing a user's sessions, and revoking them all, are not supported
-//!   (`StoreError::Unsupported`): see docs/stores.md.
+//! - listing a user's sessions, and revoking them all, are not offered:
+//!   the store does not implement `UserSessions` (see docs/stores.md).
 //!
 //! The client (`memcache` crate) is blocking; calls run on Tokio's blocking
 //! pool, over a pool of connections.
 
-use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
+use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions};
+use crate::{Access, Store};
 use crate::{SessionStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use sessiond_core::limiter::{Backoff, Failures};
@@ -77,13 +78,6 @@ fn contended() -> StoreError {
     StoreError::Unavailable(format!(
         "memcached: key kept changing over {CAS_ATTEMPTS} attempts"
     ))
-}
-
-fn unsupported(what: &'static str) -> StoreError {
-    StoreError::Unsupported {
-        store: "memcached",
-        what,
-    }
 }
 
 /// Turns `unix:///path` into the client's `memcache:///path`, and a bare
@@ -410,7 +404,7 @@ impl MemcachedStore {
     }
 
     /// Validates; with `touch`, refreshes last access when due.
-    async fn check(
+    async fn check_session(
         &self,
         id: TokenHash,
         realm: &str,
@@ -511,14 +505,18 @@ impl crate::FailureCounters for MemcachedStore {
     }
 }
 
+impl MemcachedStore {
+    /// This store with the abilities it offers: it cannot enumerate a user's sessions (memcached finds no keys) and shares failed-login counts with every instance.
+    pub fn into_store(self: std::sync::Arc<Self>) -> Store {
+        let s = self;
+        Store::new(s.clone()).with_failures(s)
+    }
+}
+
 #[async_trait]
 impl SessionStore for MemcachedStore {
     fn kind(&self) -> &'static str {
         "memcached"
-    }
-
-    fn failure_counters(&self) -> Option<&dyn crate::FailureCounters> {
-        Some(self)
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -553,12 +551,15 @@ impl SessionStore for MemcachedStore {
         .await
     }
 
-    async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        self.check(id, realm, now, true).await
-    }
-
-    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        self.check(id, realm, now, false).await
+    async fn check(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+        access: Access,
+    ) -> StoreResult<Validity> {
+        self.check_session(id, realm, now, access == Access::Touch)
+            .await
     }
 
     async fn revoke(
@@ -677,27 +678,9 @@ impl SessionStore for MemcachedStore {
         .await
     }
 
-    async fn list_user_sessions(
-        &self,
-        _realm: &str,
-        _user: &str,
-        _now: Timestamp,
-    ) -> StoreResult<Vec<UserSession>> {
-        Err(unsupported(
-            "listing a user's sessions (memcached cannot enumerate keys)",
-        ))
-    }
-
-    async fn revoke_user_sessions(
-        &self,
-        _realm: &str,
-        _user: &str,
-        _keep: Option<TokenHash>,
-        _now: Timestamp,
-    ) -> StoreResult<u64> {
-        Err(unsupported(
-            "revoking a user's sessions (memcached cannot enumerate keys)",
-        ))
+    /// memcached expires records itself.
+    async fn purge(&self, _now: Timestamp) -> StoreResult<u64> {
+        Ok(0)
     }
 
     async fn end_user_sessions(&self, user: &str, _now: Timestamp) -> StoreResult<Option<u64>> {
@@ -711,7 +694,10 @@ impl SessionStore for MemcachedStore {
         .await?;
         Ok(None)
     }
+}
 
+#[async_trait]
+impl crate::TicketMarks for MemcachedStore {
     async fn raise_ticket_not_before(
         &self,
         realm: &str,
@@ -732,12 +718,10 @@ impl SessionStore for MemcachedStore {
         })
         .await
     }
+}
 
-    /// memcached expires records itself.
-    async fn purge(&self, _now: Timestamp) -> StoreResult<u64> {
-        Ok(0)
-    }
-
+#[async_trait]
+impl crate::KeySlots for MemcachedStore {
     async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {
         let slot = slot.to_owned();
         self.run(move |i| {
@@ -758,7 +742,10 @@ impl SessionStore for MemcachedStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl crate::Groups for MemcachedStore {
     async fn create_group(
         &self,
         group: &str,

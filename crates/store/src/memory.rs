@@ -4,6 +4,7 @@
 
 use crate::ops::{self, role_key, user_key, write_user_key, Txn};
 use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
+use crate::{Access, Store};
 use crate::{SessionStore, StoreResult};
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -244,6 +245,14 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// This store with the abilities it offers: it enumerates users' sessions.
+    pub fn into_store(self: std::sync::Arc<Self>) -> Store {
+        let s = self;
+        Store::new(s.clone()).with_users(s)
+    }
+}
+
 #[async_trait]
 impl SessionStore for MemoryStore {
     fn kind(&self) -> &'static str {
@@ -263,12 +272,21 @@ impl SessionStore for MemoryStore {
         ops::create(&mut *self.maps.lock(), &id, new, now)
     }
 
-    async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        ops::validate(&mut *self.maps.lock(), &id, realm, now, &self.opts, true)
-    }
-
-    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        ops::validate(&mut *self.maps.lock(), &id, realm, now, &self.opts, false)
+    async fn check(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+        access: Access,
+    ) -> StoreResult<Validity> {
+        ops::validate(
+            &mut *self.maps.lock(),
+            &id,
+            realm,
+            now,
+            &self.opts,
+            access == Access::Touch,
+        )
     }
 
     async fn revoke(
@@ -352,6 +370,13 @@ impl SessionStore for MemoryStore {
         Ok(removed)
     }
 
+    async fn end_user_sessions(&self, user: &str, _now: Timestamp) -> StoreResult<Option<u64>> {
+        ops::end_user_sessions(&mut *self.maps.lock(), user).map(Some)
+    }
+}
+
+#[async_trait]
+impl crate::UserSessions for MemoryStore {
     async fn list_user_sessions(
         &self,
         realm: &str,
@@ -370,11 +395,10 @@ impl SessionStore for MemoryStore {
     ) -> StoreResult<u64> {
         ops::revoke_user_sessions(&mut *self.maps.lock(), realm, user, keep.as_ref())
     }
+}
 
-    async fn end_user_sessions(&self, user: &str, _now: Timestamp) -> StoreResult<Option<u64>> {
-        ops::end_user_sessions(&mut *self.maps.lock(), user).map(Some)
-    }
-
+#[async_trait]
+impl crate::TicketMarks for MemoryStore {
     async fn raise_ticket_not_before(
         &self,
         realm: &str,
@@ -383,7 +407,10 @@ impl SessionStore for MemoryStore {
     ) -> StoreResult<Timestamp> {
         ops::raise_ticket_not_before(&mut *self.maps.lock(), realm, user, at)
     }
+}
 
+#[async_trait]
+impl crate::KeySlots for MemoryStore {
     async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {
         self.maps.lock().key(slot)
     }
@@ -391,7 +418,10 @@ impl SessionStore for MemoryStore {
     async fn put_key(&self, slot: &str, key: &str) -> StoreResult<()> {
         self.maps.lock().put_key(slot, key)
     }
+}
 
+#[async_trait]
+impl crate::Groups for MemoryStore {
     async fn create_group(
         &self,
         group: &str,

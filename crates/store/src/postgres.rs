@@ -7,6 +7,7 @@
 //! data writes compare the version in the `UPDATE` itself.
 
 use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
+use crate::{Access, Store};
 use crate::{SessionStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use sessiond_core::limiter::{Backoff, Failures};
@@ -241,7 +242,7 @@ impl PostgresStore {
     }
 
     /// Validates; with `touch`, refreshes last access when due.
-    async fn check(
+    async fn check_session(
         &self,
         id: TokenHash,
         realm: &str,
@@ -364,14 +365,18 @@ impl crate::FailureCounters for PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// This store with the abilities it offers: it enumerates users' sessions and shares failed-login counts with every instance.
+    pub fn into_store(self: std::sync::Arc<Self>) -> Store {
+        let s = self;
+        Store::new(s.clone()).with_users(s.clone()).with_failures(s)
+    }
+}
+
 #[async_trait]
 impl SessionStore for PostgresStore {
     fn kind(&self) -> &'static str {
         "postgres"
-    }
-
-    fn failure_counters(&self) -> Option<&dyn crate::FailureCounters> {
-        Some(self)
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -436,12 +441,15 @@ impl SessionStore for PostgresStore {
         Ok(record)
     }
 
-    async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        self.check(id, realm, now, true).await
-    }
-
-    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        self.check(id, realm, now, false).await
+    async fn check(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+        access: Access,
+    ) -> StoreResult<Validity> {
+        self.check_session(id, realm, now, access == Access::Touch)
+            .await
     }
 
     async fn revoke(
@@ -548,6 +556,59 @@ impl SessionStore for PostgresStore {
         })
     }
 
+    async fn purge(&self, now: Timestamp) -> StoreResult<u64> {
+        // In batches, each well inside the statement timeout, so a sweep
+        // that fell behind on a large table still makes progress.
+        let mut expired = 0;
+        loop {
+            let batch = sqlx::query(
+                "DELETE FROM sessions WHERE id IN \
+                 (SELECT id FROM sessions WHERE ends_at <= $1 LIMIT $2)",
+            )
+            .bind(now.0)
+            .bind(SWEEP_BATCH)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+            expired += batch;
+            if batch < SWEEP_BATCH as u64 {
+                break;
+            }
+        }
+        let retention = i64::try_from(self.opts.superseded_retention.as_secs()).unwrap_or(i64::MAX);
+        let superseded = sqlx::query(
+            "DELETE FROM sessions s USING users u \
+             WHERE u.realm = s.realm AND u.username = s.username \
+             AND s.supersede AND s.generation < u.generation \
+             AND COALESCE(u.superseded_at, s.created) + $2 <= $1",
+        )
+        .bind(now.0)
+        .bind(retention)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        sqlx::query("DELETE FROM login_failures WHERE forget_at <= $1")
+            .bind(now.0)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(expired + superseded)
+    }
+
+    async fn end_user_sessions(&self, user: &str, _now: Timestamp) -> StoreResult<Option<u64>> {
+        let done = sqlx::query("DELETE FROM sessions WHERE username = $1")
+            .bind(user)
+            .execute(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(done.rows_affected()))
+    }
+}
+
+#[async_trait]
+impl crate::UserSessions for PostgresStore {
     async fn list_user_sessions(
         &self,
         realm: &str,
@@ -598,57 +659,10 @@ impl SessionStore for PostgresStore {
                 .map_err(unavailable)?;
         Ok(done.rows_affected())
     }
+}
 
-    async fn purge(&self, now: Timestamp) -> StoreResult<u64> {
-        // In batches, each well inside the statement timeout, so a sweep
-        // that fell behind on a large table still makes progress.
-        let mut expired = 0;
-        loop {
-            let batch = sqlx::query(
-                "DELETE FROM sessions WHERE id IN \
-                 (SELECT id FROM sessions WHERE ends_at <= $1 LIMIT $2)",
-            )
-            .bind(now.0)
-            .bind(SWEEP_BATCH)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?
-            .rows_affected();
-            expired += batch;
-            if batch < SWEEP_BATCH as u64 {
-                break;
-            }
-        }
-        let retention = i64::try_from(self.opts.superseded_retention.as_secs()).unwrap_or(i64::MAX);
-        let superseded = sqlx::query(
-            "DELETE FROM sessions s USING users u \
-             WHERE u.realm = s.realm AND u.username = s.username \
-             AND s.supersede AND s.generation < u.generation \
-             AND COALESCE(u.superseded_at, s.created) + $2 <= $1",
-        )
-        .bind(now.0)
-        .bind(retention)
-        .execute(&self.pool)
-        .await
-        .map_err(unavailable)?
-        .rows_affected();
-        sqlx::query("DELETE FROM login_failures WHERE forget_at <= $1")
-            .bind(now.0)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(expired + superseded)
-    }
-
-    async fn end_user_sessions(&self, user: &str, _now: Timestamp) -> StoreResult<Option<u64>> {
-        let done = sqlx::query("DELETE FROM sessions WHERE username = $1")
-            .bind(user)
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        Ok(Some(done.rows_affected()))
-    }
-
+#[async_trait]
+impl crate::TicketMarks for PostgresStore {
     async fn raise_ticket_not_before(
         &self,
         realm: &str,
@@ -668,7 +682,10 @@ impl SessionStore for PostgresStore {
         .map_err(unavailable)?;
         crate::parse_not_before(&text)
     }
+}
 
+#[async_trait]
+impl crate::KeySlots for PostgresStore {
     async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {
         sqlx::query_scalar("SELECT key FROM keys WHERE slot = $1")
             .bind(slot)
@@ -689,7 +706,10 @@ impl SessionStore for PostgresStore {
         .map(|_| ())
         .map_err(unavailable)
     }
+}
 
+#[async_trait]
+impl crate::Groups for PostgresStore {
     async fn create_group(
         &self,
         group: &str,

@@ -22,6 +22,15 @@ impl Default for StoreOptions {
     }
 }
 
+/// Whether a session check counts as the session's activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The session was used: its idle end moves on.
+    Touch,
+    /// Background polling: the idle end stays where it was.
+    Peek,
+}
+
 /// Result of a compare-and-set write of session data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DataWrite {

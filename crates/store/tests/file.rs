@@ -6,7 +6,7 @@ mod conformance;
 use conformance::{login, Harness, RETENTION};
 use sessiond_core::session::Validity;
 use sessiond_core::{RealmPolicy, Timestamp, Token};
-use sessiond_store::{FileStore, SessionStore, StoreOptions};
+use sessiond_store::{FileStore, KeySlots, SessionStore, StoreOptions, UserSessions};
 use std::sync::Arc;
 
 fn options() -> StoreOptions {
@@ -21,7 +21,7 @@ async fn harness() -> Option<Harness> {
     let store = Arc::new(FileStore::open(dir.path(), options()).unwrap());
     let path = store.path().to_owned();
     Some(Harness {
-        store,
+        store: store.into_store(),
         dump: Box::new(move || {
             let path = path.clone();
             Box::pin(async move { std::fs::read(path).unwrap() })

@@ -92,7 +92,7 @@ async fn harness_for(address: String) -> Harness {
         .expect("connect to memcached"),
     );
     Harness {
-        store,
+        store: store.into_store(),
         dump: Box::new(move || {
             let (a, p) = (address.clone(), prefix.clone());
             Box::pin(async move {

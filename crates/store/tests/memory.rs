@@ -13,7 +13,7 @@ async fn harness() -> Option<Harness> {
     }));
     let dumped = store.clone();
     Some(Harness {
-        store,
+        store: store.into_store(),
         dump: Box::new(move || {
             let text = dumped.dump();
             Box::pin(async move { text.into_bytes() })

@@ -61,7 +61,7 @@ async fn harness() -> Option<Harness> {
     );
     let dumped = store.clone();
     Some(Harness {
-        store,
+        store: store.into_store(),
         dump: Box::new(move || {
             let store = dumped.clone();
             Box::pin(async move {

@@ -108,7 +108,7 @@ async fn harness_for(target: RedisTarget) -> Harness {
     let dump_target = target.clone();
     let dump_prefix = prefix.clone();
     Harness {
-        store,
+        store: store.into_store(),
         dump: Box::new(move || {
             let (t, p) = (dump_target.clone(), dump_prefix.clone());
             Box::pin(async move {

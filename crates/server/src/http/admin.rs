@@ -9,7 +9,7 @@
 //! what the store keys them by and cannot be turned back into a token.
 
 use super::error::Error;
-use super::extract::Admin;
+use super::extract::{Admin, Users};
 use crate::app::App;
 use crate::clock::now;
 use axum::extract::{Path, State};
@@ -54,12 +54,11 @@ fn entry(s: &UserSession) -> SessionEntry {
 
 /// `GET /v1/users/{realm}/{user}/sessions`
 pub async fn list(
-    State(app): State<Arc<App>>,
     _: Admin,
+    Users(users): Users,
     Path((realm, user)): Path<(String, String)>,
 ) -> Result<Json<Value>, Error> {
-    let sessions = app
-        .store
+    let sessions = users
         .list_user_sessions(&realm, &user, now())
         .await
         .map_err(Error::store("list_user_sessions"))?;
@@ -131,8 +130,8 @@ struct KeepBody {
 
 /// `DELETE /v1/users/{realm}/{user}/sessions`
 pub async fn revoke_all(
-    State(app): State<Arc<App>>,
     _: Admin,
+    Users(users): Users,
     Path((realm, user)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, Error> {
@@ -156,8 +155,7 @@ pub async fn revoke_all(
         (None, Some(token)) => Some(Token::from_client(token).hash()),
         (None, None) => None,
     };
-    let revoked = app
-        .store
+    let revoked = users
         .revoke_user_sessions(&realm, &user, keep, now())
         .await
         .map_err(Error::store("revoke_user_sessions"))?;
@@ -173,6 +171,7 @@ pub async fn ticket_not_before(
     super::tickets::ticket_realm(&app, &realm)?;
     let nb = app
         .store
+        .tickets
         .ticket_not_before(&realm, &user)
         .await
         .map_err(Error::store("ticket_not_before"))?;
@@ -189,7 +188,7 @@ pub async fn revoke_tickets(
     Path((realm, user)): Path<(String, String)>,
 ) -> Result<Json<Value>, Error> {
     super::tickets::ticket_realm(&app, &realm)?;
-    let nb = crate::tickets::revoke(app.store.as_ref(), &realm, &user)
+    let nb = crate::tickets::revoke(app.store.tickets.as_ref(), &realm, &user)
         .await
         .map_err(Error::store("raise_ticket_not_before"))?;
     Ok(Json(

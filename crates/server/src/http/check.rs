@@ -11,31 +11,20 @@ use crate::app::App;
 use crate::clock::now;
 use sessiond_core::session::{SessionRecord, Validity};
 use sessiond_core::Token;
+pub use sessiond_store::Access;
 use std::net::IpAddr;
-
-/// Whether a check counts as the session's activity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Activity {
-    /// The session was used: its idle end moves on.
-    Touch,
-    /// Background polling: the idle end stays (an abandoned session must
-    /// not be kept alive by a page left open).
-    Passive,
-}
 
 /// The session `token` names in `realm`, as the store classifies it.
 pub async fn lookup(
     app: &App,
     token: &Token,
     realm: &str,
-    activity: Activity,
+    access: Access,
 ) -> Result<Validity, Error> {
-    let store = &app.store;
-    match activity {
-        Activity::Touch => store.validate(token.hash(), realm, now()).await,
-        Activity::Passive => store.peek(token.hash(), realm, now()).await,
-    }
-    .map_err(Error::store("validate"))
+    app.store
+        .check(token.hash(), realm, now(), access)
+        .await
+        .map_err(Error::store("validate"))
 }
 
 /// The current session of `token` in `realm`, or [`Error::NotCurrent`].
@@ -43,9 +32,9 @@ pub async fn current(
     app: &App,
     token: &Token,
     realm: &str,
-    activity: Activity,
+    access: Access,
 ) -> Result<SessionRecord, Error> {
-    match lookup(app, token, realm, activity).await? {
+    match lookup(app, token, realm, access).await? {
         Validity::Current(record) => Ok(record),
         Validity::Superseded(_) | Validity::Unknown => Err(Error::NotCurrent),
     }
@@ -69,7 +58,7 @@ pub async fn token_or_ticket(
     realm: &str,
     client: Option<IpAddr>,
 ) -> Result<Checked, Error> {
-    match lookup(app, token, realm, Activity::Touch).await? {
+    match lookup(app, token, realm, Access::Touch).await? {
         Validity::Current(r) => return Ok(Checked::Current(r)),
         Validity::Superseded(r) => return Ok(Checked::Superseded(r)),
         Validity::Unknown => {}

@@ -7,7 +7,7 @@
 //! (`X-Sessiond-Token`) — a back end can only use the credentials of users
 //! who are, at that moment, using it.
 
-use super::check::{self, Activity};
+use super::check::{self, Access};
 use super::error::Error;
 use super::extract::{CredentialReader, HeaderToken, Realm};
 use crate::app::App;
@@ -22,7 +22,7 @@ pub async fn fetch(
     HeaderToken(token): HeaderToken,
     Realm(realm): Realm,
 ) -> Result<Response, Error> {
-    let record = check::current(&app, &token, &realm, Activity::Touch).await?;
+    let record = check::current(&app, &token, &realm, Access::Touch).await?;
     let sealed = record.credentials.as_deref().ok_or(Error::NoCredentials)?;
     let ccache = app
         .open_credentials(&realm, &record.identity.user, sealed)

@@ -318,13 +318,7 @@ impl Error {
             }
             Error::Ticket(_) => row(S::BAD_REQUEST, "invalid_request", Text::Line),
             Error::NotSupported(_) => row(S::NOT_IMPLEMENTED, "not_supported", Text::Line),
-            Error::Store { source, .. } => match source {
-                StoreError::Unsupported { .. } => Row {
-                    message: Cow::Owned(source.to_string()),
-                    ..row(S::NOT_IMPLEMENTED, "not_supported", Text::Line)
-                },
-                _ => row(S::SERVICE_UNAVAILABLE, "store_unavailable", Text::Line),
-            },
+            Error::Store { .. } => row(S::SERVICE_UNAVAILABLE, "store_unavailable", Text::Line),
         }
     }
 

@@ -22,6 +22,7 @@ use axum::http::{header, HeaderMap};
 use base64::Engine;
 use serde::de::DeserializeOwned;
 use sessiond_core::Token;
+use sessiond_store::Access;
 use std::sync::Arc;
 
 /// The bearer credential of an `Authorization` header, if any: the admin
@@ -139,6 +140,24 @@ impl FromRequestParts<Arc<App>> for CredentialReader {
     }
 }
 
+/// The store's ability to enumerate a user's sessions, which routes that
+/// list or end "all but one" need. A store without it (memcached) is known
+/// at start (`Store::users`, logged then); its routes answer 501.
+pub struct Users(pub Arc<dyn sessiond_store::UserSessions>);
+
+impl FromRequestParts<Arc<App>> for Users {
+    type Rejection = Error;
+
+    async fn from_request_parts(_: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
+        app.store.users.clone().map(Users).ok_or_else(|| {
+            Error::NotSupported(format!(
+                "the {} session store cannot list a user's sessions",
+                app.store.kind()
+            ))
+        })
+    }
+}
+
 /// The session token a back end passes on for its user: `X-Sessiond-Token`.
 pub struct HeaderToken(pub Token);
 
@@ -219,18 +238,24 @@ impl FromRequestParts<Arc<App>> for SessionCookie {
     }
 }
 
-/// Whether a check must not count as activity: `?passive=1` (a proxy route
-/// for polling) or the header `X-Sessiond-Passive: 1` (sessiond.js's
-/// `{passive: true}`), so background polling cannot keep an abandoned
-/// session alive.
-pub fn is_passive(parts: &Parts) -> bool {
+/// How a browser check touches the session: [`Access::Peek`] (not
+/// activity) with `?passive=1` (a proxy route for polling) or the header
+/// `X-Sessiond-Passive: 1` (sessiond.js's `{passive: true}`), so background
+/// polling cannot keep an abandoned session alive; [`Access::Touch`]
+/// otherwise.
+pub fn access(parts: &Parts) -> Access {
     let on = |v: &str| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false");
-    query_param(parts, "passive").is_some_and(|v| on(&v))
+    let passive = query_param(parts, "passive").is_some_and(|v| on(&v))
         || parts
             .headers
             .get("x-sessiond-passive")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(on)
+            .is_some_and(on);
+    if passive {
+        Access::Peek
+    } else {
+        Access::Touch
+    }
 }
 
 /// Whether the caller wants JSON (an XHR/fetch) rather than a page.

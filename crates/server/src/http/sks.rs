@@ -8,7 +8,7 @@
 
 use crate::app::App;
 use crate::clock::now;
-use crate::http::check::{self, Activity, Checked};
+use crate::http::check::{self, Access, Checked};
 use crate::http::error::{Error, GroupRefusal, TextError};
 use crate::http::extract::{bearer, negotiate_token, Client};
 use crate::http::params::Params;
@@ -214,7 +214,7 @@ impl SksRequest<'_> {
     /// The current session of `token=`.
     async fn current(&self) -> Result<SessionRecord, Error> {
         let token = self.token().ok_or(Error::MissingToken)?;
-        check::current(self.app, &token, self.realm, Activity::Touch).await
+        check::current(self.app, &token, self.realm, Access::Touch).await
     }
 
     /// `/valid`: YES, SUPERCEDED or NO; in a ticket realm a ticket (the
@@ -373,6 +373,7 @@ impl SksRequest<'_> {
         match self
             .app
             .store
+            .keys
             .get_key(&record.identity.sks_record_text())
             .await
             .map_err(Error::store("get_key"))?
@@ -387,6 +388,7 @@ impl SksRequest<'_> {
         let key = random_hex(64);
         self.app
             .store
+            .keys
             .put_key(&record.identity.sks_record_text(), &key)
             .await
             .map_err(Error::store("put_key"))?;
@@ -409,6 +411,7 @@ impl SksRequest<'_> {
         let created = self
             .app
             .store
+            .groups
             .create_group(group, self.realm, &record.identity.user, &key)
             .await
             .map_err(Error::store("create_group"))?;
@@ -459,6 +462,7 @@ impl SksRequest<'_> {
         let applied = self
             .app
             .store
+            .groups
             .update_group(group, self.realm, caller, &changes)
             .await
             .map_err(Error::store("update_group"))?;
@@ -471,7 +475,7 @@ impl SksRequest<'_> {
 
     async fn group_hash(&self) -> Answer {
         let (group, record) = self.group_and_caller().await?;
-        let store = &self.app.store;
+        let store = &self.app.store.groups;
         store
             .group_role(group, self.realm, &record.identity.user)
             .await

@@ -74,6 +74,7 @@ pub async fn check_value(
     };
     let not_before = app
         .store
+        .tickets
         .ticket_not_before(&tr.realm, &accepted.ticket.user)
         .await
         .map_err(Error::store("ticket_not_before"))?;
@@ -142,6 +143,7 @@ pub async fn issue_value(
 ) -> Result<String, Error> {
     let not_before = app
         .store
+        .tickets
         .ticket_not_before(&tr.realm, user)
         .await
         .map_err(Error::store("ticket_not_before"))?;

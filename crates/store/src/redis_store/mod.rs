@@ -12,6 +12,7 @@ mod keys;
 mod scripts;
 
 use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
+use crate::{Access, Store, UserSessions};
 use crate::{SessionStore, StoreError, StoreResult};
 use async_trait::async_trait;
 use keys::Keys;
@@ -326,7 +327,7 @@ impl RedisStore {
     }
 
     /// Validates; with `touch`, refreshes last access (and the TTL) when due.
-    async fn check(
+    async fn check_session(
         &self,
         id: TokenHash,
         realm: &str,
@@ -455,14 +456,18 @@ impl crate::FailureCounters for RedisStore {
     }
 }
 
+impl RedisStore {
+    /// This store with the abilities it offers: it enumerates users' sessions and shares failed-login counts with every instance.
+    pub fn into_store(self: std::sync::Arc<Self>) -> Store {
+        let s = self;
+        Store::new(s.clone()).with_users(s.clone()).with_failures(s)
+    }
+}
+
 #[async_trait]
 impl SessionStore for RedisStore {
     fn kind(&self) -> &'static str {
         "redis"
-    }
-
-    fn failure_counters(&self) -> Option<&dyn crate::FailureCounters> {
-        Some(self)
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -516,12 +521,15 @@ impl SessionStore for RedisStore {
         Ok(record)
     }
 
-    async fn validate(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        self.check(id, realm, now, true).await
-    }
-
-    async fn peek(&self, id: TokenHash, realm: &str, now: Timestamp) -> StoreResult<Validity> {
-        self.check(id, realm, now, false).await
+    async fn check(
+        &self,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+        access: Access,
+    ) -> StoreResult<Validity> {
+        self.check_session(id, realm, now, access == Access::Touch)
+            .await
     }
 
     async fn revoke(
@@ -651,6 +659,28 @@ impl SessionStore for RedisStore {
         })
     }
 
+    /// Redis expires records itself through their TTLs, and user indexes are
+    /// trimmed at each login and listing, so there is nothing to sweep.
+    async fn purge(&self, _now: Timestamp) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    async fn end_user_sessions(&self, user: &str, now: Timestamp) -> StoreResult<Option<u64>> {
+        let realms: Vec<String> = self
+            .conn()
+            .smembers(self.keys.user_realms(user))
+            .await
+            .map_err(unavailable)?;
+        let mut removed = 0;
+        for realm in realms {
+            removed += self.revoke_user_sessions(&realm, user, None, now).await?;
+        }
+        Ok(Some(removed))
+    }
+}
+
+#[async_trait]
+impl crate::UserSessions for RedisStore {
     async fn list_user_sessions(
         &self,
         realm: &str,
@@ -720,26 +750,10 @@ impl SessionStore for RedisStore {
         }
         Ok(removed)
     }
+}
 
-    /// Redis expires records itself through their TTLs, and user indexes are
-    /// trimmed at each login and listing, so there is nothing to sweep.
-    async fn purge(&self, _now: Timestamp) -> StoreResult<u64> {
-        Ok(0)
-    }
-
-    async fn end_user_sessions(&self, user: &str, now: Timestamp) -> StoreResult<Option<u64>> {
-        let realms: Vec<String> = self
-            .conn()
-            .smembers(self.keys.user_realms(user))
-            .await
-            .map_err(unavailable)?;
-        let mut removed = 0;
-        for realm in realms {
-            removed += self.revoke_user_sessions(&realm, user, None, now).await?;
-        }
-        Ok(Some(removed))
-    }
-
+#[async_trait]
+impl crate::TicketMarks for RedisStore {
     async fn raise_ticket_not_before(
         &self,
         realm: &str,
@@ -754,7 +768,10 @@ impl SessionStore for RedisStore {
             .map(Timestamp)
             .map_err(unavailable)
     }
+}
 
+#[async_trait]
+impl crate::KeySlots for RedisStore {
     async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {
         self.conn()
             .get(self.keys.key_slot(slot))
@@ -768,7 +785,10 @@ impl SessionStore for RedisStore {
             .await
             .map_err(unavailable)
     }
+}
 
+#[async_trait]
+impl crate::Groups for RedisStore {
     async fn create_group(
         &self,
         group: &str,

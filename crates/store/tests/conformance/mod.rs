@@ -8,11 +8,10 @@
 
 use sessiond_core::session::{SessionData, Validity};
 use sessiond_core::{Identity, NewSession, RealmPolicy, Timestamp, Token};
-use sessiond_store::{DataWrite, GroupChange, GroupRole, SessionStore, StoreError};
+use sessiond_store::{DataWrite, GroupChange, GroupRole, Store};
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Retention the harnesses configure for superseded sessions.
@@ -23,13 +22,14 @@ pub type Dump = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>> + 
 /// A store under test, a way to read its raw contents, and whatever must live
 /// as long as the store (a temporary directory, a server process).
 pub struct Harness {
-    pub store: Arc<dyn SessionStore>,
+    pub store: Store,
     pub dump: Dump,
     pub guard: Box<dyn std::any::Any + Send + Sync>,
     /// Whether `purge` deletes dead records itself (false where the backend
     /// expires them through TTLs, and the count cannot be known).
     pub sweeps: bool,
-    /// Whether the store can enumerate a user's sessions.
+    /// Whether the store can enumerate a user's sessions: what its `Store`
+    /// must declare (`user_sessions_list_and_revoke` checks it).
     pub enumerates: bool,
 }
 
@@ -577,30 +577,30 @@ pub async fn concurrent_mixed_traffic_keeps_records_whole(h: &Harness) {
 }
 
 pub async fn keys_and_groups(h: &Harness) {
-    let s = &h.store;
-    assert_eq!(s.get_key("alice\nauth/test\n").await.unwrap(), None);
-    s.put_key("alice\nauth/test\n", "k1").await.unwrap();
+    let (k, g) = (&h.store.keys, &h.store.groups);
+    assert_eq!(k.get_key("alice\nauth/test\n").await.unwrap(), None);
+    k.put_key("alice\nauth/test\n", "k1").await.unwrap();
     assert_eq!(
-        s.get_key("alice\nauth/test\n").await.unwrap().as_deref(),
+        k.get_key("alice\nauth/test\n").await.unwrap().as_deref(),
         Some("k1")
     );
-    s.put_key("alice\nauth/test\n", "k2").await.unwrap();
+    k.put_key("alice\nauth/test\n", "k2").await.unwrap();
     assert_eq!(
-        s.get_key("alice\nauth/test\n").await.unwrap().as_deref(),
+        k.get_key("alice\nauth/test\n").await.unwrap().as_deref(),
         Some("k2")
     );
 
-    assert!(s.create_group("g", "rc", "alice", "gk").await.unwrap());
+    assert!(g.create_group("g", "rc", "alice", "gk").await.unwrap());
     assert!(
-        !s.create_group("g", "other", "bob", "gk2").await.unwrap(),
+        !g.create_group("g", "other", "bob", "gk2").await.unwrap(),
         "names are global"
     );
-    assert_eq!(s.group_key("g").await.unwrap().as_deref(), Some("gk"));
+    assert_eq!(g.group_key("g").await.unwrap().as_deref(), Some("gk"));
     assert_eq!(
-        s.group_role("g", "rc", "alice").await.unwrap(),
+        g.group_role("g", "rc", "alice").await.unwrap(),
         Some(GroupRole::Admin)
     );
-    assert_eq!(s.group_role("g", "other", "alice").await.unwrap(), None);
+    assert_eq!(g.group_role("g", "other", "alice").await.unwrap(), None);
     let changes = [
         GroupChange {
             user: "bob".into(),
@@ -611,22 +611,22 @@ pub async fn keys_and_groups(h: &Harness) {
             role: Some(GroupRole::Admin),
         },
     ];
-    assert!(s.update_group("g", "rc", "alice", &changes).await.unwrap());
+    assert!(g.update_group("g", "rc", "alice", &changes).await.unwrap());
     assert!(
-        !s.update_group("g", "rc", "bob", &changes).await.unwrap(),
+        !g.update_group("g", "rc", "bob", &changes).await.unwrap(),
         "members cannot modify"
     );
     assert_eq!(
-        s.group_role("g", "rc", "bob").await.unwrap(),
+        g.group_role("g", "rc", "bob").await.unwrap(),
         Some(GroupRole::Member)
     );
     let remove = [GroupChange {
         user: "bob".into(),
         role: None,
     }];
-    assert!(s.update_group("g", "rc", "carol", &remove).await.unwrap());
-    assert_eq!(s.group_role("g", "rc", "bob").await.unwrap(), None);
-    assert_eq!(s.group_key("nope").await.unwrap(), None);
+    assert!(g.update_group("g", "rc", "carol", &remove).await.unwrap());
+    assert_eq!(g.group_role("g", "rc", "bob").await.unwrap(), None);
+    assert_eq!(g.group_key("nope").await.unwrap(), None);
 }
 
 pub async fn tokens_never_at_rest(h: &Harness) {
@@ -667,23 +667,18 @@ pub async fn user_sessions_list_and_revoke(h: &Harness) {
     let c = issue(h, "web", "alice", browser.clone(), at(2)).await;
     let bob = issue(h, "web", "bob", browser.clone(), at(0)).await;
     let elsewhere = issue(h, "rc", "alice", sks(), at(0)).await;
-    let listed = match h.store.list_user_sessions("web", "alice", at(3)).await {
-        Err(StoreError::Unsupported { .. }) => {
-            assert!(
-                !h.enumerates,
-                "only stores that cannot enumerate may refuse"
-            );
-            assert!(matches!(
-                h.store
-                    .revoke_user_sessions("web", "alice", Some(b.hash()), at(3))
-                    .await,
-                Err(StoreError::Unsupported { .. })
-            ));
-            return;
-        }
-        other => other.unwrap(),
+    assert_eq!(
+        h.store.users.is_some(),
+        h.enumerates,
+        "the store declares what it can do"
+    );
+    let Some(users) = &h.store.users else {
+        return;
     };
-    assert!(h.enumerates);
+    let listed = users
+        .list_user_sessions("web", "alice", at(3))
+        .await
+        .unwrap();
     let ids: Vec<_> = listed.iter().map(|s| s.id).collect();
     assert_eq!(ids, vec![a.hash(), b.hash(), c.hash()]);
     assert!(listed
@@ -691,8 +686,7 @@ pub async fn user_sessions_list_and_revoke(h: &Harness) {
         .all(|s| !s.superseded && s.record.identity.user == "alice"));
     assert_eq!(listed[1].record.created, at(1));
 
-    let removed = h
-        .store
+    let removed = users
         .revoke_user_sessions("web", "alice", Some(b.hash()), at(4))
         .await
         .unwrap();
@@ -702,8 +696,7 @@ pub async fn user_sessions_list_and_revoke(h: &Harness) {
     assert_eq!(state(h, &b, "web", at(5)).await, "current");
     assert_eq!(state(h, &bob, "web", at(5)).await, "current");
     assert_eq!(state(h, &elsewhere, "rc", at(5)).await, "current");
-    let listed = h
-        .store
+    let listed = users
         .list_user_sessions("web", "alice", at(6))
         .await
         .unwrap();
@@ -716,8 +709,7 @@ pub async fn user_sessions_list_and_revoke(h: &Harness) {
         .await
         .unwrap()
         .unwrap();
-    let listed = h
-        .store
+    let listed = users
         .list_user_sessions("web", "alice", at(8))
         .await
         .unwrap();
@@ -727,15 +719,14 @@ pub async fn user_sessions_list_and_revoke(h: &Harness) {
     );
 
     assert_eq!(
-        h.store
+        users
             .revoke_user_sessions("web", "alice", None, at(9))
             .await
             .unwrap(),
         1
     );
     assert_eq!(state(h, &moved, "web", at(10)).await, "unknown");
-    assert!(h
-        .store
+    assert!(users
         .list_user_sessions("web", "alice", at(10))
         .await
         .unwrap()
@@ -744,8 +735,7 @@ pub async fn user_sessions_list_and_revoke(h: &Harness) {
     // superseded sessions are listed, and marked
     let old = issue(h, "rc", "carol", sks(), at(0)).await;
     let new = issue(h, "rc", "carol", sks(), at(1)).await;
-    let listed = h
-        .store
+    let listed = users
         .list_user_sessions("rc", "carol", at(2))
         .await
         .unwrap();
@@ -779,7 +769,7 @@ pub async fn peek_is_not_activity(h: &Harness) {
 }
 
 pub async fn ticket_not_before_only_moves_forward(h: &Harness) {
-    let s = &h.store;
+    let s = &h.store.tickets;
     assert_eq!(s.ticket_not_before("web", "nb-user").await.unwrap(), None);
     assert_eq!(
         s.raise_ticket_not_before("web", "nb-user", at(100))
@@ -801,7 +791,7 @@ pub async fn ticket_not_before_only_moves_forward(h: &Harness) {
     assert_eq!(s.ticket_not_before("other", "nb-user").await.unwrap(), None);
     assert_eq!(s.ticket_not_before("web", "nb-user2").await.unwrap(), None);
     // Kept apart from SessionKeyServer's key slots.
-    assert_eq!(s.get_key("nb-user").await.unwrap(), None);
+    assert_eq!(h.store.keys.get_key("nb-user").await.unwrap(), None);
 }
 
 /// A session kept alive past its *first* idle end must still be found by
@@ -834,14 +824,13 @@ pub async fn touched_sessions_stay_reachable(h: &Harness) {
     h.store.end_user_sessions("all", at(191)).await.unwrap();
     assert_eq!(state(h, &busy, "web", at(192)).await, "unknown");
 
-    if !h.enumerates {
+    let Some(users) = &h.store.users else {
         return;
-    }
+    };
     let a = keep_busy(issue(h, "web", "alice", idle(false), at(0)).await).await;
     let b = keep_busy(issue(h, "web", "alice", idle(false), at(0)).await).await;
     let c = issue(h, "web", "alice", idle(false), at(190)).await;
-    let listed: Vec<_> = h
-        .store
+    let listed: Vec<_> = users
         .list_user_sessions("web", "alice", at(191))
         .await
         .unwrap()
@@ -857,7 +846,7 @@ pub async fn touched_sessions_stay_reachable(h: &Harness) {
         .unwrap()
         .is_some());
     assert_eq!(
-        h.store
+        users
             .revoke_user_sessions("web", "alice", Some(c.hash()), at(193))
             .await
             .unwrap(),
@@ -869,7 +858,7 @@ pub async fn touched_sessions_stay_reachable(h: &Harness) {
     let d = keep_busy(issue(h, "web", "dave", idle(false), at(0)).await).await;
     let _ = issue(h, "web", "dave", idle(false), at(190)).await;
     assert_eq!(
-        h.store
+        users
             .revoke_user_sessions("web", "dave", None, at(191))
             .await
             .unwrap(),
@@ -920,7 +909,7 @@ pub async fn racing_ticket_revocations_keep_the_latest(h: &Harness) {
         let user = format!("racer{round}");
         let mut tasks = Vec::new();
         for i in 1..=24 {
-            let store = h.store.clone();
+            let store = h.store.tickets.clone();
             let user = user.clone();
             tasks.push(tokio::spawn(async move {
                 store
@@ -933,7 +922,11 @@ pub async fn racing_ticket_revocations_keep_the_latest(h: &Harness) {
             assert!(t.await.unwrap() >= at(1));
         }
         assert_eq!(
-            h.store.ticket_not_before("web", &user).await.unwrap(),
+            h.store
+                .tickets
+                .ticket_not_before("web", &user)
+                .await
+                .unwrap(),
             Some(at(24)),
             "round {round}"
         );
@@ -944,7 +937,7 @@ pub async fn racing_ticket_revocations_keep_the_latest(h: &Harness) {
 /// atomically: 24 failures at once count 24.
 pub async fn shared_failure_counts(h: &Harness) {
     use sessiond_core::limiter::Backoff;
-    let Some(counters) = h.store.failure_counters() else {
+    let Some(counters) = h.store.failures.clone() else {
         assert!(
             matches!(h.store.kind(), "memory" | "file"),
             "a shared store keeps failure counts"
@@ -959,11 +952,9 @@ pub async fn shared_failure_counts(h: &Harness) {
     assert_eq!(counters.failures(key).await.unwrap(), None);
     let mut tasks = Vec::new();
     for _ in 0..24 {
-        let store = h.store.clone();
+        let counters = counters.clone();
         tasks.push(tokio::spawn(async move {
-            store
-                .failure_counters()
-                .unwrap()
+            counters
                 .record_failure(key, &backoff, at(10))
                 .await
                 .unwrap()

@@ -11,10 +11,10 @@ mod origin;
 mod page;
 mod sessions;
 
-use super::check::{self, Activity};
+use super::check;
 use super::error::{Error, Failed, Negotiate, CHALLENGE};
 use super::extract::{
-    is_passive, wants_json, Client, Device, FormBody, NegotiateHeader, Realm, SessionCookie,
+    access, wants_json, Client, Device, FormBody, NegotiateHeader, Realm, SessionCookie,
 };
 use super::{negotiate, tickets, view};
 use crate::app::App;
@@ -52,12 +52,8 @@ impl FromRequestParts<Arc<App>> for BrowserSession {
             .await
             .unwrap_or_else(|never| match never {});
         let token = token.ok_or(Error::LoginRequired { ended: false })?;
-        let activity = if is_passive(parts) {
-            check::Activity::Passive
-        } else {
-            check::Activity::Touch
-        };
-        let record = check::current(app, &token, &realm, activity)
+        let access = access(parts);
+        let record = check::current(app, &token, &realm, access)
             .await
             .map_err(|e| match e {
                 Error::NotCurrent => Error::LoginRequired { ended: true },
@@ -320,16 +316,12 @@ pub async fn forward_auth(
     parts: Parts,
 ) -> Result<Response, Error> {
     let headers = &parts.headers;
-    let activity = if is_passive(&parts) {
-        Activity::Passive
-    } else {
-        Activity::Touch
-    };
+    let access = access(&parts);
     let mut found = None;
     let mut ended = false;
     // 1. The session cookie.
     if let Some(token) = &token {
-        match check::lookup(&app, token, &realm, activity).await? {
+        match check::lookup(&app, token, &realm, access).await? {
             sessiond_core::session::Validity::Current(record) => {
                 found = Some(Found {
                     identity: record.identity,

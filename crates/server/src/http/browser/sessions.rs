@@ -8,7 +8,7 @@ use super::{page, see_other};
 use crate::app::App;
 use crate::clock::now;
 use crate::http::error::Error;
-use crate::http::extract::{wants_json, FormBody};
+use crate::http::extract::{wants_json, FormBody, Users};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sessiond_core::session::Validity;
 use sessiond_core::TokenHash;
-use sessiond_store::{StoreError, UserSession};
+use sessiond_store::UserSession;
 use std::sync::Arc;
 
 const PATH: &str = "/session/sessions";
@@ -178,6 +178,7 @@ fn html(status: StatusCode, body: String) -> Response {
 pub async fn list(
     State(app): State<Arc<App>>,
     session: Result<BrowserSession, Error>,
+    users: Result<Users, Error>,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
     let BrowserSession {
@@ -192,16 +193,15 @@ pub async fn list(
     };
     let own = token.hash();
     let user = record.identity.user.clone();
-    let sessions = match app.store.list_user_sessions(&realm, &user, now()).await {
-        Ok(s) => Ok(s),
-        Err(StoreError::Unsupported { .. }) => Err(
-            "This server's session store cannot list sessions. Logging out ends this one."
-                .to_owned(),
-        ),
-        Err(e) => return Err(Error::store("list_user_sessions")(e)),
+    let sessions = match users {
+        Ok(Users(users)) => Ok(users
+            .list_user_sessions(&realm, &user, now())
+            .await
+            .map_err(Error::store("list_user_sessions"))?),
+        Err(e) => Err(e),
     };
     if wants_json(&headers) {
-        let list = sessions.map_err(Error::NotSupported)?;
+        let list = sessions?;
         let entries: Vec<_> = list
             .iter()
             .map(|s| {
@@ -224,7 +224,10 @@ pub async fn list(
         &realm,
         &user,
         &own,
-        sessions.as_deref().map_err(Clone::clone),
+        sessions.as_deref().map_err(|_| {
+            "This server's session store cannot list sessions. Logging out ends this one."
+                .to_owned()
+        }),
     );
     Ok(html(StatusCode::OK, body))
 }
@@ -278,10 +281,10 @@ pub async fn end_others(
         token,
         record,
     }: BrowserSession,
+    Users(users): Users,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
-    let ended = app
-        .store
+    let ended = users
         .revoke_user_sessions(&realm, &record.identity.user, Some(token.hash()), now())
         .await
         .map_err(Error::store("revoke_user_sessions"))?;
