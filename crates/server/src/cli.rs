@@ -135,7 +135,7 @@ pub struct TicketFormatArgs {
     pub realm: Option<String>,
     /// hmac-sha256, sha512, sha256 or md5.
     #[arg(long, default_value = "hmac-sha256")]
-    pub digest: String,
+    pub digest: sessiond_core::ticket::DigestKind,
     /// File of secrets, one per line (the first signs).
     #[arg(long = "secrets-file", value_name = "FILE")]
     pub secrets_file: Option<PathBuf>,
@@ -144,10 +144,10 @@ pub struct TicketFormatArgs {
     pub secrets_env: Option<String>,
     /// base64 or raw (how `sign` writes the ticket).
     #[arg(long, default_value = "base64")]
-    pub encoding: String,
+    pub encoding: sessiond_core::ticket::CookieEncoding,
     /// raw or percent (Paste/Pyramid) user ids.
     #[arg(long = "user-id", default_value = "raw")]
-    pub user_id: String,
+    pub user_id: sessiond_core::ticket::UserIdEncoding,
     /// Validity after issue, for `verify` (0 = none).
     #[arg(long, default_value = "2h")]
     pub timeout: String,

@@ -79,11 +79,11 @@ fn realm_of(f: &TicketFormatArgs) -> anyhow::Result<TicketRealm> {
     }
     let timeout = parse_duration(&f.timeout).context("--timeout")?;
     let cfg = TicketConfig {
-        digest: f.digest.clone(),
+        digest: f.digest,
         secrets_file: f.secrets_file.clone(),
         secrets_env: f.secrets_env.clone(),
-        cookie_encoding: f.encoding.clone(),
-        user_id: f.user_id.clone(),
+        cookie_encoding: f.encoding,
+        user_id: f.user_id,
         timeout: Span(timeout),
         bind_address: f.ip.is_some(),
         clock_skew: Span(Duration::from_secs(300)),
@@ -91,7 +91,7 @@ fn realm_of(f: &TicketFormatArgs) -> anyhow::Result<TicketRealm> {
     };
     TicketRealm::load("(command line)", &cfg, true).map_err(|e| {
         let text = e.to_string();
-        let text = text.replace("realms.\"(command line)\".ticket.", "--");
+        let text = text.replace("realms.(command line).ticket.", "--");
         anyhow::anyhow!("{}", text.replace("secrets_", "secrets-"))
     })
 }

@@ -6,8 +6,7 @@
 use crate::config::{secret, SameSite, TicketConfig};
 use anyhow::{bail, Context};
 use sessiond_core::ticket::{
-    self, AddressBinding, CookieEncoding, DigestKind, Freshness, Ticket, TicketError, TicketFormat,
-    Timing, UserIdEncoding,
+    self, AddressBinding, CookieEncoding, Freshness, Ticket, TicketError, TicketFormat, Timing,
 };
 use std::net::IpAddr;
 
@@ -45,78 +44,34 @@ pub struct Accepted {
 impl TicketRealm {
     /// Builds the realm's settings; errors name the key and the reason.
     pub fn load(realm: &str, cfg: &TicketConfig, loopback: bool) -> anyhow::Result<TicketRealm> {
-        let key = |k: &str| format!("realms.{realm:?}.ticket.{k}");
-        let Some(digest) = DigestKind::parse(&cfg.digest) else {
-            bail!(
-                "{}: {:?} is not one of {}",
-                key("digest"),
-                cfg.digest,
-                DigestKind::NAMES
-            );
-        };
+        let section = format!("realms.{realm}.ticket");
+        cfg.validate(&section, loopback)?;
+        let key = |k: &str| format!("{section}.{k}");
+        let digest = cfg.digest;
         if digest.is_weak() {
             tracing::warn!(
                 realm,
                 "tickets use MD5 (mod_auth_tkt compatibility): weak; prefer sha512 or hmac-sha256 where every peer supports it"
             );
         }
-        let Some(encoding) = CookieEncoding::parse(&cfg.cookie_encoding) else {
-            bail!(
-                "{}: {:?} is not base64 or raw",
-                key("cookie_encoding"),
-                cfg.cookie_encoding
-            );
-        };
-        if encoding == CookieEncoding::Raw && !digest.is_hex() {
-            bail!(
-                "{}: raw cookies need a hex digest; hmac-sha256 tickets are binary, use base64",
-                key("cookie_encoding")
-            );
-        }
-        let user_id = match cfg.user_id.as_str() {
-            "raw" => UserIdEncoding::Raw,
-            "percent" => UserIdEncoding::Percent,
-            other => bail!("{}: {other:?} is not raw or percent", key("user_id")),
-        };
-        if !(0.0..=1.0).contains(&cfg.refresh) {
-            bail!(
-                "{}: {} is not a fraction between 0 and 1",
-                key("refresh"),
-                cfg.refresh
-            );
-        }
         let timeout = match cfg.timeout.0.as_secs() {
             0 => None,
-            s => Some(u32::try_from(s).with_context(|| format!("{}: too long", key("timeout")))?),
+            s => Some(u32::try_from(s).expect("checked by TicketConfig::validate")),
         };
-        if !crate::config::is_cookie_name(&cfg.cookie_name) {
-            bail!("{}: letters, digits, - and _ only", key("cookie_name"));
-        }
-        if !cfg.cookie_secure && !loopback {
-            bail!(
-                "{}: cookies without Secure travel in clear; only allowed while server.bind is a loopback address",
-                key("cookie_secure")
-            );
-        }
-        for t in &cfg.tokens {
-            if t.is_empty() || t.contains([',', '!', '\0']) {
-                bail!(
-                    "{}: {t:?} is empty or contains ',', '!' or NUL",
-                    key("tokens")
-                );
-            }
-        }
         let secrets = load_secrets(cfg, &key("secrets_file"), &key("secrets_env"))?;
         Ok(TicketRealm {
             realm: realm.to_owned(),
-            format: TicketFormat { digest, user_id },
+            format: TicketFormat {
+                digest,
+                user_id: cfg.user_id,
+            },
             secrets,
             timing: Timing {
                 timeout,
                 refresh_fraction: cfg.refresh,
                 future_skew: u32::try_from(cfg.clock_skew.0.as_secs()).unwrap_or(u32::MAX),
             },
-            encoding,
+            encoding: cfg.cookie_encoding,
             bind_address: cfg.bind_address,
             tokens: cfg.tokens.clone(),
             with_session: cfg.with_session,
@@ -184,8 +139,7 @@ fn load_secrets(cfg: &TicketConfig, file_key: &str, env_key: &str) -> anyhow::Re
         (Some(path), None) => secret::read(Some(path), file_key, "")?.unwrap_or_default(),
         (None, Some(var)) => std::env::var(var)
             .with_context(|| format!("{env_key}: environment variable {var} is not set"))?,
-        (Some(_), Some(_)) => bail!("{file_key}: set secrets_file or secrets_env, not both"),
-        (None, None) => bail!("{file_key}: tickets need secrets (secrets_file or secrets_env)"),
+        _ => unreachable!("TicketConfig::validate: exactly one of secrets_file and secrets_env"),
     };
     let secrets: Vec<Vec<u8>> = secret::lines(&text)
         .into_iter()

@@ -384,7 +384,7 @@ async fn bad_ticket_configuration_fails_at_start_naming_the_key() {
     for (body, expect) in [
         (
             "digest = \"md4\"\nsecrets_env = \"X\"",
-            "realms.\"web\".ticket.digest: \"md4\"",
+            "realms.web.ticket.digest: \"md4\" is not one of",
         ),
         ("refresh = 2.0\nsecrets_env = \"X\"", "ticket.refresh"),
         ("", "tickets need secrets"),

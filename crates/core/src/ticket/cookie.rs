@@ -10,7 +10,9 @@ use base64::Engine;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// How sessiond writes a ticket into a cookie. Reading accepts every form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Written `base64` or `raw` in configuration and flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum CookieEncoding {
     /// Standard base64 with padding: what Apache and plone.session write.
     #[default]
@@ -20,13 +22,33 @@ pub enum CookieEncoding {
     Raw,
 }
 
-impl CookieEncoding {
-    pub fn parse(name: &str) -> Option<CookieEncoding> {
+impl std::str::FromStr for CookieEncoding {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<CookieEncoding, String> {
         match name {
-            "base64" => Some(CookieEncoding::Base64),
-            "raw" => Some(CookieEncoding::Raw),
-            _ => None,
+            "base64" => Ok(CookieEncoding::Base64),
+            "raw" => Ok(CookieEncoding::Raw),
+            _ => Err(format!("{name:?} is not base64 or raw")),
         }
+    }
+}
+
+impl TryFrom<String> for CookieEncoding {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<CookieEncoding, String> {
+        name.parse()
+    }
+}
+
+impl From<CookieEncoding> for String {
+    fn from(e: CookieEncoding) -> String {
+        match e {
+            CookieEncoding::Base64 => "base64",
+            CookieEncoding::Raw => "raw",
+        }
+        .to_owned()
     }
 }
 

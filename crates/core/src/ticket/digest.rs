@@ -7,7 +7,10 @@ use md5::Md5;
 use sha2::{Digest, Sha256, Sha512};
 use std::net::{IpAddr, Ipv4Addr};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Written in configuration and flags by its [`DigestKind::name`]
+/// (case-insensitive, as mod_auth_tkt's `TKTAuthDigestType SHA512`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum DigestKind {
     /// plone.session's default: HMAC-SHA256 with the secret as key, the raw
     /// 32-byte digest in the ticket (so the cookie must be base64).
@@ -20,6 +23,29 @@ pub enum DigestKind {
     Sha256,
     /// mod_auth_tkt's `TKTAuthDigestType SHA512`.
     Sha512,
+}
+
+impl std::str::FromStr for DigestKind {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<DigestKind, String> {
+        DigestKind::parse(name)
+            .ok_or_else(|| format!("{name:?} is not one of {}", DigestKind::NAMES))
+    }
+}
+
+impl TryFrom<String> for DigestKind {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<DigestKind, String> {
+        name.parse()
+    }
+}
+
+impl From<DigestKind> for String {
+    fn from(d: DigestKind) -> String {
+        d.name().to_owned()
+    }
 }
 
 impl DigestKind {

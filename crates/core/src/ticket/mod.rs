@@ -55,8 +55,22 @@ pub enum AddressBinding {
     Client(IpAddr),
 }
 
-/// How the user id is written inside the ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+impl std::str::FromStr for UserIdEncoding {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<UserIdEncoding, String> {
+        match name {
+            "raw" => Ok(UserIdEncoding::Raw),
+            "percent" => Ok(UserIdEncoding::Percent),
+            _ => Err(format!("{name:?} is not raw or percent")),
+        }
+    }
+}
+
+/// How the user id is written inside the ticket: `raw` or `percent` in
+/// configuration and flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum UserIdEncoding {
     /// As is (mod_auth_tkt, plone.session).
     #[default]

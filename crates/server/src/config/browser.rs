@@ -1,6 +1,8 @@
 //! `[browser]`: cookie sessions, the login page and forward auth.
 
 use super::Span;
+use super::{check_cookie_domain, is_cookie_name};
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -42,6 +44,30 @@ impl Default for CookieConfig {
 }
 
 impl CookieConfig {
+    /// Checks one cookie's settings; `key` names it in errors.
+    pub fn validate(&self, key: &str, loopback: bool) -> anyhow::Result<()> {
+        let c = self;
+        if let Some(domain) = &c.domain {
+            check_cookie_domain(&format!("{key}.domain"), domain)?;
+        }
+        if !is_cookie_name(&c.name) {
+            bail!(
+                "{key}.name: letters, digits, - and _ only (got {:?})",
+                c.name
+            );
+        }
+        if !c.secure && !loopback {
+            bail!(
+                "{key}.secure = false: cookies without Secure travel in clear; \
+                 only allowed while server.bind is a loopback address (development)"
+            );
+        }
+        if c.same_site == SameSite::None && !c.secure {
+            bail!("{key}.same_site = \"none\" needs secure = true (browsers refuse it otherwise)");
+        }
+        Ok(())
+    }
+
     /// The cookie's name as sent.
     pub fn wire_name(&self) -> String {
         if self.secure && self.domain.is_none() {
@@ -84,6 +110,38 @@ pub struct RememberMe {
 }
 
 impl BrowserConfig {
+    /// Checks what types alone cannot; `loopback`: whether the server only
+    /// listens on a loopback address (cookies without `Secure` are allowed then).
+    pub fn validate(&self, loopback: bool) -> anyhow::Result<()> {
+        let b = self;
+        b.cookie.validate("browser.cookie", loopback)?;
+        for origin in &b.allowed_origins {
+            let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin
+                    .trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .contains('/')
+                && !origin.ends_with('/');
+            if !ok {
+                bail!("browser.allowed_origins: {origin:?} is not an origin like \"https://app.example.com\"");
+            }
+        }
+        for (key, name) in [
+            ("browser.user_header", &b.user_header),
+            ("browser.realm_header", &b.realm_header),
+            ("browser.source_header", &b.source_header),
+        ] {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                bail!("{key}: {name:?} is not a valid HTTP header name");
+            }
+        }
+        if b.login_url.is_empty() {
+            bail!("browser.login_url: must not be empty");
+        }
+        sessiond_core::names::check_text("browser.realm", &b.realm)?;
+        Ok(())
+    }
+
     /// The realm a browser route works in: the one the request names, else
     /// [`BrowserConfig::realm`].
     pub fn realm_or_default(&self, asked: Option<String>) -> String {

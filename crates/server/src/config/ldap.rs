@@ -1,6 +1,7 @@
 //! `[ldap]`: the `ldap` password module.
 
 use super::Span;
+use anyhow::bail;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,6 +47,33 @@ impl Default for LdapConfig {
             search_filter: "(uid={user})".into(),
             timeout: Span(Duration::from_secs(5)),
             name_attribute: "uid".into(),
+        }
+    }
+}
+
+impl LdapConfig {
+    /// Checks what types alone cannot (called when `ldap` is enabled).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let l = self;
+        if !(l.url.starts_with("ldap://") || l.url.starts_with("ldaps://")) {
+            bail!("ldap.url: {:?} is not an ldap:// or ldaps:// URL", l.url);
+        }
+        if l.starttls && l.url.starts_with("ldaps://") {
+            bail!("ldap.starttls: ldaps:// is TLS already; StartTLS is for ldap://");
+        }
+        match (&l.user_dn_template, &l.search_base) {
+            (Some(t), None) if t.contains("{user}") => Ok(()),
+            (Some(_), None) => bail!("ldap.user_dn_template: must contain {{user}}"),
+            (None, Some(_)) if l.bind_dn.is_some() && l.search_filter.contains("{user}") => Ok(()),
+            (None, Some(_)) => bail!(
+                "ldap.search_base: search-then-bind needs ldap.bind_dn and a search_filter with {{user}}"
+            ),
+            (Some(_), Some(_)) => {
+                bail!("ldap: set user_dn_template or search_base (search-then-bind), not both")
+            }
+            (None, None) => bail!(
+                "ldap: set user_dn_template (simple bind) or search_base + bind_dn (search-then-bind)"
+            ),
         }
     }
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 /// A cookie `Domain` must be a host name (a leading dot is tolerated):
 /// anything else would make every `Set-Cookie` of the realm unwritable, found
 /// only when a request needs one.
-fn check_cookie_domain(key: &str, domain: &str) -> anyhow::Result<()> {
+pub(super) fn check_cookie_domain(key: &str, domain: &str) -> anyhow::Result<()> {
     let host = domain.strip_prefix('.').unwrap_or(domain);
     let ok = !host.is_empty()
         && host.len() <= 253
@@ -371,7 +371,7 @@ impl Config {
                 "file" => {}
                 "pam" if cfg!(feature = "pam") => {}
                 "krb5" if cfg!(feature = "kerberos") => {}
-                "ldap" => self.validate_ldap()?,
+                "ldap" => self.ldap.validate()?,
                 "krb5" => {
                     bail!(
                         "auth.modules: \"krb5\" needs a sessiond built with `--features kerberos`"
@@ -417,8 +417,18 @@ impl Config {
         if self.store.prefix.is_empty() {
             bail!("store.prefix: must not be empty");
         }
-        self.validate_browser()?;
-        self.validate_ticket_cookies()?;
+        let loopback = self.bind_addr()?.ip().is_loopback();
+        self.browser.validate(loopback)?;
+        for (name, realm) in &self.realms {
+            if let Some(c) = &realm.cookie {
+                c.validate(&format!("realms.{name}.cookie"), loopback)?;
+            }
+        }
+        for (name, realm) in &self.realms {
+            if let Some(t) = &realm.ticket {
+                t.validate(&format!("realms.{name}.ticket"), loopback)?;
+            }
+        }
         if self.kerberos.negotiate && !cfg!(feature = "kerberos") {
             bail!("kerberos.negotiate: needs a sessiond built with `--features kerberos`");
         }
@@ -501,109 +511,6 @@ impl Config {
     }
 
     /// The policy for `realm`: its own section, or the defaults.
-    fn validate_ldap(&self) -> anyhow::Result<()> {
-        let l = &self.ldap;
-        if !(l.url.starts_with("ldap://") || l.url.starts_with("ldaps://")) {
-            bail!("ldap.url: {:?} is not an ldap:// or ldaps:// URL", l.url);
-        }
-        if l.starttls && l.url.starts_with("ldaps://") {
-            bail!("ldap.starttls: ldaps:// is TLS already; StartTLS is for ldap://");
-        }
-        match (&l.user_dn_template, &l.search_base) {
-            (Some(t), None) if t.contains("{user}") => Ok(()),
-            (Some(_), None) => bail!("ldap.user_dn_template: must contain {{user}}"),
-            (None, Some(_)) if l.bind_dn.is_some() && l.search_filter.contains("{user}") => Ok(()),
-            (None, Some(_)) => bail!(
-                "ldap.search_base: search-then-bind needs ldap.bind_dn and a search_filter with {{user}}"
-            ),
-            (Some(_), Some(_)) => {
-                bail!("ldap: set user_dn_template or search_base (search-then-bind), not both")
-            }
-            (None, None) => bail!(
-                "ldap: set user_dn_template (simple bind) or search_base + bind_dn (search-then-bind)"
-            ),
-        }
-    }
-
-    fn validate_ticket_cookies(&self) -> anyhow::Result<()> {
-        for (realm, r) in &self.realms {
-            let Some(t) = &r.ticket else { continue };
-            let key = format!("realms.{realm}.ticket");
-            if let Some(domain) = &t.cookie_domain {
-                check_cookie_domain(&format!("{key}.cookie_domain"), domain)?;
-            }
-            let path_ok = t.cookie_path.starts_with('/')
-                && t.cookie_path
-                    .chars()
-                    .all(|c| c.is_ascii_graphic() && c != ';' && c != ',');
-            if !path_ok {
-                bail!(
-                    "{key}.cookie_path: {:?} is not a cookie path (it starts with / and holds \
-                     no spaces, ; or ,)",
-                    t.cookie_path
-                );
-            }
-        }
-        Ok(())
-    }
-
-    fn validate_browser(&self) -> anyhow::Result<()> {
-        let b = &self.browser;
-        let loopback = self.bind_addr()?.ip().is_loopback();
-        let cookies = std::iter::once(("browser.cookie".to_owned(), &b.cookie)).chain(
-            self.realms.iter().filter_map(|(name, r)| {
-                Some((format!("realms.{name}.cookie"), r.cookie.as_ref()?))
-            }),
-        );
-        for (key, c) in cookies {
-            if let Some(domain) = &c.domain {
-                check_cookie_domain(&format!("{key}.domain"), domain)?;
-            }
-            if !is_cookie_name(&c.name) {
-                bail!(
-                    "{key}.name: letters, digits, - and _ only (got {:?})",
-                    c.name
-                );
-            }
-            if !c.secure && !loopback {
-                bail!(
-                    "{key}.secure = false: cookies without Secure travel in clear; \
-                     only allowed while server.bind is a loopback address (development)"
-                );
-            }
-            if c.same_site == SameSite::None && !c.secure {
-                bail!(
-                    "{key}.same_site = \"none\" needs secure = true (browsers refuse it otherwise)"
-                );
-            }
-        }
-        for origin in &b.allowed_origins {
-            let ok = (origin.starts_with("https://") || origin.starts_with("http://"))
-                && !origin
-                    .trim_start_matches("https://")
-                    .trim_start_matches("http://")
-                    .contains('/')
-                && !origin.ends_with('/');
-            if !ok {
-                bail!("browser.allowed_origins: {origin:?} is not an origin like \"https://app.example.com\"");
-            }
-        }
-        for (key, name) in [
-            ("browser.user_header", &b.user_header),
-            ("browser.realm_header", &b.realm_header),
-            ("browser.source_header", &b.source_header),
-        ] {
-            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                bail!("{key}: {name:?} is not a valid HTTP header name");
-            }
-        }
-        if b.login_url.is_empty() {
-            bail!("browser.login_url: must not be empty");
-        }
-        sessiond_core::names::check_text("browser.realm", &b.realm)?;
-        Ok(())
-    }
-
     pub fn realm_policy(&self, realm: &str) -> RealmPolicy {
         match self.realms.get(realm) {
             Some(r) => r.policy(),
