@@ -1,5 +1,6 @@
 //! Operational endpoints: liveness, readiness (store reachable), metrics.
 
+use super::error::Error;
 use crate::app::App;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -38,14 +39,14 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-pub async fn metrics(State(app): State<Arc<App>>) -> Response {
-    match &app.metrics {
-        Some(handle) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
-        )
-            .into_response(),
-        None => (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response(),
-    }
+pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, Error> {
+    let handle = app.metrics.as_ref().ok_or(Error::NotConfigured(
+        "metrics are not recorded in this process",
+    ))?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response())
 }
