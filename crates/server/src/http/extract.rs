@@ -13,7 +13,7 @@
 //! the origin of every POST; the JSON API reads only headers and bodies a
 //! page cannot make a browser send cross-site.
 
-use super::error::Error;
+use super::error::{Caller, Error};
 use super::ClientAddr;
 use crate::app::App;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -102,18 +102,14 @@ impl FromRequestParts<Arc<App>> for Admin {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
-        if !app.has_admin() {
-            return Err(Error::NotConfigured(
-                "user session administration needs an admin credential configured",
-            ));
-        }
-        match bearer(&parts.headers) {
-            Some(presented) if app.is_admin(presented) => Ok(Admin),
-            presented => Err(Error::Credential {
-                who: super::error::Caller::Admin,
-                presented: presented.is_some(),
-            }),
-        }
+        own_credential(
+            parts,
+            Caller::Admin,
+            app.has_admin(),
+            "user session administration needs an admin credential configured",
+            |c| app.is_admin(c),
+        )
+        .map(|()| Admin)
     }
 }
 
@@ -125,18 +121,36 @@ impl FromRequestParts<Arc<App>> for CredentialReader {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
-        if !app.has_credential_readers() {
-            return Err(Error::NotConfigured(
-                "fetching credentials needs kerberos.credential_readers_file",
-            ));
-        }
-        match bearer(&parts.headers) {
-            Some(presented) if app.is_credential_reader(presented) => Ok(CredentialReader),
-            presented => Err(Error::Credential {
-                who: super::error::Caller::Reader,
-                presented: presented.is_some(),
-            }),
-        }
+        own_credential(
+            parts,
+            Caller::Reader,
+            app.has_credential_readers(),
+            "fetching credentials needs kerberos.credential_readers_file",
+            |c| app.is_credential_reader(c),
+        )
+        .map(|()| CredentialReader)
+    }
+}
+
+/// A caller's own credential as `Authorization: Bearer`: 404 while none is
+/// configured (`needs` says what enables it), 401 without one, 403 for one
+/// `accepted` refuses (a constant-time comparison in `App`).
+fn own_credential(
+    parts: &Parts,
+    who: Caller,
+    configured: bool,
+    needs: &'static str,
+    accepted: impl Fn(&str) -> bool,
+) -> Result<(), Error> {
+    if !configured {
+        return Err(Error::NotConfigured(needs));
+    }
+    match bearer(&parts.headers) {
+        Some(presented) if accepted(presented) => Ok(()),
+        presented => Err(Error::Credential {
+            who,
+            presented: presented.is_some(),
+        }),
     }
 }
 
