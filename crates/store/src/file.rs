@@ -483,10 +483,8 @@ impl SessionStore for FileStore {
         access: Access,
     ) -> StoreResult<Validity> {
         let realm = realm.to_owned();
-        self.read_mostly(move |i, t| {
-            ops::validate(t, &id, &realm, now, &i.opts, access == Access::Touch)
-        })
-        .await
+        self.read_mostly(move |i, t| ops::validate(t, &id, &realm, now, &i.opts, access))
+            .await
     }
 
     async fn revoke(

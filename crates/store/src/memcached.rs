@@ -409,7 +409,7 @@ impl MemcachedStore {
         id: TokenHash,
         realm: &str,
         now: Timestamp,
-        touch: bool,
+        access: Access,
     ) -> StoreResult<Validity> {
         let realm = realm.to_owned();
         self.run(move |i| {
@@ -417,7 +417,7 @@ impl MemcachedStore {
                 None => Validity::Unknown,
                 Some((record, Classification::Superseded, _)) => Validity::Superseded(record),
                 Some((mut record, _, _)) => {
-                    if touch && record.needs_touch(now, i.opts.touch_interval) {
+                    if access == Access::Touch && record.needs_touch(now, i.opts.touch_interval) {
                         record.last_access = now;
                         i.touch(&id, now)?;
                     }
@@ -558,8 +558,7 @@ impl SessionStore for MemcachedStore {
         now: Timestamp,
         access: Access,
     ) -> StoreResult<Validity> {
-        self.check_session(id, realm, now, access == Access::Touch)
-            .await
+        self.check_session(id, realm, now, access).await
     }
 
     async fn revoke(

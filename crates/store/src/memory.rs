@@ -279,14 +279,7 @@ impl SessionStore for MemoryStore {
         now: Timestamp,
         access: Access,
     ) -> StoreResult<Validity> {
-        ops::validate(
-            &mut *self.maps.lock(),
-            &id,
-            realm,
-            now,
-            &self.opts,
-            access == Access::Touch,
-        )
+        ops::validate(&mut *self.maps.lock(), &id, realm, now, &self.opts, access)
     }
 
     async fn revoke(

@@ -5,6 +5,7 @@
 //! supersedes, replaces and expires sessions identically.
 
 use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
+use crate::Access;
 use crate::StoreResult;
 use sessiond_core::session::{
     classify, Classification, SessionData, SessionRecord, UserState, Validity,
@@ -108,20 +109,20 @@ fn lookup(
     }
 }
 
-/// Validates a session; with `touch`, refreshes its last access when due.
+/// Validates a session; with [`Access::Touch`], refreshes its last access when due.
 pub(crate) fn validate(
     t: &mut dyn Txn,
     id: &TokenHash,
     realm: &str,
     now: Timestamp,
     opts: &StoreOptions,
-    touch: bool,
+    access: Access,
 ) -> StoreResult<Validity> {
     Ok(match lookup(t, id, realm, now, opts)? {
         None => Validity::Unknown,
         Some((record, Classification::Superseded)) => Validity::Superseded(record),
         Some((mut record, _)) => {
-            if touch && record.needs_touch(now, opts.touch_interval) {
+            if access == Access::Touch && record.needs_touch(now, opts.touch_interval) {
                 record.last_access = now;
                 t.put_session(id, &record)?;
             }

@@ -247,7 +247,7 @@ impl PostgresStore {
         id: TokenHash,
         realm: &str,
         now: Timestamp,
-        touch: bool,
+        access: Access,
     ) -> StoreResult<Validity> {
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN users u \
@@ -278,7 +278,8 @@ impl PostgresStore {
                 }
                 Classification::Superseded => Validity::Superseded(record),
                 Classification::Current => {
-                    if touch && record.needs_touch(now, self.opts.touch_interval) {
+                    if access == Access::Touch && record.needs_touch(now, self.opts.touch_interval)
+                    {
                         record.last_access = now;
                         // Touches only the access columns: a concurrent data
                         // write is never overwritten.
@@ -448,8 +449,7 @@ impl SessionStore for PostgresStore {
         now: Timestamp,
         access: Access,
     ) -> StoreResult<Validity> {
-        self.check_session(id, realm, now, access == Access::Touch)
-            .await
+        self.check_session(id, realm, now, access).await
     }
 
     async fn revoke(

@@ -332,13 +332,13 @@ impl RedisStore {
         id: TokenHash,
         realm: &str,
         now: Timestamp,
-        touch: bool,
+        access: Access,
     ) -> StoreResult<Validity> {
         Ok(match self.lookup(&id, realm, now).await? {
             None => Validity::Unknown,
             Some((record, Classification::Superseded)) => Validity::Superseded(record),
             Some((mut record, _)) => {
-                if touch && record.needs_touch(now, self.opts.touch_interval) {
+                if access == Access::Touch && record.needs_touch(now, self.opts.touch_interval) {
                     record.last_access = now;
                     let touched: i64 = scripts::TOUCH
                         .key(self.keys.session(&id))
@@ -528,8 +528,7 @@ impl SessionStore for RedisStore {
         now: Timestamp,
         access: Access,
     ) -> StoreResult<Validity> {
-        self.check_session(id, realm, now, access == Access::Touch)
-            .await
+        self.check_session(id, realm, now, access).await
     }
 
     async fn revoke(
