@@ -139,7 +139,8 @@ fn load_secrets(cfg: &TicketConfig, file_key: &str, env_key: &str) -> anyhow::Re
         (Some(path), None) => secret::read(Some(path), file_key, "")?.unwrap_or_default(),
         (None, Some(var)) => std::env::var(var)
             .with_context(|| format!("{env_key}: environment variable {var} is not set"))?,
-        _ => unreachable!("TicketConfig::validate: exactly one of secrets_file and secrets_env"),
+        // TicketConfig::validate, called by `load`, refuses these.
+        _ => bail!("{file_key}: set exactly one of secrets_file and secrets_env"),
     };
     let secrets: Vec<Vec<u8>> = secret::lines(&text)
         .into_iter()

@@ -164,6 +164,13 @@ async fn negotiate_with_kinit_and_curl() {
     let dir = tempfile::tempdir().unwrap();
     let ccache = kinit(dir.path(), &user, &password);
 
+    // The first leg, without a ticket: the text protocol's own 401 line,
+    // the challenge, and the machine code.
+    let first = s.get("/auth_token?realm=rc").await;
+    first.assert_text(401, "ERR: send pwd, or a Kerberos ticket (Negotiate)\n");
+    assert_eq!(first.header("www-authenticate"), Some("Negotiate"));
+    assert_eq!(first.header("x-sessiond-reason"), Some("negotiate"));
+
     // token API: curl's first try gets the challenge, its retry a token
     let (status, head, body) = curl(&ccache, &[&url(&s, "/auth_token?realm=rc")]);
     assert_eq!(status, 200, "{head}{body}");

@@ -241,7 +241,7 @@ impl PostgresStore {
         }
     }
 
-    /// Validates; with `touch`, refreshes last access when due.
+    /// The store's `check`: with [`Access::Touch`], refreshes last access when due.
     async fn check_session(
         &self,
         id: TokenHash,

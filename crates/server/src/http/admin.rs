@@ -16,7 +16,6 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sessiond_core::session::Validity;
 use sessiond_core::{Token, TokenHash};
 use sessiond_store::UserSession;
 use std::sync::Arc;
@@ -75,27 +74,8 @@ pub async fn revoke_one(
     Path((realm, user, id)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, Error> {
     let id = parse_id(&id)?;
-    let now = now();
-    // Only a session of this very user: an id taken from another user's
-    // listing must not end that other user's session through this URL.
-    match app
-        .store
-        .validate(id, &realm, now)
-        .await
-        .map_err(Error::store("revoke"))?
-    {
-        Validity::Current(r) | Validity::Superseded(r) if r.identity.user == user => {}
-        _ => return Err(Error::NoSuchSession),
-    }
-    match app
-        .store
-        .revoke(id, &realm, now)
-        .await
-        .map_err(Error::store("revoke"))?
-    {
-        Some(_) => Ok(Json(json!({"revoked": 1}))),
-        None => Err(Error::NoSuchSession),
-    }
+    super::check::end_own_session(&app, id, &realm, &user).await?;
+    Ok(Json(json!({"revoked": 1})))
 }
 
 /// `DELETE /v1/users/{user}/sessions`: everything the user holds, in every

@@ -105,9 +105,8 @@ pub async fn validate(
             Checked::Superseded(r) => {
                 json!({"status": "superseded", "session": view::session(&r)})
             }
-            Checked::Ticket(holder) => {
-                let tr = &app.tickets[&b.realm];
-                json!({"status": "valid", "session": view::ticket(tr, &holder)})
+            Checked::Ticket(tr, holder) => {
+                json!({"status": "valid", "session": view::ticket(&tr, &holder)})
             }
             Checked::Invalid => json!({"status": "invalid"}),
         },

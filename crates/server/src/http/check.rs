@@ -9,10 +9,13 @@ use super::error::Error;
 use super::tickets::{self, Holder};
 use crate::app::App;
 use crate::clock::now;
+use crate::tickets::TicketRealm;
 use sessiond_core::session::{SessionRecord, Validity};
 use sessiond_core::Token;
+use sessiond_core::TokenHash;
 pub use sessiond_store::Access;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The session `token` names in `realm`, as the store classifies it.
 pub async fn lookup(
@@ -44,8 +47,8 @@ pub async fn current(
 pub enum Checked {
     Current(SessionRecord),
     Superseded(SessionRecord),
-    /// A valid signed ticket of the realm.
-    Ticket(Box<Holder>),
+    /// A valid signed ticket of the realm (and the realm's ticket settings).
+    Ticket(Arc<TicketRealm>, Box<Holder>),
     /// Neither: unknown, ended, or a refused ticket.
     Invalid,
 }
@@ -68,8 +71,36 @@ pub async fn token_or_ticket(
     };
     Ok(
         match tickets::check_value(app, tr, token.expose(), client, false).await? {
-            Ok(holder) => Checked::Ticket(Box::new(holder)),
+            Ok(holder) => Checked::Ticket(tr.clone(), Box::new(holder)),
             Err(_) => Checked::Invalid,
         },
     )
+}
+
+/// Ends the session `id` names, but only if it is `user`'s in `realm`:
+/// session ids are listed and are not secrets, so an id taken from another
+/// user's listing must not end that user's session. The look is a peek (it
+/// is not the session's activity). [`Error::NoSuchSession`] otherwise.
+pub async fn end_own_session(
+    app: &App,
+    id: TokenHash,
+    realm: &str,
+    user: &str,
+) -> Result<(), Error> {
+    let t = now();
+    match app
+        .store
+        .peek(id, realm, t)
+        .await
+        .map_err(Error::store("revoke"))?
+    {
+        Validity::Current(r) | Validity::Superseded(r) if r.identity.user == user => {}
+        _ => return Err(Error::NoSuchSession),
+    }
+    app.store
+        .revoke(id, realm, t)
+        .await
+        .map_err(Error::store("revoke"))?
+        .map(|_| ())
+        .ok_or(Error::NoSuchSession)
 }

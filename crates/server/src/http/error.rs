@@ -60,9 +60,10 @@ pub enum Error {
     /// path` to a POST, an empty 404 to anything else).
     #[error("unknown path")]
     UnknownPath { post: bool },
-    /// A password login did not produce an identity.
+    /// A password login did not produce an identity. (A store failure of
+    /// a login becomes [`Error::Store`] in the conversion.)
     #[error(transparent)]
-    Login(#[from] LoginError),
+    Login(LoginError),
     /// Negotiate is possible here but the request brought no ticket: 401
     /// with `WWW-Authenticate: Negotiate`, so the client sends one.
     #[error("send user and password, or a Kerberos ticket (Authorization: Negotiate)")]
@@ -203,7 +204,7 @@ pub enum Text {
 }
 
 /// Renders the login form again with a status and message.
-pub type LoginForm<'a> = &'a dyn Fn(StatusCode, &str) -> Response;
+pub type LoginPage<'a> = &'a dyn Fn(StatusCode, &str) -> Response;
 
 /// One row of the table: everything an answer to a failure carries.
 pub struct Row {
@@ -253,12 +254,24 @@ impl Error {
                 row(S::NOT_FOUND, "not_found", Text::Bare(S::NOT_FOUND))
             }
             Error::Login(e) => login_row(e, row),
+            // The text protocol's own words for Negotiate (`/auth_token`).
             Error::NegotiateNeeded => Row {
                 challenge: Some(CHALLENGE),
-                ..row(S::UNAUTHORIZED, "negotiate", Text::Line)
+                ..row(
+                    S::UNAUTHORIZED,
+                    "negotiate",
+                    Text::LineAs(
+                        S::UNAUTHORIZED,
+                        "send pwd, or a Kerberos ticket (Negotiate)",
+                    ),
+                )
             },
             Error::Negotiate(n) => match n {
-                Negotiate::NotEnabled => row(S::BAD_REQUEST, "negotiate_not_enabled", Text::Line),
+                Negotiate::NotEnabled => row(
+                    S::BAD_REQUEST,
+                    "negotiate_not_enabled",
+                    Text::LineAs(S::BAD_REQUEST, "missing pwd"),
+                ),
                 // The text protocol answers every failed login with a bare 403.
                 Negotiate::Refused(_) => Row {
                     challenge: Some(CHALLENGE),
@@ -270,11 +283,20 @@ impl Error {
                 },
                 Negotiate::Continue(next) => Row {
                     challenge: Some(next.clone()),
-                    ..row(S::UNAUTHORIZED, "negotiate_continue", Text::Line)
+                    ..row(
+                        S::UNAUTHORIZED,
+                        "negotiate_continue",
+                        Text::LineAs(S::UNAUTHORIZED, "Negotiate continues"),
+                    )
                 },
-                Negotiate::Unavailable(_) => {
-                    row(S::SERVICE_UNAVAILABLE, "auth_unavailable", Text::Line)
-                }
+                Negotiate::Unavailable(_) => row(
+                    S::SERVICE_UNAVAILABLE,
+                    "auth_unavailable",
+                    Text::LineAs(
+                        S::SERVICE_UNAVAILABLE,
+                        "authentication back end unavailable; try again",
+                    ),
+                ),
             },
             Error::MissingToken => row(S::UNAUTHORIZED, "missing_token", Text::Bare(S::FORBIDDEN)),
             Error::NotCurrent => row(S::UNAUTHORIZED, "invalid_token", Text::Bare(S::FORBIDDEN)),
@@ -344,7 +366,7 @@ impl Error {
     /// The answer for a browser that wants a page: the login form again
     /// (`login` renders it, with the message) for a failed login, a short
     /// plain-text page for anything else.
-    pub fn page(self: Arc<Self>, login: Option<LoginForm<'_>>) -> Response {
+    pub fn page(self: Arc<Self>, login: Option<LoginPage<'_>>) -> Response {
         let row = self.row();
         let r = match (&*self, login) {
             (Error::Login(_) | Error::Negotiate(_), Some(render)) => {
@@ -371,10 +393,6 @@ impl Error {
             Error::Store { op, source } => {
                 metrics::counter!("sessiond_store_errors_total", "op" => *op).increment(1);
                 tracing::error!(endpoint, op, error = %source, "session store error");
-            }
-            Error::Login(LoginError::Store(source)) => {
-                metrics::counter!("sessiond_store_errors_total", "op" => "login").increment(1);
-                tracing::error!(endpoint, op = "login", error = %source, "session store error");
             }
             Error::Negotiate(Negotiate::Refused(reason)) => {
                 tracing::info!(endpoint, %reason, "Negotiate refused");
@@ -440,6 +458,11 @@ fn plain(content_type: &'static str, status: StatusCode, body: String) -> Respon
     (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
+/// A text-protocol answer: `text/plain`, as the original sent it.
+pub fn text_plain(status: StatusCode, body: String) -> Response {
+    plain(TEXT, status, body)
+}
+
 /// The headers every failure answer carries, and the error itself for the
 /// middleware that logs it.
 fn finish(e: Arc<Error>, row: &Row, mut r: Response) -> Response {
@@ -459,6 +482,19 @@ fn finish(e: Arc<Error>, row: &Row, mut r: Response) -> Response {
 /// browser's page renderer.
 #[derive(Clone)]
 pub struct Failed(pub Arc<Error>);
+
+impl From<LoginError> for Error {
+    fn from(e: LoginError) -> Error {
+        match e {
+            // One row and one log line for every store failure.
+            LoginError::Store(source) => Error::Store {
+                op: "create",
+                source,
+            },
+            e => Error::Login(e),
+        }
+    }
+}
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {

@@ -2,10 +2,6 @@
 //! answered, and a one-line `ERR: …` with 400/403 where it hung, dropped the
 //! connection or crashed. See docs/protocol.md for every case.
 
-// Helpers return the early response as their `Err`, the axum idiom; its size
-// is irrelevant next to a network round trip.
-#![allow(clippy::result_large_err)]
-
 use crate::app::App;
 use crate::clock::now;
 use crate::http::check::{self, Access, Checked};
@@ -15,7 +11,7 @@ use crate::http::params::Params;
 use crate::login::{self, PasswordLogin};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use sessiond_auth::Password;
 use sessiond_core::names::check_name;
 use sessiond_core::session::SessionRecord;
@@ -33,10 +29,7 @@ const PROTOCOL_VERSION: &str = "1.5\n";
 type Answer = Result<Response, Error>;
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
-    let mut r = (status, body.into()).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    r
+    crate::http::error::text_plain(status, body.into())
 }
 
 fn ok(body: impl Into<String>) -> Answer {
@@ -151,7 +144,7 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Result<Respons
         negotiate,
     } = read_params(req).await?;
     if method == Method::GET && path == "/version" {
-        return Ok(ok(PROTOCOL_VERSION)?);
+        return Ok(text(StatusCode::OK, PROTOCOL_VERSION));
     }
     let realm = params
         .get("realm")
@@ -165,7 +158,7 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Result<Respons
         realm,
         params: &params,
         client,
-        admin: admin_credential.is_some_and(|c| app.is_admin(&c)),
+        admin: admin_credential.as_deref().map(|c| app.is_admin(c)),
         negotiate,
     };
     Ok(match path.as_str() {
@@ -191,8 +184,9 @@ struct SksRequest<'a> {
     realm: &'a str,
     params: &'a Params,
     client: Client,
-    /// Whether the caller presented the admin credential.
-    admin: bool,
+    /// Whether the caller presented a bearer credential, and whether it is
+    /// the admin credential.
+    admin: Option<bool>,
     /// `Authorization: Negotiate` instead of a password (`curl --negotiate`).
     negotiate: Option<Result<Vec<u8>, ()>>,
 }
@@ -226,7 +220,7 @@ impl SksRequest<'_> {
         match check::token_or_ticket(self.app, &token, self.realm, self.client.ip()).await? {
             Checked::Current(r) => ok(format!("YES\n{}\n", r.identity.sks_record_text())),
             Checked::Superseded(r) => ok(format!("SUPERCEDED\n{}\n", r.identity.sks_record_text())),
-            Checked::Ticket(holder) => {
+            Checked::Ticket(_, holder) => {
                 ok(format!("YES\n{}\n", holder.identity().sks_record_text()))
             }
             Checked::Invalid => ok("NO\n"),
@@ -287,7 +281,6 @@ impl SksRequest<'_> {
     fn user(&self) -> Result<&str, Error> {
         self.params
             .get("user")
-            .filter(|u| !u.is_empty())
             .ok_or_else(|| Error::BadRequest("missing user".into()))
     }
 
@@ -338,13 +331,17 @@ impl SksRequest<'_> {
     /// server). The original let anyone do this; here the route exists only
     /// when an admin credential is configured, and the caller must present it.
     async fn stored_token(&self) -> Answer {
-        if !self.admin {
+        if self.admin != Some(true) {
             return Err(Error::Credential {
                 who: crate::http::error::Caller::Admin,
-                presented: false,
+                presented: self.admin.is_some(),
             });
         }
-        let user = self.user()?;
+        let user = self
+            .params
+            .get("user")
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| Error::BadRequest("missing user".into()))?;
         check_name("user", user).map_err(|e| Error::BadRequest(e.to_string()))?;
         let token = self
             .params

@@ -326,7 +326,7 @@ impl RedisStore {
         decode_fields(&fields)
     }
 
-    /// Validates; with `touch`, refreshes last access (and the TTL) when due.
+    /// The store's `check`: with [`Access::Touch`], refreshes last access (and the TTL) when due.
     async fn check_session(
         &self,
         id: TokenHash,

@@ -118,12 +118,20 @@ pub async fn render_failures(req: Request, next: Next) -> Response {
         page::login_page_with(form.remember, status, Some(&form.next), Some(message))
     };
     let mut page = error.page(form.is_some().then_some(&render as _));
-    for (name, value) in response.headers() {
-        if name != header::CONTENT_TYPE
-            && name != header::CONTENT_LENGTH
-            && !page.headers().contains_key(name)
-        {
-            page.headers_mut().insert(name.clone(), value.clone());
+    // Every value of every header the page does not set itself.
+    let names: Vec<HeaderName> = response
+        .headers()
+        .keys()
+        .filter(|n| {
+            **n != header::CONTENT_TYPE
+                && **n != header::CONTENT_LENGTH
+                && !page.headers().contains_key(*n)
+        })
+        .cloned()
+        .collect();
+    for name in names {
+        for value in response.headers().get_all(&name) {
+            page.headers_mut().append(name.clone(), value.clone());
         }
     }
     page
@@ -309,28 +317,26 @@ struct Found {
 pub async fn forward_auth(
     State(app): State<Arc<App>>,
     client: Client,
-    SessionCookie { realm, token }: SessionCookie,
+    Realm(realm): Realm,
+    session: Result<BrowserSession, Error>,
     NegotiateHeader(gss_token): NegotiateHeader,
     Device(device): Device,
     Query(q): Query<AuthQuery>,
-    parts: Parts,
+    headers: HeaderMap,
 ) -> Result<Response, Error> {
-    let headers = &parts.headers;
-    let access = access(&parts);
-    let mut found = None;
-    let mut ended = false;
-    // 1. The session cookie.
-    if let Some(token) = &token {
-        match check::lookup(&app, token, &realm, access).await? {
-            sessiond_core::session::Validity::Current(record) => {
-                found = Some(Found {
-                    identity: record.identity,
-                    set_cookie: None,
-                })
-            }
-            _ => ended = true,
-        }
-    }
+    let headers = &headers;
+    // 1. The session cookie (a store failure ends it here: never a fallback).
+    let (mut found, ended) = match session {
+        Ok(s) => (
+            Some(Found {
+                identity: s.record.identity,
+                set_cookie: None,
+            }),
+            false,
+        ),
+        Err(Error::LoginRequired { ended }) => (None, ended),
+        Err(e) => return Err(e),
+    };
     // 2. A valid signed ticket: no store write at all (one read, of the
     //    user's not-before time).
     if found.is_none() {

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
-use sessiond_core::session::Validity;
 use sessiond_core::TokenHash;
 use sessiond_store::UserSession;
 use std::sync::Arc;
@@ -247,25 +246,8 @@ pub async fn end(
 ) -> Result<Response, Error> {
     let id = TokenHash::from_hex(&form.id)
         .ok_or_else(|| Error::BadRequest("the form needs the id of a session".into()))?;
-    let now = now();
-    // Only a session of the same user: ids are not secrets.
-    match app
-        .store
-        .validate(id, &realm, now)
-        .await
-        .map_err(Error::store("revoke"))?
-    {
-        Validity::Current(r) | Validity::Superseded(r)
-            if r.identity.user == record.identity.user =>
-        {
-            app.store
-                .revoke(id, &realm, now)
-                .await
-                .map_err(Error::store("revoke"))?;
-            tracing::info!(realm, user = %record.identity.user, session = %id.short(), "session ended by its user");
-        }
-        _ => return Err(Error::NoSuchSession),
-    }
+    crate::http::check::end_own_session(&app, id, &realm, &record.identity.user).await?;
+    tracing::info!(realm, user = %record.identity.user, session = %id.short(), "session ended by its user");
     if wants_json(&headers) {
         return Ok(Json(json!({"ended": 1})).into_response());
     }
