@@ -14,6 +14,7 @@
 //! page cannot make a browser send cross-site.
 
 use super::error::{Caller, Error};
+use super::params::Params;
 use super::ClientAddr;
 use crate::app::App;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -62,6 +63,63 @@ fn query_param(parts: &Parts, name: &str) -> Option<String> {
         .into_iter()
         .rfind(|(k, _)| k == name)
         .map(|(_, v)| v)
+}
+
+/// `Authorization: Bearer <credential>`, if any (the text protocol's admin
+/// credential; the routes with a fixed caller use [`Admin`],
+/// [`CredentialReader`] or [`BearerSession`]).
+pub struct Bearer(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Bearer(bearer(&parts.headers).map(str::to_owned)))
+    }
+}
+
+/// SessionKeyServer's parameters — `token`, `realm`, `user`, `pwd`, … —
+/// from the query and, for a POST, an url-encoded form body, decoded into
+/// one set by the protocol's own rules (`params.rs`: a body value wins,
+/// and whether a value came in the URL is kept, for refusing passwords
+/// there).
+pub struct TextParams(pub Params);
+
+impl<S: Send + Sync> FromRequest<S> for TextParams {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Error> {
+        let (parts, body) = req.into_parts();
+        let mut params = Params::default();
+        params
+            .add(parts.uri.query().unwrap_or(""), true)
+            .map_err(|e| Error::BadRequest(format!("{e} in the query string")))?;
+        if parts.method != axum::http::Method::POST {
+            return Ok(TextParams(params));
+        }
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|_| Error::BodyTooLarge)?;
+        if bytes.is_empty() {
+            return Ok(TextParams(params));
+        }
+        let form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if !form {
+            return Err(Error::UnsupportedMediaType(
+                "POST bodies must be application/x-www-form-urlencoded",
+            ));
+        }
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| Error::BadRequest("the form body is not UTF-8".into()))?;
+        params
+            .add(text, false)
+            .map_err(|e| Error::BadRequest(format!("{e} in the form body")))?;
+        Ok(TextParams(params))
+    }
 }
 
 /// Who is on the other end (see [`ClientAddr`]); `None` in-process.

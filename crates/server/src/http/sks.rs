@@ -6,11 +6,11 @@ use crate::app::App;
 use crate::clock::now;
 use crate::http::check::{self, Access, Checked};
 use crate::http::error::{Error, GroupRefusal, TextError};
-use crate::http::extract::{bearer, negotiate_token, Client};
+use crate::http::extract::{Bearer, Client, NegotiateHeader, TextParams};
 use crate::http::params::Params;
 use crate::login::{self, PasswordLogin};
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::extract::State;
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
 use sessiond_auth::Password;
 use sessiond_core::names::check_name;
@@ -63,55 +63,6 @@ impl http_body::Body for UnannouncedEmpty {
     }
 }
 
-/// What the handler needs from a request once its parameters are decoded.
-struct Incoming {
-    method: Method,
-    path: String,
-    params: Params,
-    client: Client,
-    admin_credential: Option<String>,
-    negotiate: Option<Result<Vec<u8>, ()>>,
-}
-
-/// Reads query and, for POST, an url-encoded form body into one parameter set.
-async fn read_params(req: Request) -> Result<Incoming, Error> {
-    let (parts, body) = req.into_parts();
-    let mut params = Params::default();
-    params
-        .add(parts.uri.query().unwrap_or(""), true)
-        .map_err(|e| Error::BadRequest(format!("{e} in the query string")))?;
-    if parts.method == Method::POST {
-        let bytes = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .map_err(|_| Error::BodyTooLarge)?;
-        if !bytes.is_empty() {
-            let form = parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-            if !form {
-                return Err(Error::UnsupportedMediaType(
-                    "POST bodies must be application/x-www-form-urlencoded",
-                ));
-            }
-            let text = std::str::from_utf8(&bytes)
-                .map_err(|_| Error::BadRequest("the form body is not UTF-8".into()))?;
-            params
-                .add(text, false)
-                .map_err(|e| Error::BadRequest(format!("{e} in the form body")))?;
-        }
-    }
-    Ok(Incoming {
-        client: Client(parts.extensions.get::<crate::http::ClientAddr>().copied()),
-        admin_credential: bearer(&parts.headers).map(str::to_owned),
-        negotiate: negotiate_token(&parts.headers),
-        path: parts.uri.path().to_owned(),
-        method: parts.method,
-        params,
-    })
-}
-
 /// The text protocol's paths, for metrics labels: the same list as the
 /// dispatch in [`handle`] below (`protocol.rs` calls each of them).
 pub const PATHS: &[&str] = &[
@@ -130,19 +81,21 @@ pub const PATHS: &[&str] = &[
 ];
 
 /// Every request not routed elsewhere: SessionKeyServer's single handler.
-pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Result<Response, TextError> {
+pub async fn handle(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    client: Client,
+    Bearer(admin_credential): Bearer,
+    NegotiateHeader(negotiate): NegotiateHeader,
+    params: Result<TextParams, Error>,
+) -> Result<Response, TextError> {
     // The JSON API's namespace: never the text protocol's "missing realm".
-    if req.uri().path().starts_with("/v1/") {
+    if uri.path().starts_with("/v1/") {
         return Ok(Error::NoSuchEndpoint.json());
     }
-    let Incoming {
-        method,
-        path,
-        params,
-        client,
-        admin_credential,
-        negotiate,
-    } = read_params(req).await?;
+    let TextParams(params) = params?;
+    let path = uri.path();
     if method == Method::GET && path == "/version" {
         return Ok(text(StatusCode::OK, PROTOCOL_VERSION));
     }
@@ -161,7 +114,7 @@ pub async fn handle(State(app): State<Arc<App>>, req: Request) -> Result<Respons
         admin: admin_credential.as_deref().map(|c| app.is_admin(c)),
         negotiate,
     };
-    Ok(match path.as_str() {
+    Ok(match path {
         "/valid" => req.valid().await,
         "/revoke" => req.revoke().await,
         "/replace" => req.replace().await,
