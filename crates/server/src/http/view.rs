@@ -7,7 +7,7 @@ use crate::tickets::TicketRealm;
 use serde::Serialize;
 use serde_json::Value;
 use sessiond_core::session::SessionRecord;
-use sessiond_core::Token;
+use sessiond_core::{Identity, Token};
 
 #[derive(Serialize)]
 pub struct SessionView<'a> {
@@ -52,6 +52,17 @@ pub fn ticket<'a>(tr: &'a TicketRealm, holder: &'a Holder) -> SessionView<'a> {
         last_access: issued,
         expires_at: tr.timing.timeout.map(|t| issued + i64::from(t)),
     }
+}
+
+/// A login in a ticket-only realm: who, and that a ticket (no server-side
+/// session) now speaks for them.
+pub fn ticket_login(realm: &str, identity: &Identity) -> Value {
+    serde_json::json!({
+        "user": identity.user,
+        "realm": realm,
+        "source": identity.source,
+        "ticket": true,
+    })
 }
 
 /// A new or replaced session with its token (the only answers that carry one).

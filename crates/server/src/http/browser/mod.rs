@@ -209,13 +209,7 @@ async fn login_form(
             .await?
             .expect("a ticket realm");
         let mut response = if wants_json(headers) {
-            Json(json!({
-                "user": a.identity.user,
-                "realm": realm,
-                "source": a.identity.source,
-                "ticket": true,
-            }))
-            .into_response()
+            Json(view::ticket_login(&realm, &a.identity)).into_response()
         } else {
             see_other(next, "/")
         };
