@@ -403,31 +403,6 @@ impl MemcachedStore {
         &self.description
     }
 
-    /// The store's `check`: with [`Access::Touch`], refreshes last access when due.
-    async fn check_session(
-        &self,
-        id: TokenHash,
-        realm: &str,
-        now: Timestamp,
-        access: Access,
-    ) -> StoreResult<Validity> {
-        let realm = realm.to_owned();
-        self.run(move |i| {
-            Ok(match i.lookup(&id, &realm, now)? {
-                None => Validity::Unknown,
-                Some((record, Classification::Superseded, _)) => Validity::Superseded(record),
-                Some((mut record, _, _)) => {
-                    if access == Access::Touch && record.needs_touch(now, i.opts.touch_interval) {
-                        record.last_access = now;
-                        i.touch(&id, now)?;
-                    }
-                    Validity::Current(record)
-                }
-            })
-        })
-        .await
-    }
-
     async fn run<T: Send + 'static>(
         &self,
         op: impl FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
@@ -551,6 +526,7 @@ impl SessionStore for MemcachedStore {
         .await
     }
 
+    // With Access::Touch, last access moves on when due.
     async fn check(
         &self,
         id: TokenHash,
@@ -558,7 +534,21 @@ impl SessionStore for MemcachedStore {
         now: Timestamp,
         access: Access,
     ) -> StoreResult<Validity> {
-        self.check_session(id, realm, now, access).await
+        let realm = realm.to_owned();
+        self.run(move |i| {
+            Ok(match i.lookup(&id, &realm, now)? {
+                None => Validity::Unknown,
+                Some((record, Classification::Superseded, _)) => Validity::Superseded(record),
+                Some((mut record, _, _)) => {
+                    if access == Access::Touch && record.needs_touch(now, i.opts.touch_interval) {
+                        record.last_access = now;
+                        i.touch(&id, now)?;
+                    }
+                    Validity::Current(record)
+                }
+            })
+        })
+        .await
     }
 
     async fn revoke(

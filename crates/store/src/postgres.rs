@@ -241,66 +241,6 @@ impl PostgresStore {
         }
     }
 
-    /// The store's `check`: with [`Access::Touch`], refreshes last access when due.
-    async fn check_session(
-        &self,
-        id: TokenHash,
-        realm: &str,
-        now: Timestamp,
-        access: Access,
-    ) -> StoreResult<Validity> {
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN users u \
-             ON u.realm = s.realm AND u.username = s.username WHERE s.id = $1"
-        );
-        let Some(row) = sqlx::query(&sql)
-            .bind(id.0.as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?
-        else {
-            return Ok(Validity::Unknown);
-        };
-        let (_, mut record, user) = Self::decode(&row)?;
-        Ok(
-            match classify(&record, &user, realm, now, self.opts.superseded_retention) {
-                Classification::OtherRealm => Validity::Unknown,
-                Classification::Gone => {
-                    sqlx::query(
-                        "DELETE FROM sessions WHERE id = $1 AND ends_at IS NOT DISTINCT FROM $2",
-                    )
-                    .bind(id.0.as_slice())
-                    .bind(ends_at(&record))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                    Validity::Unknown
-                }
-                Classification::Superseded => Validity::Superseded(record),
-                Classification::Current => {
-                    if access == Access::Touch && record.needs_touch(now, self.opts.touch_interval)
-                    {
-                        record.last_access = now;
-                        // Touches only the access columns: a concurrent data
-                        // write is never overwritten.
-                        sqlx::query(concat!(
-                            "UPDATE sessions SET ",
-                            access_forward!("$2", "$3"),
-                            " WHERE id = $1"
-                        ))
-                        .bind(id.0.as_slice())
-                        .bind(now.0)
-                        .bind(ends_at(&record))
-                        .execute(&self.pool)
-                        .await
-                        .map_err(unavailable)?;
-                    }
-                    Validity::Current(record)
-                }
-            },
-        )
-    }
-
     async fn begin(&self) -> StoreResult<Transaction<'static, Postgres>> {
         self.pool.begin().await.map_err(unavailable)
     }
@@ -442,6 +382,7 @@ impl SessionStore for PostgresStore {
         Ok(record)
     }
 
+    // With Access::Touch, last access moves on when due.
     async fn check(
         &self,
         id: TokenHash,
@@ -449,7 +390,56 @@ impl SessionStore for PostgresStore {
         now: Timestamp,
         access: Access,
     ) -> StoreResult<Validity> {
-        self.check_session(id, realm, now, access).await
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN users u \
+             ON u.realm = s.realm AND u.username = s.username WHERE s.id = $1"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.0.as_slice())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(Validity::Unknown);
+        };
+        let (_, mut record, user) = Self::decode(&row)?;
+        Ok(
+            match classify(&record, &user, realm, now, self.opts.superseded_retention) {
+                Classification::OtherRealm => Validity::Unknown,
+                Classification::Gone => {
+                    sqlx::query(
+                        "DELETE FROM sessions WHERE id = $1 AND ends_at IS NOT DISTINCT FROM $2",
+                    )
+                    .bind(id.0.as_slice())
+                    .bind(ends_at(&record))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+                    Validity::Unknown
+                }
+                Classification::Superseded => Validity::Superseded(record),
+                Classification::Current => {
+                    if access == Access::Touch && record.needs_touch(now, self.opts.touch_interval)
+                    {
+                        record.last_access = now;
+                        // Touches only the access columns: a concurrent data
+                        // write is never overwritten.
+                        sqlx::query(concat!(
+                            "UPDATE sessions SET ",
+                            access_forward!("$2", "$3"),
+                            " WHERE id = $1"
+                        ))
+                        .bind(id.0.as_slice())
+                        .bind(now.0)
+                        .bind(ends_at(&record))
+                        .execute(&self.pool)
+                        .await
+                        .map_err(unavailable)?;
+                    }
+                    Validity::Current(record)
+                }
+            },
+        )
     }
 
     async fn revoke(

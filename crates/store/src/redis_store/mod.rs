@@ -326,36 +326,6 @@ impl RedisStore {
         decode_fields(&fields)
     }
 
-    /// The store's `check`: with [`Access::Touch`], refreshes last access (and the TTL) when due.
-    async fn check_session(
-        &self,
-        id: TokenHash,
-        realm: &str,
-        now: Timestamp,
-        access: Access,
-    ) -> StoreResult<Validity> {
-        Ok(match self.lookup(&id, realm, now).await? {
-            None => Validity::Unknown,
-            Some((record, Classification::Superseded)) => Validity::Superseded(record),
-            Some((mut record, _)) => {
-                if access == Access::Touch && record.needs_touch(now, self.opts.touch_interval) {
-                    record.last_access = now;
-                    let touched: i64 = scripts::TOUCH
-                        .key(self.keys.session(&id))
-                        .arg(now.0)
-                        .arg(Self::ttl_arg(&record, now))
-                        .invoke_async(&mut self.conn())
-                        .await
-                        .map_err(unavailable)?;
-                    if touched == 1 {
-                        self.reindex(&id, &record).await?;
-                    }
-                }
-                Validity::Current(record)
-            }
-        })
-    }
-
     fn ttl_arg(record: &SessionRecord, now: Timestamp) -> String {
         record
             .ends_at()
@@ -521,6 +491,7 @@ impl SessionStore for RedisStore {
         Ok(record)
     }
 
+    // With Access::Touch, last access (and the TTL) moves on when due.
     async fn check(
         &self,
         id: TokenHash,
@@ -528,7 +499,26 @@ impl SessionStore for RedisStore {
         now: Timestamp,
         access: Access,
     ) -> StoreResult<Validity> {
-        self.check_session(id, realm, now, access).await
+        Ok(match self.lookup(&id, realm, now).await? {
+            None => Validity::Unknown,
+            Some((record, Classification::Superseded)) => Validity::Superseded(record),
+            Some((mut record, _)) => {
+                if access == Access::Touch && record.needs_touch(now, self.opts.touch_interval) {
+                    record.last_access = now;
+                    let touched: i64 = scripts::TOUCH
+                        .key(self.keys.session(&id))
+                        .arg(now.0)
+                        .arg(Self::ttl_arg(&record, now))
+                        .invoke_async(&mut self.conn())
+                        .await
+                        .map_err(unavailable)?;
+                    if touched == 1 {
+                        self.reindex(&id, &record).await?;
+                    }
+                }
+                Validity::Current(record)
+            }
+        })
     }
 
     async fn revoke(
