@@ -55,14 +55,39 @@ pub fn negotiate_token(headers: &HeaderMap) -> Option<Result<Vec<u8>, ()>> {
     )
 }
 
+/// The query string's pairs, decoded once per request: several extractors
+/// of one handler (`Realm`, the browser session, `access`) read it.
+#[derive(Clone)]
+struct QueryPairs(Arc<Vec<(String, String)>>);
+
 /// One query parameter, decoded; the last of repeated ones.
-fn query_param(parts: &Parts, name: &str) -> Option<String> {
-    let query = parts.uri.query()?;
-    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
-        .ok()?
-        .into_iter()
+fn query_param(parts: &mut Parts, name: &str) -> Option<String> {
+    let pairs = match parts.extensions.get::<QueryPairs>() {
+        Some(p) => p.clone(),
+        None => {
+            let decoded = parts
+                .uri
+                .query()
+                .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+                .unwrap_or_default();
+            let p = QueryPairs(Arc::new(decoded));
+            parts.extensions.insert(p.clone());
+            p
+        }
+    };
+    pairs
+        .0
+        .iter()
         .rfind(|(k, _)| k == name)
-        .map(|(_, v)| v)
+        .map(|(_, v)| v.clone())
+}
+
+/// A request body, whole; 413 when it is over `server.max_body_bytes` or
+/// cut off.
+async fn body_bytes(body: axum::body::Body) -> Result<axum::body::Bytes, Error> {
+    axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|_| Error::BodyTooLarge)
 }
 
 /// `Authorization: Bearer <credential>`, if any (the text protocol's admin
@@ -97,9 +122,7 @@ impl<S: Send + Sync> FromRequest<S> for TextParams {
         if parts.method != axum::http::Method::POST {
             return Ok(TextParams(params));
         }
-        let bytes = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .map_err(|_| Error::BodyTooLarge)?;
+        let bytes = body_bytes(body).await?;
         if bytes.is_empty() {
             return Ok(TextParams(params));
         }
@@ -260,13 +283,10 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerSession {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
-        let token = bearer(&parts.headers).ok_or(Error::MissingToken)?;
+        let token = Token::from_client(bearer(&parts.headers).ok_or(Error::MissingToken)?);
         let realm = query_param(parts, "realm")
             .ok_or_else(|| Error::BadRequest("missing realm query parameter".into()))?;
-        Ok(BearerSession {
-            token: Token::from_client(token),
-            realm,
-        })
+        Ok(BearerSession { token, realm })
     }
 }
 
@@ -315,7 +335,7 @@ impl FromRequestParts<Arc<App>> for SessionCookie {
 /// `X-Sessiond-Passive: 1` (sessiond.js's `{passive: true}`), so background
 /// polling cannot keep an abandoned session alive; [`Access::Touch`]
 /// otherwise.
-pub fn access(parts: &Parts) -> Access {
+pub fn access(parts: &mut Parts) -> Access {
     let on = |v: &str| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false");
     let passive = query_param(parts, "passive").is_some_and(|v| on(&v))
         || parts
@@ -375,9 +395,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 "send a JSON body with Content-Type: application/json",
             ));
         }
-        let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
-            .await
-            .map_err(|_| Error::BodyTooLarge)?;
+        let bytes = body_bytes(req.into_body()).await?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
@@ -391,9 +409,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for FormBody<T> {
     type Rejection = Error;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Error> {
-        let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
-            .await
-            .map_err(|_| Error::BodyTooLarge)?;
+        let bytes = body_bytes(req.into_body()).await?;
         serde_urlencoded::from_bytes(&bytes)
             .map(FormBody)
             .map_err(|e| {

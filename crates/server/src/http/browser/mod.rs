@@ -274,8 +274,8 @@ pub async fn logout(
 }
 
 /// `GET /session/whoami`
-pub async fn whoami(session: BrowserSession) -> Json<serde_json::Value> {
-    Json(serde_json::to_value(view::session(&session.record)).expect("views serialise"))
+pub async fn whoami(session: BrowserSession) -> Response {
+    Json(view::session(&session.record)).into_response()
 }
 
 /// The URL the browser asked the proxy for, as proxies report it.
