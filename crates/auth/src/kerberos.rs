@@ -214,6 +214,9 @@ impl Authenticator for Krb5PasswordAuthenticator {
             gid: None,
             credential_lifetime: Some(ticket.lifetime),
             credentials: ticket.credentials,
+            // Kerberos names no groups: the server looks them up
+            // (`kerberos.groups`, `kerberos.groups_from`).
+            groups: Vec::new(),
         })
     }
 }

@@ -2,6 +2,12 @@
 //! user, whose DN comes from a template (`uid={user},ou=people,…`) or from a
 //! search made with a service account (search-then-bind). `ldaps://`, or
 //! StartTLS on `ldap://`, with the system roots or a CA file of its own.
+//!
+//! Groups: from an attribute of the user's entry (`memberOf`, whose values
+//! are group DNs; the group's name is the DN's first value) or from a search
+//! for group entries naming the user (`(member={dn})`, `(memberUid={user})`),
+//! optionally followed up the group tree (nested groups). The same lookup,
+//! made with the service account, gives Kerberos logins their groups.
 
 use crate::{AuthError, Authenticator, Password, Verified};
 use async_trait::async_trait;
@@ -44,7 +50,33 @@ pub struct LdapSettings {
     /// limits, supersede, revocation and the application. `None`: the name
     /// as typed.
     pub name_attribute: Option<String>,
+    /// Where the user's groups come from; `None`: no groups.
+    pub groups: Option<GroupSettings>,
 }
+
+/// How a user's groups are read.
+#[derive(Debug, Clone)]
+pub enum GroupSettings {
+    /// An attribute of the user's entry holding group DNs (`memberOf`, as
+    /// OpenLDAP's memberof overlay and Active Directory keep it).
+    Attribute(String),
+    /// A search for group entries.
+    Search {
+        base: String,
+        /// `{dn}` (the user's DN) and `{user}` replaced, filter-escaped.
+        filter: String,
+        /// The attribute holding a group's name (`cn`).
+        name_attribute: String,
+        /// Also the groups that contain those groups (searched again with
+        /// the group's DN as `{dn}`), up to [`MAX_NESTING`] levels.
+        nested: bool,
+    },
+}
+
+/// How deep nested groups are followed, and how many groups at most a
+/// user gets: a loop in the directory must not make a login spin.
+pub const MAX_NESTING: usize = 8;
+const MAX_GROUPS: usize = 256;
 
 pub struct LdapAuthenticator {
     name: String,
@@ -205,6 +237,157 @@ impl LdapAuthenticator {
     }
 }
 
+impl LdapAuthenticator {
+    /// The groups of the entry `dn` (account name `user`), as configured.
+    async fn groups_of(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        dn: &str,
+        user: &str,
+    ) -> Result<Vec<String>, AuthError> {
+        let unavailable = |e: ldap3::LdapError| AuthError::Unavailable(format!("LDAP groups: {e}"));
+        let Some(how) = &self.settings.groups else {
+            return Ok(Vec::new());
+        };
+        match how {
+            GroupSettings::Attribute(attr) => {
+                let (entries, _) = ldap
+                    .search(dn, Scope::Base, "(objectClass=*)", vec![attr.as_str()])
+                    .await
+                    .and_then(|r| r.success())
+                    .map_err(unavailable)?;
+                let Some(entry) = entries.into_iter().next() else {
+                    return Ok(Vec::new());
+                };
+                let entry = SearchEntry::construct(entry);
+                Ok(entry
+                    .attrs
+                    .iter()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(attr))
+                    .flat_map(|(_, v)| v.iter())
+                    .filter_map(|group_dn| first_rdn_value(group_dn))
+                    .take(MAX_GROUPS)
+                    .collect())
+            }
+            GroupSettings::Search {
+                base,
+                filter,
+                name_attribute,
+                nested,
+            } => {
+                let mut names = Vec::new();
+                let mut seen: Vec<String> = Vec::new();
+                let mut frontier = vec![dn.to_owned()];
+                for _level in 0..if *nested { MAX_NESTING } else { 1 } {
+                    let mut next = Vec::new();
+                    for member in &frontier {
+                        let f = filter
+                            .replace("{dn}", &ldap_escape(member))
+                            .replace("{user}", &ldap_escape(user));
+                        let (entries, _) = ldap
+                            .search(base, Scope::Subtree, &f, vec![name_attribute.as_str()])
+                            .await
+                            .and_then(|r| r.success())
+                            .map_err(unavailable)?;
+                        for e in entries {
+                            let e = SearchEntry::construct(e);
+                            if seen.iter().any(|d| d.eq_ignore_ascii_case(&e.dn)) {
+                                continue;
+                            }
+                            if let Some(name) = e
+                                .attrs
+                                .iter()
+                                .find(|(k, _)| k.eq_ignore_ascii_case(name_attribute))
+                                .and_then(|(_, v)| v.first())
+                            {
+                                names.push(name.clone());
+                            }
+                            seen.push(e.dn.clone());
+                            next.push(e.dn);
+                        }
+                    }
+                    if next.is_empty() || seen.len() >= MAX_GROUPS {
+                        break;
+                    }
+                    // `{user}` names the account, not a group: a filter on
+                    // it finds nothing new one level up.
+                    frontier = next;
+                }
+                Ok(names)
+            }
+        }
+    }
+}
+
+/// `dev` from `cn=dev,ou=groups,dc=example,dc=test` (escapes undone).
+fn first_rdn_value(dn: &str) -> Option<String> {
+    let (_, rest) = dn.split_once('=')?;
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next()?),
+            ',' | '+' => break,
+            c => out.push(c),
+        }
+    }
+    let out = out.trim().to_owned();
+    (!out.is_empty()).then_some(out)
+}
+
+/// Groups of a user who did not log in through LDAP (Kerberos): the
+/// service account finds the entry with the search filter, then reads its
+/// groups.
+#[async_trait]
+impl crate::GroupLookup for LdapAuthenticator {
+    async fn groups(&self, user: &str) -> Result<Vec<String>, AuthError> {
+        let DnLookup::Search { .. } = &self.settings.lookup else {
+            return Err(AuthError::Unavailable(
+                "LDAP group lookup needs the service account (ldap.bind_dn, ldap.search_base)"
+                    .into(),
+            ));
+        };
+        let mut ldap = tokio::time::timeout(self.settings.timeout, self.connect())
+            .await
+            .map_err(|_| {
+                AuthError::Unavailable(format!("LDAP {}: timed out", self.settings.url))
+            })??;
+        let outcome = tokio::time::timeout(self.settings.timeout, async {
+            match self.user_dn(&mut ldap, user).await {
+                Ok((dn, name)) => {
+                    let name = name.unwrap_or_else(|| user.to_owned());
+                    self.groups_of(&mut ldap, &dn, &name).await
+                }
+                // No entry for this principal: no groups.
+                Err(AuthError::Rejected) => Ok(Vec::new()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(|_| AuthError::Unavailable(format!("LDAP {}: timed out", self.settings.url)))?;
+        let _ = ldap.unbind().await;
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn group_names_from_dns() {
+        use super::first_rdn_value as f;
+        assert_eq!(
+            f("cn=dev,ou=groups,dc=example,dc=test").as_deref(),
+            Some("dev")
+        );
+        assert_eq!(
+            f("CN=Domain Users,CN=Users,DC=ad").as_deref(),
+            Some("Domain Users")
+        );
+        assert_eq!(f("cn=a\\,b,ou=g").as_deref(), Some("a,b"));
+        assert_eq!(f("nonsense"), None);
+    }
+}
+
 #[async_trait]
 impl Authenticator for LdapAuthenticator {
     fn name(&self) -> &str {
@@ -234,10 +417,19 @@ impl Authenticator for LdapAuthenticator {
                 .await
                 .map_err(|e| AuthError::Unavailable(format!("LDAP: {e}")))?;
             match bound.rc {
-                0 => Ok(Verified::user(&match found_name {
-                    Some(name) => name,
-                    None => self.canonical_name(&mut ldap, &dn, user).await,
-                })),
+                0 => {
+                    let name = match found_name {
+                        Some(name) => name,
+                        None => self.canonical_name(&mut ldap, &dn, user).await,
+                    };
+                    // Read as the user just bound: a directory that lets
+                    // users read their own groups needs no service account.
+                    let groups = self.groups_of(&mut ldap, &dn, &name).await?;
+                    Ok(Verified {
+                        groups,
+                        ..Verified::user(&name)
+                    })
+                }
                 INVALID_CREDENTIALS => Err(AuthError::Rejected),
                 rc => Err(AuthError::Unavailable(format!(
                     "LDAP bind answered rc {rc}: {}",

@@ -33,6 +33,9 @@ pub struct Verified {
     /// The credentials themselves (a Kerberos TGT as a ccache), for the
     /// session to keep sealed.
     pub credentials: Option<Credentials>,
+    /// The groups the back end knows the user to be in (password file
+    /// entry, Unix groups, LDAP); empty when it knows none.
+    pub groups: Vec<String>,
 }
 
 impl Verified {
@@ -43,7 +46,27 @@ impl Verified {
             gid: None,
             credential_lifetime: None,
             credentials: None,
+            groups: Vec::new(),
         }
+    }
+}
+
+/// Where a user's groups come from when the login itself cannot tell
+/// (Kerberos: a ticket names a principal, not its groups).
+#[async_trait]
+pub trait GroupLookup: Send + Sync + 'static {
+    /// The groups of `user` (the session's user name). An unknown user has
+    /// none; only an unreachable source is an error.
+    async fn groups(&self, user: &str) -> Result<Vec<String>, AuthError>;
+}
+
+/// A fixed user → groups table (`[kerberos.groups]`).
+pub struct StaticGroups(pub std::collections::HashMap<String, Vec<String>>);
+
+#[async_trait]
+impl GroupLookup for StaticGroups {
+    async fn groups(&self, user: &str) -> Result<Vec<String>, AuthError> {
+        Ok(self.0.get(user).cloned().unwrap_or_default())
     }
 }
 

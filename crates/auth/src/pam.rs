@@ -108,8 +108,29 @@ fn run_transaction(service: &str, user: &str, password: Password) -> Result<Veri
     if let Ok(Some(entry)) = nix::unistd::User::from_name(&canonical) {
         verified.uid = Some(entry.uid.as_raw());
         verified.gid = Some(entry.gid.as_raw());
+        verified.groups = unix_groups(&canonical, entry.gid);
     }
     Ok(verified)
+}
+
+/// The names of the user's Unix groups (`getgrouplist`: the primary group
+/// and every supplementary one, from whatever NSS reads — files, sssd,
+/// winbind). A group id without a name is left out.
+fn unix_groups(user: &str, primary: nix::unistd::Gid) -> Vec<String> {
+    let Ok(name) = std::ffi::CString::new(user) else {
+        return Vec::new();
+    };
+    match nix::unistd::getgrouplist(&name, primary) {
+        Ok(gids) => gids
+            .into_iter()
+            .filter_map(|gid| nix::unistd::Group::from_gid(gid).ok().flatten())
+            .map(|g| g.name)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(user, error = %e, "cannot read the user's Unix groups");
+            Vec::new()
+        }
+    }
 }
 
 #[async_trait]

@@ -1,7 +1,9 @@
 //! The `file` authenticator: users and argon2id hashes in a text file.
 //!
-//! Format, one user per line: `name:$argon2id$v=19$m=…,t=…,p=…$salt$hash`.
-//! Blank lines and lines starting with `#` are ignored. The file is managed by
+//! Format, one user per line: `name:$argon2id$v=19$m=…,t=…,p=…$salt$hash`,
+//! optionally followed by `:group,group` (the user's groups; a PHC hash
+//! never holds a `:`, so older files read as before). Blank lines and lines
+//! starting with `#` are ignored. The file is managed by
 //! `sessiond user add|passwd|del|list` and re-read when it changes, so users
 //! can be added while the server runs.
 
@@ -40,6 +42,8 @@ pub enum PasswordFileError {
     Exists(String),
     #[error("no such user: {0:?}")]
     NoSuchUser(String),
+    #[error("{0} (group names: no commas, no control characters)")]
+    BadGroup(String),
     #[error("cannot hash password: {0}")]
     Hash(String),
 }
@@ -51,8 +55,28 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PasswordFileError + '_ 
     }
 }
 
-/// Users and their PHC-format hashes, in file order.
-pub type Entries = BTreeMap<String, String>;
+/// One user's line: the PHC-format hash and the groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub hash: String,
+    /// Sorted, unique, each a valid group name.
+    pub groups: Vec<String>,
+}
+
+/// Users and their entries, sorted by name.
+pub type Entries = BTreeMap<String, Entry>;
+
+/// Parses `a,b` (spaces around names ignored) into checked group names.
+pub fn parse_groups(text: &str) -> Result<Vec<String>, String> {
+    let mut groups = Vec::new();
+    for g in text.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        sessiond_core::names::check_group(g).map_err(|e| format!("group {g:?}: {e}"))?;
+        groups.push(g.to_owned());
+    }
+    groups.sort_unstable();
+    groups.dedup();
+    Ok(groups)
+}
 
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -79,14 +103,22 @@ pub fn read_entries(path: &Path) -> Result<Entries, PasswordFileError> {
             line: i + 1,
             reason: reason.to_owned(),
         };
-        let (name, hash) = line
+        let (name, rest) = line
             .split_once(':')
             .ok_or_else(|| syntax("expected name:hash"))?;
         if !valid_name(name) {
             return Err(syntax("invalid user name"));
         }
+        let (hash, groups) = rest.split_once(':').unwrap_or((rest, ""));
         PasswordHash::new(hash).map_err(|_| syntax("the hash is not in PHC format"))?;
-        entries.insert(name.to_owned(), hash.to_owned());
+        let groups = parse_groups(groups).map_err(|e| syntax(&e))?;
+        entries.insert(
+            name.to_owned(),
+            Entry {
+                hash: hash.to_owned(),
+                groups,
+            },
+        );
     }
     Ok(entries)
 }
@@ -99,10 +131,14 @@ fn write_entries(path: &Path, entries: &Entries) -> Result<(), PasswordFileError
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
     let mut text = String::from(
-        "# sessiond password file: user:argon2id-hash. Manage with `sessiond user`.\n",
+        "# sessiond password file: user:argon2id-hash[:groups]. Manage with `sessiond user`.\n",
     );
-    for (name, hash) in entries {
-        text.push_str(&format!("{name}:{hash}\n"));
+    for (name, e) in entries {
+        if e.groups.is_empty() {
+            text.push_str(&format!("{name}:{}\n", e.hash));
+        } else {
+            text.push_str(&format!("{name}:{}:{}\n", e.hash, e.groups.join(",")));
+        }
     }
     let tmp = dir.join(format!(
         ".{}.tmp{}",
@@ -139,16 +175,38 @@ fn getrandom_fill(buf: &mut [u8]) {
     OsRng.fill_bytes(buf);
 }
 
-/// Adds a user; fails if the user exists.
-pub fn add_user(path: &Path, user: &str, password: &Password) -> Result<(), PasswordFileError> {
+/// Adds a user with groups; fails if the user exists.
+pub fn add_user(
+    path: &Path,
+    user: &str,
+    password: &Password,
+    groups: &[String],
+) -> Result<(), PasswordFileError> {
     if !valid_name(user) {
         return Err(PasswordFileError::BadName(user.to_owned()));
     }
+    let groups = checked_groups(groups)?;
     let mut entries = read_entries(path)?;
     if entries.contains_key(user) {
         return Err(PasswordFileError::Exists(user.to_owned()));
     }
-    entries.insert(user.to_owned(), hash_password(password)?);
+    let hash = hash_password(password)?;
+    entries.insert(user.to_owned(), Entry { hash, groups });
+    write_entries(path, &entries)
+}
+
+fn checked_groups(groups: &[String]) -> Result<Vec<String>, PasswordFileError> {
+    parse_groups(&groups.join(",")).map_err(PasswordFileError::BadGroup)
+}
+
+/// Replaces an existing user's groups.
+pub fn set_groups(path: &Path, user: &str, groups: &[String]) -> Result<(), PasswordFileError> {
+    let groups = checked_groups(groups)?;
+    let mut entries = read_entries(path)?;
+    let entry = entries
+        .get_mut(user)
+        .ok_or_else(|| PasswordFileError::NoSuchUser(user.to_owned()))?;
+    entry.groups = groups;
     write_entries(path, &entries)
 }
 
@@ -158,7 +216,7 @@ pub fn set_password(path: &Path, user: &str, password: &Password) -> Result<(), 
     let slot = entries
         .get_mut(user)
         .ok_or_else(|| PasswordFileError::NoSuchUser(user.to_owned()))?;
-    *slot = hash_password(password)?;
+    slot.hash = hash_password(password)?;
     write_entries(path, &entries)
 }
 
@@ -259,16 +317,19 @@ impl Authenticator for PasswordFileAuthenticator {
         password: &Password,
     ) -> Result<Verified, AuthError> {
         let entries = self.entries()?;
-        let (hash, known) = match entries.get(user) {
-            Some(h) => (h.clone(), true),
-            None => (self.decoy_hash.clone(), false),
+        let (hash, groups, known) = match entries.get(user) {
+            Some(e) => (e.hash.clone(), e.groups.clone(), true),
+            None => (self.decoy_hash.clone(), Vec::new(), false),
         };
         let password = password.clone();
         let ok = tokio::task::spawn_blocking(move || verify(&hash, &password))
             .await
             .map_err(|e| AuthError::Unavailable(format!("verification task failed: {e}")))?;
         if ok && known {
-            Ok(Verified::user(user))
+            Ok(Verified {
+                groups,
+                ..Verified::user(user)
+            })
         } else {
             Err(AuthError::Rejected)
         }
@@ -283,21 +344,32 @@ mod tests {
     async fn manage_and_authenticate() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("passwd");
-        add_user(&path, "alice", &Password::new("pw-1")).unwrap();
+        add_user(
+            &path,
+            "alice",
+            &Password::new("pw-1"),
+            &["ops".into(), "dev".into()],
+        )
+        .unwrap();
         assert!(matches!(
-            add_user(&path, "alice", &Password::new("x")),
+            add_user(&path, "alice", &Password::new("x"), &[]),
             Err(PasswordFileError::Exists(_))
         ));
         assert!(matches!(
-            add_user(&path, "a:b", &Password::new("x")),
+            add_user(&path, "a:b", &Password::new("x"), &[]),
             Err(PasswordFileError::BadName(_))
         ));
         assert!(matches!(
-            add_user(&path, "a\nb", &Password::new("x")),
+            add_user(&path, "a\nb", &Password::new("x"), &[]),
             Err(PasswordFileError::BadName(_))
         ));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("alice:$argon2id$"), "{text}");
+        assert!(text.trim_end().ends_with(":dev,ops"), "{text}");
+        assert!(matches!(
+            add_user(&path, "carol", &Password::new("x"), &["a\nb".into()]),
+            Err(PasswordFileError::BadGroup(_))
+        ));
         assert!(!text.contains("pw-1"));
         #[cfg(unix)]
         {
@@ -307,12 +379,13 @@ mod tests {
         }
 
         let auth = PasswordFileAuthenticator::open("file", &path).unwrap();
+        let v = auth
+            .authenticate("r", "alice", &Password::new("pw-1"))
+            .await
+            .unwrap();
         assert_eq!(
-            auth.authenticate("r", "alice", &Password::new("pw-1"))
-                .await
-                .unwrap()
-                .user,
-            "alice"
+            (v.user.as_str(), v.groups.as_slice()),
+            ("alice", &["dev".to_owned(), "ops".to_owned()][..])
         );
         assert!(matches!(
             auth.authenticate("r", "alice", &Password::new("pw-2"))
@@ -326,7 +399,9 @@ mod tests {
 
         // changes are picked up without a restart
         set_password(&path, "alice", &Password::new("pw-2")).unwrap();
-        add_user(&path, "bob", &Password::new("bob-pw")).unwrap();
+        add_user(&path, "bob", &Password::new("bob-pw"), &[]).unwrap();
+        set_groups(&path, "alice", &["web".into()]).unwrap();
+        assert_eq!(read_entries(&path).unwrap()["alice"].groups, ["web"]);
         assert!(auth
             .authenticate("r", "alice", &Password::new("pw-2"))
             .await
@@ -394,7 +469,7 @@ mod tests {
     async fn a_file_broken_while_running_is_unavailable_not_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("passwd");
-        add_user(&path, "alice", &Password::new("pw")).unwrap();
+        add_user(&path, "alice", &Password::new("pw"), &[]).unwrap();
         let auth = PasswordFileAuthenticator::open("file", &path).unwrap();
         std::fs::write(&path, "garbage line without separator\n").unwrap();
         assert!(matches!(

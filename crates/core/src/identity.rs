@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// The outcome of a successful authentication: a canonical user name, the
 /// source that vouched for it (`auth/<module>`, `pam`, `stored`, …), and the
-/// Unix ids PAM logins report (SessionKeyServer's `uid=`/`gid=` lines).
+/// Unix ids PAM logins report (SessionKeyServer's `uid=`/`gid=` lines), and
+/// the groups the authenticator found (access rules and `X-Remote-Groups`
+/// read them; the text protocol does not show them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub user: String,
@@ -13,6 +15,9 @@ pub struct Identity {
     pub uid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
+    /// Group names, sorted and without duplicates ([`Identity::with_groups`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 impl Identity {
@@ -22,7 +27,16 @@ impl Identity {
             source: source.into(),
             uid: None,
             gid: None,
+            groups: Vec::new(),
         }
+    }
+
+    /// Sets the groups, sorted and de-duplicated, keeping only names a
+    /// header can carry ([`crate::names::check_group`]); a group dropped
+    /// here is logged by the caller that knows where it came from.
+    pub fn with_groups(mut self, groups: impl IntoIterator<Item = String>) -> Identity {
+        self.groups = clean_groups(groups);
+        self
     }
 
     /// SessionKeyServer's record text: `user\nsource\n[uid=N\n][gid=N\n]`.
@@ -39,6 +53,17 @@ impl Identity {
     }
 }
 
+/// Groups as identities keep them: valid names only, sorted, unique.
+pub fn clean_groups(groups: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut g: Vec<String> = groups
+        .into_iter()
+        .filter(|g| crate::names::check_group(g).is_ok())
+        .collect();
+    g.sort_unstable();
+    g.dedup();
+    g
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +75,12 @@ mod tests {
         id.uid = Some(1001);
         id.gid = Some(100);
         assert_eq!(id.sks_record_text(), "alice\nauth/KS\nuid=1001\ngid=100\n");
+        let id = id.with_groups(["ops".into(), "dev".into(), "ops".into(), "a,b".into()]);
+        assert_eq!(id.groups, ["dev", "ops"]);
+        assert_eq!(
+            id.sks_record_text(),
+            "alice\nauth/KS\nuid=1001\ngid=100\n",
+            "the text protocol does not change"
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! no network. Time is always passed in as a [`time::Timestamp`], which is what
 //! lets every store's expiry behaviour be tested with a controllable clock.
 
+pub mod access;
 pub mod duration;
 pub mod forwarded;
 pub mod identity;

@@ -18,6 +18,8 @@ pub enum NameError {
     ControlCharacter { what: &'static str },
     #[error("{what} is longer than {MAX_NAME_BYTES} bytes")]
     TooLong { what: &'static str },
+    #[error("{what} must not contain a comma or start or end with a space")]
+    Separator { what: &'static str },
 }
 
 /// Checks a user, group or realm-scoped name. `what` names the field in the error.
@@ -36,6 +38,17 @@ pub fn check_text(what: &'static str, text: &str) -> Result<(), NameError> {
     }
     if text.chars().any(char::is_control) {
         return Err(NameError::ControlCharacter { what });
+    }
+    Ok(())
+}
+
+/// Checks a group name: a name ([`check_name`]) without a comma, since
+/// groups travel comma-separated (`X-Remote-Groups`, ticket tokens), and
+/// without surrounding spaces, which a list reader would strip.
+pub fn check_group(name: &str) -> Result<(), NameError> {
+    check_name("group", name)?;
+    if name.contains(',') || name.trim() != name {
+        return Err(NameError::Separator { what: "group" });
     }
     Ok(())
 }
@@ -59,5 +72,9 @@ mod tests {
         assert!(check_name("user", "nul\0").is_err());
         assert!(check_name("user", &"x".repeat(300)).is_err());
         assert!(check_text("realm", "").is_ok());
+        assert!(check_group("ops team").is_ok());
+        assert!(check_group("a,b").is_err());
+        assert!(check_group(" a").is_err());
+        assert!(check_group("").is_err());
     }
 }

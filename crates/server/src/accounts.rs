@@ -54,8 +54,8 @@ fn fingerprints(entries: &sessiond_auth::password_file::Entries) -> BTreeMap<Str
     use sha2::{Digest, Sha256};
     entries
         .iter()
-        .map(|(user, hash)| {
-            let digest = Sha256::digest(hash.as_bytes());
+        .map(|(user, entry)| {
+            let digest = Sha256::digest(entry.hash.as_bytes());
             (user.clone(), hex::encode(&digest[..16]))
         })
         .collect()

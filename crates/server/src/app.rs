@@ -35,6 +35,11 @@ pub struct App {
     pub krb_local_realms: Vec<String>,
     /// Ticket settings of each realm that has `[realms.X.ticket]`.
     pub tickets: HashMap<String, Arc<crate::tickets::TicketRealm>>,
+    /// `[access]`, compiled once.
+    pub access: sessiond_core::access::Rules,
+    /// Where Kerberos logins get their groups (`kerberos.groups`, and LDAP
+    /// with `kerberos.groups_from`).
+    kerberos_groups: Vec<Arc<dyn sessiond_auth::GroupLookup>>,
 }
 
 impl App {
@@ -116,7 +121,19 @@ impl App {
                  set kerberos.local_realms"
             );
         }
+        let access = config.access.compile()?;
+        let mut kerberos_groups: Vec<Arc<dyn sessiond_auth::GroupLookup>> = Vec::new();
+        if !config.kerberos.groups.is_empty() {
+            kerberos_groups.push(Arc::new(sessiond_auth::StaticGroups(
+                config.kerberos.groups.clone().into_iter().collect(),
+            )));
+        }
+        if config.kerberos.groups_from == Some(crate::config::GroupSource::Ldap) {
+            kerberos_groups.push(Arc::new(ldap_module(&config)?));
+        }
         Ok(App {
+            access,
+            kerberos_groups,
             krb_local_realms,
             tickets,
             #[cfg(feature = "kerberos")]
@@ -132,6 +149,22 @@ impl App {
             admin_token,
             metrics,
         })
+    }
+
+    /// The groups of a Kerberos user (`krb5` module, Negotiate). A source
+    /// that cannot answer is logged and gives none: missing groups can only
+    /// narrow what rules let through, never widen it.
+    pub async fn kerberos_groups(&self, user: &str) -> Vec<String> {
+        let mut groups = Vec::new();
+        for source in &self.kerberos_groups {
+            match source.groups(user).await {
+                Ok(g) => groups.extend(g),
+                Err(e) => {
+                    tracing::error!(user, error = %e, "cannot read the groups of a Kerberos user; going on without them")
+                }
+            }
+        }
+        groups
     }
 
     pub fn has_admin(&self) -> bool {
@@ -355,6 +388,7 @@ fn ldap_module(config: &Config) -> anyhow::Result<sessiond_auth::ldap::LdapAuthe
             lookup,
             timeout: l.timeout.0,
             name_attribute: (!l.name_attribute.is_empty()).then(|| l.name_attribute.clone()),
+            groups: l.group_settings(),
         },
     )
     .map_err(|e| anyhow::anyhow!("ldap.ca_file: {e}"))

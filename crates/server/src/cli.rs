@@ -35,6 +35,36 @@ pub enum Command {
     Ticket(TicketArgs),
     /// Issue, check or revoke session tokens in the configured store.
     Token(TokenArgs),
+    /// Tell which access rule decides a request to URL, and whether a
+    /// user gets in (exit status 0 if let in, 1 if not).
+    CheckAccess(CheckAccessArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckAccessArgs {
+    /// TOML configuration file with the `[access]` rules.
+    #[arg(long, short = 'c', env = "SESSIOND_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The user asking (omit: someone without a session).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The user's groups, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// The session's realm (default: the browser realm).
+    #[arg(long)]
+    pub realm: Option<String>,
+    /// How the user logged in: auth/file, auth/ldap, negotiate, ticket, …
+    #[arg(long, default_value = "auth/file")]
+    pub source: String,
+    /// The request's method.
+    #[arg(long, short = 'X', default_value = "GET")]
+    pub method: String,
+    /// The client's address.
+    #[arg(long)]
+    pub client: Option<std::net::IpAddr>,
+    /// The URL the browser asks for (`https://app.example.com/path`).
+    pub url: String,
 }
 
 /// The configuration file and the store: shared by `serve` and the commands
@@ -245,12 +275,24 @@ pub struct UserArgs {
 pub enum UserAction {
     /// Add a user. The password is read from standard input (first line), or
     /// asked for twice on a terminal; never from the command line.
-    Add { name: String },
+    Add {
+        name: String,
+        /// The user's groups, comma-separated (`dev,ops`): access rules and
+        /// `X-Remote-Groups` see them.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+    },
+    /// Set a user's groups (replacing the old ones; none given = no groups).
+    Groups {
+        name: String,
+        #[arg(value_delimiter = ',')]
+        groups: Vec<String>,
+    },
     /// Change a user's password (read like `add`).
     Passwd { name: String },
     /// Delete a user.
     Del { name: String },
-    /// List users.
+    /// List users (with their groups).
     List,
 }
 

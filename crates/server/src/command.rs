@@ -3,7 +3,7 @@
 
 use crate::cli::{Cli, Command, ServeArgs};
 use crate::config::{Config, StoreKind};
-use crate::{app, cli, serve, ticket_cli, tls, token_cli, user_cli};
+use crate::{access_cli, app, cli, serve, ticket_cli, tls, token_cli, user_cli};
 use anyhow::Context;
 use clap::Parser;
 use std::io::IsTerminal;
@@ -22,6 +22,8 @@ pub fn main() -> std::process::ExitCode {
         Some(Command::Token(args)) => {
             effective_config(&args.store().as_serve_args()).and_then(|c| token_cli::run(args, c))
         }
+        // allowed or not, in the exit status too
+        Some(Command::CheckAccess(args)) => access_cli::run(args),
         Some(Command::User(args)) => Config::load(None)
             .and_then(|c| user_cli::run(args, c.auth.password_file))
             .map(success),
@@ -93,7 +95,10 @@ fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if args.refuse_query_credentials {
         c.server.refuse_query_credentials = true;
     }
-    c.validate()?;
+    c.validate().with_context(|| match &args.store.config {
+        Some(path) => format!("invalid configuration ({})", path.display()),
+        None => "invalid configuration".to_owned(),
+    })?;
     Ok(c)
 }
 

@@ -2,6 +2,7 @@
 //! stores can be tested in-process; `main.rs` is a thin binary over
 //! [`command::main`]. The black-box tests in `tests/` still run the binary.
 
+pub mod access_cli;
 pub mod accounts;
 pub mod app;
 pub mod cli;

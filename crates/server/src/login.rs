@@ -173,6 +173,10 @@ pub async fn authenticate_password(
     })?;
     metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "ok")
         .increment(1);
+    let mut groups = verified.groups;
+    if module_text.eq_ignore_ascii_case("krb5") {
+        groups.extend(app.kerberos_groups(&verified.user).await);
+    }
     let identity = Identity {
         source: req
             .source
@@ -181,7 +185,9 @@ pub async fn authenticate_password(
         user: verified.user,
         uid: verified.uid,
         gid: verified.gid,
-    };
+        groups: Vec::new(),
+    }
+    .with_groups(groups);
     let policy = req
         .policy
         .unwrap_or_else(|| app.config.realm_policy(req.realm));

@@ -1,4 +1,4 @@
-//! `sessiond user add|passwd|del|list`: manage the `file` authenticator.
+//! `sessiond user add|passwd|groups|del|list`: manage the `file` authenticator.
 
 use crate::cli::{UserAction, UserArgs};
 use anyhow::{bail, Context};
@@ -14,10 +14,15 @@ pub fn run(args: UserArgs, configured: PathBuf) -> anyhow::Result<()> {
         (None, None) => configured,
     };
     match args.action {
-        UserAction::Add { name } => {
+        UserAction::Add { name, groups } => {
             let pw = read_new_password()?;
-            password_file::add_user(&path, &name, &pw)?;
+            password_file::add_user(&path, &name, &pw, &groups)?;
             println!("added user {name} to {}", path.display());
+        }
+        UserAction::Groups { name, groups } => {
+            password_file::set_groups(&path, &name, &groups)?;
+            let now = &read_entries(&path)?[&name].groups;
+            println!("{name}: groups [{}] in {}", now.join(", "), path.display());
         }
         UserAction::Passwd { name } => {
             let pw = read_new_password()?;
@@ -29,8 +34,12 @@ pub fn run(args: UserArgs, configured: PathBuf) -> anyhow::Result<()> {
             println!("deleted user {name} from {}", path.display());
         }
         UserAction::List => {
-            for name in read_entries(&path)?.keys() {
-                println!("{name}");
+            for (name, entry) in read_entries(&path)? {
+                if entry.groups.is_empty() {
+                    println!("{name}");
+                } else {
+                    println!("{name} ({})", entry.groups.join(", "));
+                }
             }
         }
     }

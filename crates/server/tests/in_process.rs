@@ -22,6 +22,7 @@ async fn router_in_process() {
         &passwd,
         "alice",
         &sessiond_auth::Password::new("alice-pw"),
+        &[],
     )
     .unwrap();
     let mut config = Config::default();

@@ -100,6 +100,8 @@ pub struct BrowserConfig {
     pub user_header: String,
     pub realm_header: String,
     pub source_header: String,
+    /// The session's groups, comma-separated (empty when it has none).
+    pub groups_header: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +132,7 @@ impl BrowserConfig {
             ("browser.user_header", &b.user_header),
             ("browser.realm_header", &b.realm_header),
             ("browser.source_header", &b.source_header),
+            ("browser.groups_header", &b.groups_header),
         ] {
             if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 bail!("{key}: {name:?} is not a valid HTTP header name");
@@ -160,6 +163,7 @@ impl Default for BrowserConfig {
             user_header: "X-Remote-User".into(),
             realm_header: "X-Remote-Realm".into(),
             source_header: "X-Auth-Source".into(),
+            groups_header: "X-Remote-Groups".into(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `[kerberos]`: the `krb5` password module and SPNEGO `Negotiate`.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// How a Kerberos principal becomes a sessiond user name.
@@ -43,6 +44,19 @@ pub struct KerberosConfig {
     /// credentials, one per line, at least 16 characters (or
     /// `SESSIOND_CREDENTIAL_READERS`, comma-separated). Unset: nobody can.
     pub credential_readers_file: Option<PathBuf>,
+    /// Groups of Kerberos logins (`krb5` module and Negotiate) by user name
+    /// as sessiond maps it (`alice`, or `alice@EXAMPLE.TEST` with `keep`).
+    pub groups: BTreeMap<String, Vec<String>>,
+    /// Also look Kerberos users up in LDAP for their groups (`"ldap"`: the
+    /// `[ldap]` service account's search, then its group settings).
+    pub groups_from: Option<GroupSource>,
+}
+
+/// Where Kerberos logins get groups besides `kerberos.groups`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupSource {
+    Ldap,
 }
 
 impl Default for KerberosConfig {
@@ -56,6 +70,8 @@ impl Default for KerberosConfig {
             auth_sets_cookie: true,
             credential_keys_file: None,
             credential_readers_file: None,
+            groups: BTreeMap::new(),
+            groups_from: None,
         }
     }
 }

@@ -32,6 +32,19 @@ pub struct LdapConfig {
     /// carry instead of the typed name (`sAMAccountName` for Active
     /// Directory). Empty: keep the name as typed.
     pub name_attribute: String,
+    /// Groups from this attribute of the user's entry (`memberOf`): its
+    /// values are group DNs, named by their first value (`cn=dev,…` → `dev`).
+    pub group_attribute: String,
+    /// Groups from a search under this base instead.
+    pub group_search_base: Option<String>,
+    /// The group search's filter: `{dn}` is the user's DN, `{user}` the
+    /// account name (`(memberUid={user})` for posixGroup).
+    pub group_search_filter: String,
+    /// The attribute naming a group found by the search.
+    pub group_name_attribute: String,
+    /// Follow groups that are members of groups (search only, `{dn}`
+    /// filters; at most 8 levels).
+    pub nested_groups: bool,
 }
 
 impl Default for LdapConfig {
@@ -47,14 +60,49 @@ impl Default for LdapConfig {
             search_filter: "(uid={user})".into(),
             timeout: Span(Duration::from_secs(5)),
             name_attribute: "uid".into(),
+            group_attribute: String::new(),
+            group_search_base: None,
+            group_search_filter: "(member={dn})".into(),
+            group_name_attribute: "cn".into(),
+            nested_groups: false,
         }
     }
 }
 
 impl LdapConfig {
+    /// The group settings for the authenticator.
+    pub fn group_settings(&self) -> Option<sessiond_auth::ldap::GroupSettings> {
+        use sessiond_auth::ldap::GroupSettings;
+        if let Some(base) = &self.group_search_base {
+            return Some(GroupSettings::Search {
+                base: base.clone(),
+                filter: self.group_search_filter.clone(),
+                name_attribute: self.group_name_attribute.clone(),
+                nested: self.nested_groups,
+            });
+        }
+        (!self.group_attribute.is_empty())
+            .then(|| GroupSettings::Attribute(self.group_attribute.clone()))
+    }
+
     /// Checks what types alone cannot (called when `ldap` is enabled).
     pub fn validate(&self) -> anyhow::Result<()> {
         let l = self;
+        if !l.group_attribute.is_empty() && l.group_search_base.is_some() {
+            bail!("ldap: set group_attribute (memberOf) or group_search_base, not both");
+        }
+        if l.group_search_base.is_some()
+            && !(l.group_search_filter.contains("{dn}") || l.group_search_filter.contains("{user}"))
+        {
+            bail!("ldap.group_search_filter: must contain {{dn}} or {{user}}");
+        }
+        if l.nested_groups
+            && (l.group_search_base.is_none() || !l.group_search_filter.contains("{dn}"))
+        {
+            bail!(
+                "ldap.nested_groups: needs group_search_base and a group_search_filter with {{dn}}"
+            );
+        }
         if !(l.url.starts_with("ldap://") || l.url.starts_with("ldaps://")) {
             bail!("ldap.url: {:?} is not an ldap:// or ldaps:// URL", l.url);
         }

@@ -4,14 +4,16 @@
 //! Every value is checked at start-up; an invalid one stops the server with
 //! the file, the key and the reason.
 
+mod access;
 mod browser;
 mod kerberos;
 mod ldap;
 pub mod secret;
 mod tickets;
 
+pub use access::AccessConfig;
 pub use browser::{BrowserConfig, CookieConfig, SameSite};
-pub use kerberos::{KerberosConfig, PrincipalMapping};
+pub use kerberos::{GroupSource, KerberosConfig, PrincipalMapping};
 pub use ldap::LdapConfig;
 pub use tickets::TicketConfig;
 
@@ -84,6 +86,8 @@ pub struct Config {
     pub browser: BrowserConfig,
     pub kerberos: KerberosConfig,
     pub ldap: LdapConfig,
+    /// Access rules for forward auth (`GET /auth`).
+    pub access: AccessConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -427,6 +431,24 @@ impl Config {
         for (name, realm) in &self.realms {
             if let Some(t) = &realm.ticket {
                 t.validate(&format!("realms.{name}.ticket"), loopback)?;
+            }
+        }
+        self.access.compile()?;
+        for (user, groups) in &self.kerberos.groups {
+            for g in groups {
+                sessiond_core::names::check_group(g)
+                    .map_err(|e| anyhow::anyhow!("kerberos.groups.{user:?}: {g:?}: {e}"))?;
+            }
+        }
+        if self.kerberos.groups_from == Some(GroupSource::Ldap) {
+            self.ldap
+                .validate()
+                .context("kerberos.groups_from = \"ldap\" reads the [ldap] settings")?;
+            if self.ldap.bind_dn.is_none() || self.ldap.search_base.is_none() {
+                bail!("kerberos.groups_from = \"ldap\": needs the LDAP service account (ldap.bind_dn, ldap.search_base) to find users who did not log in through LDAP");
+            }
+            if self.ldap.group_settings().is_none() {
+                bail!("kerberos.groups_from = \"ldap\": set ldap.group_attribute or ldap.group_search_base");
             }
         }
         if self.kerberos.negotiate && !cfg!(feature = "kerberos") {

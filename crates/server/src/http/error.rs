@@ -118,6 +118,19 @@ pub enum Error {
     /// (an application behind the proxy could then trust a client's header).
     #[error("the identity cannot be passed on in a header")]
     UnheaderableIdentity,
+    /// Forward auth: an access rule keeps this request out — a session
+    /// whose identity the rule does not admit, or a `deny` rule: 403
+    /// `not_allowed`, never 401 (a browser would be sent to log in again,
+    /// and back, forever).
+    #[error("{}", not_allowed_message(user.as_deref()))]
+    NotAllowed {
+        /// Who is signed in (none: a `deny` rule refused before any check).
+        user: Option<String>,
+        /// The deciding rule's label, for logs.
+        rule: String,
+        /// Why the identity was refused, for logs and `check-access`.
+        why: String,
+    },
     /// SessionKeyServer's group refusals.
     #[error(transparent)]
     Group(#[from] GroupRefusal),
@@ -328,6 +341,7 @@ impl Error {
             Error::CredentialsUnreadable => row(S::GONE, "credentials_unreadable", Text::Line),
             Error::VersionConflict(_) => row(S::CONFLICT, "version_conflict", Text::Line),
             Error::CrossSite(_) => row(S::FORBIDDEN, "csrf", Text::Line),
+            Error::NotAllowed { .. } => row(S::FORBIDDEN, "not_allowed", Text::Line),
             Error::UnheaderableIdentity => {
                 row(S::FORBIDDEN, "identity_unrepresentable", Text::Line)
             }
@@ -372,6 +386,9 @@ impl Error {
             (Error::Login(_) | Error::Negotiate(_), Some(render)) => {
                 render(row.status, &row.message)
             }
+            (Error::NotAllowed { user, .. }, _) => {
+                super::browser::not_allowed_page(user.as_deref())
+            }
             _ => plain(
                 PAGE,
                 row.status,
@@ -400,8 +417,24 @@ impl Error {
             Error::Negotiate(Negotiate::Unavailable(reason)) => {
                 tracing::error!(endpoint, %reason, "Negotiate unavailable");
             }
+            Error::NotAllowed { user, rule, why } => {
+                tracing::info!(
+                    endpoint,
+                    user = user.as_deref().unwrap_or("-"),
+                    rule,
+                    why,
+                    "access rule refused the request"
+                );
+            }
             e => tracing::debug!(endpoint, code = e.row().code, "request refused"),
         }
+    }
+}
+
+fn not_allowed_message(user: Option<&str>) -> String {
+    match user {
+        Some(u) => format!("{u} may not open this page"),
+        None => "this page is closed".into(),
     }
 }
 

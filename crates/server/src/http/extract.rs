@@ -350,6 +350,18 @@ pub fn access(parts: &mut Parts) -> Access {
     }
 }
 
+/// [`access`] as an extractor, for a handler that checks the session only
+/// when it needs one (forward auth: not for a `public` or `deny` rule).
+pub struct Activity(pub Access);
+
+impl<S: Send + Sync> FromRequestParts<S> for Activity {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Activity(access(parts)))
+    }
+}
+
 /// Whether the caller wants JSON (an XHR/fetch) rather than a page.
 pub fn wants_json(headers: &HeaderMap) -> bool {
     let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -105,7 +105,8 @@ async fn accept_and_issue(
     metrics::counter!("sessiond_logins_total", "module" => "negotiate", "result" => "ok")
         .increment(1);
     tracing::info!(realm, principal = %accepted.principal, delegated = accepted.delegated, "Negotiate accepted");
-    let identity = Identity::new(user, "negotiate");
+    let groups = app.kerberos_groups(&user).await;
+    let identity = Identity::new(user, "negotiate").with_groups(groups);
     // Delegated credentials are sealed at once and kept only with a session.
     let credentials = match (&accepted.credentials, store_session) {
         (Some(c), true) => Some(app.seal_credentials(realm, &identity.user, c.expose())),

@@ -44,14 +44,11 @@ pub struct Holder {
 }
 
 impl Holder {
-    /// Who the ticket speaks for, in the terms of a session's identity.
+    /// Who the ticket speaks for, in the terms of a session's identity:
+    /// its tokens are its groups (mod_auth_tkt's `TKTAuthToken`).
     pub fn identity(&self) -> Identity {
-        Identity {
-            user: self.ticket.user.clone(),
-            source: "ticket".into(),
-            uid: None,
-            gid: None,
-        }
+        Identity::new(self.ticket.user.clone(), "ticket")
+            .with_groups(self.ticket.tokens.iter().cloned())
     }
 }
 
@@ -173,13 +170,26 @@ fn sign_now(
 pub async fn login_cookie(
     app: &App,
     realm: &str,
-    user: &str,
+    identity: &Identity,
     client: Option<IpAddr>,
 ) -> Result<Option<HeaderValue>, Error> {
     let Some(tr) = app.tickets.get(realm) else {
         return Ok(None);
     };
-    let value = issue_value(app, tr, user, "", &tr.tokens, client).await?;
+    let user = identity.user.as_str();
+    // The realm's fixed tokens, then the user's groups: a ticket carries its
+    // groups as tokens, so mod_auth_tkt's `TKTAuthToken ops` checks them.
+    // (Group names are already free of the ticket's `,`; a `!` would break
+    // the format, so such a group stays out of the ticket.)
+    let mut tokens = tr.tokens.clone();
+    for g in &identity.groups {
+        if g.contains('!') {
+            tracing::warn!(realm, group = %g, "group name contains '!': not carried in the ticket");
+        } else if !tokens.contains(g) {
+            tokens.push(g.clone());
+        }
+    }
+    let value = issue_value(app, tr, user, "", &tokens, client).await?;
     tracing::info!(realm, user, "ticket issued");
     Ok(Some(cookie::set_ticket(&tr.cookie, &value)))
 }

@@ -18,6 +18,8 @@ pub struct SessionView<'a> {
     pub uid: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gid: Option<u32>,
+    /// The identity's groups (a ticket's tokens).
+    pub groups: &'a [String],
     pub created: i64,
     pub last_access: i64,
     /// When the session ends if unused (Unix seconds), or null for never.
@@ -32,6 +34,7 @@ pub fn session(r: &SessionRecord) -> SessionView<'_> {
         source: &r.identity.source,
         uid: r.identity.uid,
         gid: r.identity.gid,
+        groups: &r.identity.groups,
         created: r.created.0,
         last_access: r.last_access.0,
         expires_at: r.ends_at().map(|t| t.0),
@@ -48,6 +51,7 @@ pub fn ticket<'a>(tr: &'a TicketRealm, holder: &'a Holder) -> SessionView<'a> {
         source: "ticket",
         uid: None,
         gid: None,
+        groups: &holder.ticket.tokens,
         created: issued,
         last_access: issued,
         expires_at: tr.timing.timeout.map(|t| issued + i64::from(t)),
@@ -61,6 +65,7 @@ pub fn ticket_login(realm: &str, identity: &Identity) -> Value {
         "user": identity.user,
         "realm": realm,
         "source": identity.source,
+        "groups": identity.groups,
         "ticket": true,
     })
 }

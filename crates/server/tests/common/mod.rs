@@ -28,8 +28,8 @@ pub struct Server {
 pub struct Options {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
-    /// Users (name, password) to add to the password file before start.
-    pub users: Vec<(String, String)>,
+    /// Users (name, password, groups) to add to the password file before start.
+    pub users: Vec<(String, String, String)>,
     /// Start in this directory instead of a fresh temporary one.
     pub dir: Option<PathBuf>,
     pub tls: Option<Arc<rustls::ClientConfig>>,
@@ -47,7 +47,12 @@ impl Options {
         self
     }
     pub fn user(mut self, name: &str, pw: &str) -> Self {
-        self.users.push((name.into(), pw.into()));
+        self.users.push((name.into(), pw.into(), String::new()));
+        self
+    }
+    /// A user with groups (`dev,ops`), added with `sessiond user add --groups`.
+    pub fn user_in(mut self, name: &str, pw: &str, groups: &str) -> Self {
+        self.users.push((name.into(), pw.into(), groups.into()));
         self
     }
 }
@@ -55,6 +60,24 @@ impl Options {
 /// Adds a user to `dir/passwd` with the real CLI.
 pub fn add_user(dir: &Path, name: &str, pw: &str) {
     user_cli(dir, "add", name, Some(pw));
+}
+
+/// Adds a user with groups (`dev,ops`) to `dir/passwd` with the real CLI.
+pub fn add_user_in(dir: &Path, name: &str, pw: &str, groups: &str) {
+    let mut child = Command::new(BIN)
+        .args(["user", "add", name, "--groups", groups, "-f"])
+        .arg(dir.join("passwd"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{pw}\n").as_bytes()).unwrap();
+    drop(stdin);
+    assert!(
+        child.wait().unwrap().success(),
+        "sessiond user add --groups failed"
+    );
 }
 
 /// `sessiond user ACTION NAME -f dir/passwd`, the password (if any) on
@@ -99,8 +122,12 @@ impl Server {
                 (Some(t), d)
             }
         };
-        for (u, p) in &opts.users {
-            add_user(&dir, u, p);
+        for (u, p, g) in &opts.users {
+            if g.is_empty() {
+                add_user(&dir, u, p);
+            } else {
+                add_user_in(&dir, u, p, g);
+            }
         }
         let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
         let mut cmd = Command::new(BIN);

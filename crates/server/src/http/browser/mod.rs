@@ -1,5 +1,5 @@
-//! Browser sessions: the login form and page, logout, whoami, and forward
-//! auth for reverse proxies (`GET /auth`). The session lives server-side in
+//! Browser sessions: the login form and page, logout, whoami; forward auth
+//! for reverse proxies (`GET /auth`) is in `forward_auth.rs`. The session lives server-side in
 //! the store; the cookie holds only the token.
 //!
 //! Failures are answered by the one error model: JSON for scripts, and for
@@ -7,12 +7,13 @@
 //! again after a failed login.
 
 pub mod cookie;
+mod forward_auth;
 mod origin;
 mod page;
 mod sessions;
 
 use super::check;
-use super::error::{Error, Failed, Negotiate, CHALLENGE};
+use super::error::{Error, Failed, Negotiate};
 use super::extract::{
     access, wants_json, Client, Device, FormBody, NegotiateHeader, Realm, SessionCookie,
 };
@@ -30,10 +31,11 @@ use origin::SameOrigin;
 use serde::Deserialize;
 use serde_json::json;
 use sessiond_auth::Password;
-use sessiond_core::{Identity, RealmPolicy, Token};
+use sessiond_core::{RealmPolicy, Token};
 use std::sync::Arc;
 
-pub use page::{login_page, script};
+pub use forward_auth::forward_auth;
+pub use page::{not_allowed_page, script};
 pub use sessions::{end as end_session, end_others as end_other_sessions, list as sessions_page};
 
 /// The browser's current session: the cookie of the request's realm,
@@ -48,11 +50,21 @@ impl FromRequestParts<Arc<App>> for BrowserSession {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
-        let SessionCookie { realm, token } = SessionCookie::from_request_parts(parts, app)
+        let cookie = SessionCookie::from_request_parts(parts, app)
             .await
             .unwrap_or_else(|never| match never {});
+        BrowserSession::check(app, cookie, access(parts)).await
+    }
+}
+
+impl BrowserSession {
+    /// Checks the cookie's session: 401 `login-required` without a live one.
+    pub async fn check(
+        app: &App,
+        SessionCookie { realm, token }: SessionCookie,
+        access: sessiond_store::Access,
+    ) -> Result<BrowserSession, Error> {
         let token = token.ok_or(Error::LoginRequired { ended: false })?;
-        let access = access(parts);
         let record = check::current(app, &token, &realm, access)
             .await
             .map_err(|e| match e {
@@ -66,9 +78,6 @@ impl FromRequestParts<Arc<App>> for BrowserSession {
         })
     }
 }
-
-/// Where the browser should go to log in (forward auth's hint to proxies).
-pub const LOGIN_HEADER: &str = "x-sessiond-login";
 
 /// 303 to `target` (a path or a checked URL), `fallback` if it cannot be a
 /// header value.
@@ -205,7 +214,7 @@ async fn login_form(
     if ticket_only {
         // Tickets instead of server-side sessions: authenticate, sign, done.
         let a = authenticate_password(app, request).await?;
-        let cookie = tickets::login_cookie(app, &realm, &a.identity.user, client.ip())
+        let cookie = tickets::login_cookie(app, &realm, &a.identity, client.ip())
             .await?
             .expect("a ticket realm");
         let mut response = if wants_json(headers) {
@@ -217,8 +226,7 @@ async fn login_form(
         return Ok(response);
     }
     let (token, record) = password_login(app, request).await?;
-    let ticket_cookie =
-        tickets::login_cookie(app, &realm, &record.identity.user, client.ip()).await?;
+    let ticket_cookie = tickets::login_cookie(app, &realm, &record.identity, client.ip()).await?;
     // A persistent cookie only when asked to remember: otherwise the cookie
     // ends with the browser and the server-side limits end the session.
     let max_age = remember
@@ -278,158 +286,6 @@ pub async fn whoami(session: BrowserSession) -> Response {
     Json(view::session(&session.record)).into_response()
 }
 
-/// The URL the browser asked the proxy for, as proxies report it.
-fn original_url(headers: &HeaderMap) -> Option<String> {
-    let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-    if let Some(url) = text("x-original-url") {
-        return Some(url.to_owned());
-    }
-    let uri = text("x-forwarded-uri").or_else(|| text("x-original-uri"))?;
-    match (text("x-forwarded-proto"), text("x-forwarded-host")) {
-        (Some(proto), Some(host)) => Some(format!("{proto}://{host}{uri}")),
-        _ => Some(uri.to_owned()),
-    }
-}
-
-#[derive(Deserialize)]
-pub struct AuthQuery {
-    redirect: Option<String>,
-}
-
-/// Who a forward-auth request speaks for, and a cookie to set with the
-/// answer (a renewed ticket, or a session made from a Kerberos ticket).
-struct Found {
-    identity: Identity,
-    set_cookie: Option<HeaderValue>,
-}
-
-/// `GET /auth`: forward auth for nginx `auth_request`, Traefik ForwardAuth
-/// and Caddy `forward_auth`. 200 with the identity headers, or 401 with
-/// where to log in. With `?redirect=1` (Traefik, Caddy: they pass the answer
-/// to the browser) a missing session answers 302 to the login page instead.
-#[allow(clippy::too_many_arguments)]
-pub async fn forward_auth(
-    State(app): State<Arc<App>>,
-    client: Client,
-    Realm(realm): Realm,
-    session: Result<BrowserSession, Error>,
-    NegotiateHeader(gss_token): NegotiateHeader,
-    Device(device): Device,
-    Query(q): Query<AuthQuery>,
-    headers: HeaderMap,
-) -> Result<Response, Error> {
-    let headers = &headers;
-    // 1. The session cookie (a store failure ends it here: never a fallback).
-    let (mut found, ended) = match session {
-        Ok(s) => (
-            Some(Found {
-                identity: s.record.identity,
-                set_cookie: None,
-            }),
-            false,
-        ),
-        Err(Error::LoginRequired { ended }) => (None, ended),
-        Err(e) => return Err(e),
-    };
-    // 2. A valid signed ticket: no store write at all (one read, of the
-    //    user's not-before time).
-    if found.is_none() {
-        match tickets::check_request(&app, &realm, headers, client.ip()).await? {
-            Ok(holder) => {
-                found = Some(Found {
-                    identity: holder.identity(),
-                    set_cookie: holder.renewed,
-                })
-            }
-            Err(tickets::Refused::Missing) => {}
-            Err(refused) => tracing::debug!(realm, reason = %refused, "ticket refused"),
-        }
-    }
-    // 3. A Kerberos ticket: let it in, and (if configured) give it a
-    //    session cookie so the next request is a cheap check.
-    if let (None, Some(gss_token)) = (&found, gss_token) {
-        let with_cookie = app.config.kerberos.auth_sets_cookie;
-        match negotiate::login(&app, &realm, gss_token, client.0, device, with_cookie).await {
-            Ok(s) => {
-                found = Some(Found {
-                    set_cookie: s
-                        .token
-                        .as_ref()
-                        .map(|t| cookie::set(app.config.cookie(&realm), t, None)),
-                    identity: s.record.identity,
-                })
-            }
-            Err(Error::Negotiate(Negotiate::NotEnabled)) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    match found {
-        Some(found) => identity_headers(&app, &realm, found),
-        None => Ok(to_login(&app, &realm, headers, q.redirect.is_some(), ended)),
-    }
-}
-
-/// 200 with the identity in the configured headers.
-fn identity_headers(app: &App, realm: &str, found: Found) -> Result<Response, Error> {
-    let b = &app.config.browser;
-    let mut r = StatusCode::OK.into_response();
-    let h = r.headers_mut();
-    if let Some(c) = found.set_cookie {
-        h.insert(header::SET_COOKIE, c);
-    }
-    let identity = &found.identity;
-    for (name, value) in [
-        (&b.user_header, &identity.user),
-        (&b.realm_header, &realm.to_owned()),
-        (&b.source_header, &identity.source),
-    ] {
-        // UTF-8 names travel as the raw bytes (obs-text), as proxies pass
-        // them; what no header can carry (a control character, which login
-        // and ticket checks already refuse) ends in a refusal, never in a
-        // 200 without the identity.
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            (Ok(n), Ok(v)) => {
-                h.insert(n, v);
-            }
-            _ => {
-                tracing::warn!(realm, header = %name, "identity cannot be passed on in a header: access refused");
-                return Err(Error::UnheaderableIdentity);
-            }
-        }
-    }
-    Ok(r)
-}
-
-/// No identity: 401 `login-required` with where to log in (and the
-/// Negotiate challenge where Kerberos is accepted), or with `redirect` a
-/// 302 to the login page.
-fn to_login(app: &App, realm: &str, headers: &HeaderMap, redirect: bool, ended: bool) -> Response {
-    let b = &app.config.browser;
-    let login = match original_url(headers) {
-        Some(url) => format!(
-            "{}?next={}",
-            b.login_url,
-            percent_encoding::utf8_percent_encode(&url, percent_encoding::NON_ALPHANUMERIC)
-        ),
-        None => b.login_url.clone(),
-    };
-    let mut r = Error::LoginRequired { ended }.into_response();
-    let Ok(location) = HeaderValue::from_str(&login) else {
-        return r;
-    };
-    if redirect {
-        return (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
-    }
-    r.headers_mut().insert(LOGIN_HEADER, location);
-    if app.config.negotiate_in(realm) {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, CHALLENGE);
-    }
-    r
-}
-
 #[derive(Deserialize)]
 pub struct KerberosQuery {
     next: Option<String>,
@@ -451,18 +307,32 @@ pub async fn login_kerberos(
         return Err(Negotiate::NotEnabled.into());
     }
     let gss_token = gss_token.ok_or(Error::NegotiateNeeded)?;
-    let session = negotiate::login(&app, &realm, gss_token, client.0, device, true).await?;
     let next = origin::safe_next(&app, &headers, q.next.as_deref());
-    let mut response = if wants_json(&headers) {
+    kerberos_login(&app, &realm, gss_token, client, device, &next, &headers).await
+}
+
+/// A Negotiate login: the session, its cookie (and a ticket's), then 303
+/// to `next` (JSON for XHR).
+async fn kerberos_login(
+    app: &App,
+    realm: &str,
+    gss_token: Result<Vec<u8>, ()>,
+    client: Client,
+    device: Option<String>,
+    next: &str,
+    headers: &HeaderMap,
+) -> Result<Response, Error> {
+    let session = negotiate::login(app, realm, gss_token, client.0, device, true).await?;
+    let mut response = if wants_json(headers) {
         Json(view::session(&session.record)).into_response()
     } else {
-        see_other(&next, "/")
+        see_other(next, "/")
     };
     let h = response.headers_mut();
     h.insert(
         header::SET_COOKIE,
         cookie::set(
-            app.config.cookie(&realm),
+            app.config.cookie(realm),
             session.token.as_ref().expect("a stored session"),
             None,
         ),
@@ -471,9 +341,45 @@ pub async fn login_kerberos(
         h.insert(header::WWW_AUTHENTICATE, reply);
     }
     if let Some(c) =
-        tickets::login_cookie(&app, &realm, &session.record.identity.user, client.ip()).await?
+        tickets::login_cookie(app, realm, &session.record.identity, client.ip()).await?
     {
         response.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(response)
+}
+
+/// `GET /login`: the login form. Where the browser realm accepts
+/// Negotiate, the form comes as a 401 with `WWW-Authenticate: Negotiate`:
+/// a browser that holds a Kerberos ticket for the site answers the
+/// challenge and is logged in and sent on without ever showing the form
+/// (single sign-on); any other browser shows the form, the 401's body. A
+/// ticket that does not log in gets the form (200, no challenge again).
+pub async fn login_page(
+    State(app): State<Arc<App>>,
+    client: Client,
+    NegotiateHeader(gss_token): NegotiateHeader,
+    Device(device): Device,
+    Query(q): Query<KerberosQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let realm = app.config.browser.realm.clone();
+    let remember = app.config.browser.remember_me.is_some();
+    let form = |status| page::login_page_with(remember, status, q.next.as_deref(), None);
+    if !app.config.negotiate_in(&realm) {
+        return form(StatusCode::OK);
+    }
+    let Some(gss_token) = gss_token else {
+        let mut r = form(StatusCode::UNAUTHORIZED);
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, super::error::CHALLENGE);
+        return r;
+    };
+    let next = origin::safe_next(&app, &headers, q.next.as_deref());
+    match kerberos_login(&app, &realm, gss_token, client, device, &next, &headers).await {
+        Ok(r) => r,
+        Err(e) => {
+            e.report("/login");
+            form(StatusCode::OK)
+        }
+    }
 }

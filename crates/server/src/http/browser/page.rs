@@ -1,14 +1,55 @@
-//! The login page and the JS helper, compiled in: no external assets, so
-//! the page works offline, under a strict CSP, and without JavaScript.
+//! The pages people read — login, "not allowed", "my sessions" — in one
+//! layout (`assets/page.html`), and the JS helper, compiled in: no external
+//! assets, so the pages work offline, under a strict CSP, and without
+//! JavaScript.
 
-use crate::app::App;
-use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use std::sync::Arc;
 
+const LAYOUT: &str = include_str!("../../../assets/page.html");
 const LOGIN_HTML: &str = include_str!("../../../assets/login.html");
+
+/// A page in the shared layout: `main` is trusted markup (escape what goes
+/// into it); `wide` for tables.
+pub fn html(status: StatusCode, title: &str, main: &str, wide: bool) -> Response {
+    let html = LAYOUT
+        .replace("{{title}}", &escape(title))
+        .replace("{{class}}", if wide { r#" class="wide""# } else { "" })
+        .replace("{{main}}", main);
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+            ),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+/// The 403 page of forward auth: who is signed in, that this page is not
+/// theirs, and a way to switch accounts (log out, then log in again).
+pub fn not_allowed_page(user: Option<&str>) -> Response {
+    let main = match user {
+        Some(user) => format!(
+            r#"  <h1>Not allowed</h1>
+  <p class="who">You are signed in as <strong>{user}</strong>.</p>
+  <p>This account may not open this page. If you have another account that may, sign out and sign in with it; otherwise ask the page's owner for access.</p>
+  <form method="post" action="/session/logout"><button type="submit">Sign out</button></form>
+  <p class="note"><a href="/session/sessions">Your sessions</a></p>"#,
+            user = escape(user)
+        ),
+        None => r#"  <h1>Not allowed</h1>
+  <p>This page is closed.</p>"#
+            .to_owned(),
+    };
+    html(StatusCode::FORBIDDEN, "Not allowed", &main, false)
+}
 const SCRIPT: &str = include_str!("../../../assets/sessiond.js");
 
 /// Escapes text for an HTML attribute or element.
@@ -27,17 +68,6 @@ pub(super) fn escape(text: &str) -> String {
     out
 }
 
-#[derive(Deserialize)]
-pub struct LoginQuery {
-    next: Option<String>,
-}
-
-/// `GET /login`
-pub async fn login_page(State(app): State<Arc<App>>, Query(q): Query<LoginQuery>) -> Response {
-    let remember = app.config.browser.remember_me.is_some();
-    login_page_with(remember, StatusCode::OK, q.next.as_deref(), None)
-}
-
 /// The login page with `next` kept and, after a failed attempt, the reason.
 pub fn login_page_with(
     remember: bool,
@@ -53,24 +83,11 @@ pub fn login_page_with(
     } else {
         ""
     };
-    let html = LOGIN_HTML
+    let main = LOGIN_HTML
         .replace("{{error}}", &error)
         .replace("{{remember}}", remember)
         .replace("{{next}}", &escape(next.unwrap_or("/")));
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-store"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-            ),
-            (header::X_FRAME_OPTIONS, "DENY"),
-        ],
-        html,
-    )
-        .into_response()
+    html(status, "Log in", &main, false)
 }
 
 /// `GET /static/sessiond.js`

@@ -10,7 +10,7 @@ use crate::clock::now;
 use crate::http::error::Error;
 use crate::http::extract::{wants_json, FormBody, Users};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -90,7 +90,7 @@ fn render(
             "<strong>this device</strong>".to_owned()
         } else {
             format!(
-                r#"<form method="post" action="{PATH}/end?realm={realm_q}"><input type="hidden" name="id" value="{id}"><button type="submit">End</button></form>"#,
+                r#"<form class="inline" method="post" action="{PATH}/end?realm={realm_q}"><input type="hidden" name="id" value="{id}"><button class="secondary" type="submit">End</button></form>"#,
                 id = s.id.to_hex()
             )
         };
@@ -106,7 +106,7 @@ fn render(
     let others = list.iter().filter(|s| &s.id != own).count();
     let end_all = if others > 0 {
         format!(
-            r#"<form method="post" action="{PATH}/end_others?realm={realm_q}"><button type="submit">End all other sessions ({others})</button></form>"#
+            r#"<form class="inline" method="post" action="{PATH}/end_others?realm={realm_q}"><button type="submit">End all other sessions ({others})</button></form>"#
         )
     } else {
         r#"<p class="note">No other sessions.</p>"#.to_owned()
@@ -121,7 +121,7 @@ fn render(
 {rows}</tbody>
 </table>
 {end_all}
-<form method="post" action="/session/logout"><button type="submit">Log out</button></form>"#,
+<form class="inline" method="post" action="/session/logout"><button type="submit">Log out</button></form>"#,
             user = e(user),
             realm = e(realm),
         ),
@@ -129,48 +129,11 @@ fn render(
 }
 
 fn layout(user: &str, body: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Your sessions</title>
-<style>
-  body {{ font: 16px/1.5 system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #1d1f23; }}
-  table {{ border-collapse: collapse; width: 100%; margin: 1rem 0; }}
-  caption {{ text-align: left; font-weight: 600; margin-bottom: .5rem; }}
-  th, td {{ text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #d0d3d8; vertical-align: top; }}
-  td:first-child {{ max-width: 26rem; overflow-wrap: anywhere; }}
-  button {{ padding: .35rem .8rem; font-size: .95rem; border: 1px solid #1a5fb4; border-radius: 4px; background: #fff; color: #1a5fb4; cursor: pointer; }}
-  button:focus-visible {{ outline: 3px solid #1a5fb4; outline-offset: 2px; }}
-  form {{ display: inline-block; margin: 0 .5rem .5rem 0; }}
-  .note {{ color: #444; }}
-</style>
-</head>
-<body>
-<h1>Your sessions, {}</h1>
-{body}
-</body>
-</html>
-"#,
-        page::escape(user)
-    )
+    format!("  <h1>Your sessions, {}</h1>\n{body}", page::escape(user))
 }
 
 fn html(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-            ),
-        ],
-        body,
-    )
-        .into_response()
+    page::html(status, "Your sessions", &body, true)
 }
 
 /// `GET /session/sessions`

@@ -1,0 +1,85 @@
+//! `sessiond check-access`: which access rule decides a request and why,
+//! for an operator writing or debugging `[access]` — the same compiled
+//! rules and the same decision `GET /auth` makes.
+
+use crate::cli::CheckAccessArgs;
+use crate::config::Config;
+use anyhow::Context;
+use sessiond_core::access::{normalize_host, normalize_path, Policy, Target, Who};
+use sessiond_core::identity::clean_groups;
+use std::process::ExitCode;
+
+pub fn run(args: CheckAccessArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args.config.as_deref())?;
+    let rules = config
+        .access
+        .compile()
+        .with_context(|| match &args.config {
+            Some(p) => format!("invalid configuration ({})", p.display()),
+            None => "invalid configuration".to_owned(),
+        })?;
+    let (host, target) =
+        split_url(&args.url).with_context(|| format!("{:?} is not an http(s) URL", args.url))?;
+    let path = normalize_path(target).with_context(|| format!("the path of {}", args.url))?;
+    let method = args.method.to_ascii_uppercase();
+    let host = normalize_host(host);
+    let t = Target {
+        host: Some(&host),
+        path: &path,
+        method: Some(&method),
+        client: args.client,
+    };
+    let d = rules.decide(&t);
+    println!("{method} {} (host {host}, path {path})", args.url);
+    match d.rule {
+        Some(rule) => println!("decided by {}: {}", rule.label, rule.conditions),
+        None => println!("decided by the default policy (no rule matched)"),
+    }
+    println!("policy: {}", d.policy);
+    let (let_in, why) = match (d.policy, &args.user) {
+        (Policy::Public, _) => (true, "public: no session needed".to_owned()),
+        (Policy::Deny, _) => (false, "denied to everyone".to_owned()),
+        (_, None) => (
+            false,
+            "needs a session: the browser is sent to log in (401)".to_owned(),
+        ),
+        (policy, Some(user)) => {
+            let groups = clean_groups(args.groups.iter().map(|g| g.trim().to_owned()));
+            let realm = args
+                .realm
+                .clone()
+                .unwrap_or_else(|| config.browser.realm.clone());
+            let who = Who {
+                user,
+                groups: &groups,
+                realm: &realm,
+                source: &args.source,
+            };
+            match policy.admits(&who) {
+                Ok(()) => (true, format!("{user} is let in")),
+                Err(why) => (false, format!("{user} gets 403: {why}")),
+            }
+        }
+    };
+    println!("{}: {why}", if let_in { "ALLOWED" } else { "REFUSED" });
+    Ok(if let_in {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `(host, path-and-query)` of an absolute http(s) URL.
+fn split_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let target = match &rest[end..] {
+        "" => "/",
+        t => t,
+    };
+    (!host.is_empty()).then_some((host, target))
+}

@@ -1,0 +1,338 @@
+//! Forward auth (`GET /auth`) for nginx `auth_request`, Traefik ForwardAuth
+//! and Caddy `forward_auth`: the access rules decide what the request
+//! needs; a session cookie, a signed ticket or a Kerberos ticket says who
+//! asks; the answer is 200 with the identity headers, 401 with where to log
+//! in, or 403 when the rules keep this identity out.
+
+use super::cookie;
+use super::BrowserSession;
+use crate::app::App;
+use crate::http::error::{Error, Negotiate, CHALLENGE};
+use crate::http::extract::{Activity, Client, Device, NegotiateHeader, Realm, SessionCookie};
+use crate::http::{negotiate, tickets};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use sessiond_core::access::{
+    normalize_host, normalize_path, Decision, Policy, Subjects, Target, Who,
+};
+use sessiond_core::Identity;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Where the browser should go to log in (forward auth's hint to proxies).
+pub const LOGIN_HEADER: &str = "x-sessiond-login";
+
+/// The header naming the rule that decided, so an operator reading a
+/// proxy's log (or `curl -i`) sees why.
+pub const RULE_HEADER: &str = "x-sessiond-rule";
+
+#[derive(Deserialize)]
+pub struct AuthQuery {
+    redirect: Option<String>,
+    /// oauth2-proxy's per-location checks, comma-separated: the user passes
+    /// when named in `allowed_users` or a member of one of `allowed_groups`
+    /// (on top of what the rules say).
+    allowed_users: Option<String>,
+    allowed_groups: Option<String>,
+}
+
+impl AuthQuery {
+    fn subjects(&self) -> Result<Subjects, Error> {
+        let list = |key: &str, v: &Option<String>| -> Result<Vec<String>, Error> {
+            let mut out = Vec::new();
+            for name in v.as_deref().unwrap_or("").split(',').map(str::trim) {
+                if name.is_empty() {
+                    continue;
+                }
+                sessiond_core::names::check_group(name)
+                    .map_err(|e| Error::BadRequest(format!("{key}: {name:?}: {e}")))?;
+                out.push(name.to_owned());
+            }
+            Ok(out)
+        };
+        Ok(Subjects {
+            users: list("allowed_users", &self.allowed_users)?,
+            groups: list("allowed_groups", &self.allowed_groups)?,
+        })
+    }
+}
+
+/// The request the proxy asks about, from its forwarded headers.
+pub struct Original {
+    /// The whole URL, for the login page's way back.
+    pub url: Option<String>,
+    pub host: Option<String>,
+    /// The path and query as sent (normalised only when rules read it).
+    pub target: Option<String>,
+    pub method: Option<String>,
+}
+
+impl Original {
+    /// Reads `X-Original-URL` (nginx, as the README configures it), else
+    /// `X-Forwarded-Proto/Host/Uri` (Traefik, Caddy), and the method from
+    /// `X-Forwarded-Method` or `X-Original-Method`.
+    pub fn read(headers: &HeaderMap) -> Original {
+        let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        let mut host = None;
+        let target;
+        let url = if let Some(url) = text("x-original-url") {
+            match url.split_once("://") {
+                Some((_, rest)) => {
+                    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                    let authority = &rest[..end];
+                    host = Some(authority.rsplit('@').next().unwrap_or(authority).to_owned());
+                    target = Some(match &rest[end..] {
+                        t if t.starts_with('/') => t.to_owned(),
+                        t => format!("/{t}"),
+                    });
+                }
+                None => target = Some(url.to_owned()),
+            }
+            Some(url.to_owned())
+        } else {
+            target = text("x-forwarded-uri")
+                .or_else(|| text("x-original-uri"))
+                .map(str::to_owned);
+            match (text("x-forwarded-proto"), text("x-forwarded-host"), &target) {
+                (Some(proto), Some(h), Some(uri)) => Some(format!("{proto}://{h}{uri}")),
+                (_, _, uri) => uri.clone(),
+            }
+        };
+        if host.is_none() {
+            host = text("x-forwarded-host")
+                .or_else(|| text("host"))
+                .map(str::to_owned);
+        }
+        Original {
+            url,
+            host: host.map(|h| normalize_host(&h)),
+            target,
+            method: text("x-forwarded-method")
+                .or_else(|| text("x-original-method"))
+                .map(str::to_ascii_uppercase),
+        }
+    }
+}
+
+/// What the rules decide before anyone is identified (`None`: no rules,
+/// every request needs a session). A path that cannot be normalised
+/// (`/..`, a bad escape) is a 400: a rule matched on a path the proxy
+/// routes differently could be walked around.
+fn decide<'a>(
+    app: &'a App,
+    original: &Original,
+    client: Option<IpAddr>,
+) -> Result<Option<Decision<'a>>, Error> {
+    if app.access.is_trivial() {
+        return Ok(None);
+    }
+    let raw = original.target.as_deref().ok_or_else(|| {
+        Error::BadRequest(
+            "access rules are configured but the proxy passed no original URL \
+             (X-Original-URL, or X-Forwarded-Uri with X-Forwarded-Host)"
+                .into(),
+        )
+    })?;
+    let path = normalize_path(raw)
+        .map_err(|e| Error::BadRequest(format!("the original URL's path: {e}")))?;
+    Ok(Some(app.access.decide(&Target {
+        host: original.host.as_deref(),
+        path: &path,
+        method: original.method.as_deref(),
+        client,
+    })))
+}
+
+/// Who a forward-auth request speaks for, and a cookie to set with the
+/// answer (a renewed ticket, or a session made from a Kerberos ticket).
+struct Found {
+    identity: Identity,
+    set_cookie: Option<HeaderValue>,
+}
+
+/// `GET /auth`. 200 with the identity headers, 401 with where to log in
+/// (`?redirect=1`, for Traefik and Caddy which pass the answer to the
+/// browser: a 302 to the login page instead), or 403 when a rule keeps the
+/// request out.
+#[allow(clippy::too_many_arguments)]
+pub async fn forward_auth(
+    State(app): State<Arc<App>>,
+    client: Client,
+    Realm(realm): Realm,
+    cookie: SessionCookie,
+    Activity(activity): Activity,
+    NegotiateHeader(gss_token): NegotiateHeader,
+    Device(device): Device,
+    Query(q): Query<AuthQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let headers = &headers;
+    let original = Original::read(headers);
+    let decision = decide(&app, &original, client.ip())?;
+    let extra = q.subjects()?;
+    let rule = |r: &mut Response| {
+        if let Some(d) = &decision {
+            if let Ok(v) = HeaderValue::from_str(d.name()) {
+                r.headers_mut().insert(RULE_HEADER, v);
+            }
+        }
+    };
+    match decision.as_ref().map(|d| d.policy) {
+        Some(Policy::Public) if extra.is_empty() => {
+            let mut r = StatusCode::OK.into_response();
+            rule(&mut r);
+            return Ok(r);
+        }
+        Some(Policy::Deny) => {
+            let d = decision.as_ref().expect("matched");
+            return Err(Error::NotAllowed {
+                user: None,
+                rule: d.label().to_owned(),
+                why: "the rule denies everyone".into(),
+            });
+        }
+        _ => {}
+    }
+    // 1. The session cookie (a store failure ends it here: never a fallback).
+    let (mut found, ended) = match BrowserSession::check(&app, cookie, activity).await {
+        Ok(s) => (
+            Some(Found {
+                identity: s.record.identity,
+                set_cookie: None,
+            }),
+            false,
+        ),
+        Err(Error::LoginRequired { ended }) => (None, ended),
+        Err(e) => return Err(e),
+    };
+    // 2. A valid signed ticket: no store write at all (one read, of the
+    //    user's not-before time).
+    if found.is_none() {
+        match tickets::check_request(&app, &realm, headers, client.ip()).await? {
+            Ok(holder) => {
+                found = Some(Found {
+                    identity: holder.identity(),
+                    set_cookie: holder.renewed,
+                })
+            }
+            Err(tickets::Refused::Missing) => {}
+            Err(refused) => tracing::debug!(realm, reason = %refused, "ticket refused"),
+        }
+    }
+    // 3. A Kerberos ticket: let it in, and (if configured) give it a
+    //    session cookie so the next request is a cheap check.
+    if let (None, Some(gss_token)) = (&found, gss_token) {
+        let with_cookie = app.config.kerberos.auth_sets_cookie;
+        match negotiate::login(&app, &realm, gss_token, client.0, device, with_cookie).await {
+            Ok(s) => {
+                found = Some(Found {
+                    set_cookie: s
+                        .token
+                        .as_ref()
+                        .map(|t| cookie::set(app.config.cookie(&realm), t, None)),
+                    identity: s.record.identity,
+                })
+            }
+            Err(Error::Negotiate(Negotiate::NotEnabled)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let Some(found) = found else {
+        let mut r = to_login(&app, &realm, &original, q.redirect.is_some(), ended);
+        rule(&mut r);
+        return Ok(r);
+    };
+    // 4. May this identity reach this request?
+    let who = Who {
+        user: &found.identity.user,
+        groups: &found.identity.groups,
+        realm: &realm,
+        source: &found.identity.source,
+    };
+    let refused = |rule: &str, why: String| Error::NotAllowed {
+        user: Some(found.identity.user.clone()),
+        rule: rule.to_owned(),
+        why,
+    };
+    if let Some(d) = &decision {
+        if let Err(why) = d.policy.admits(&who) {
+            return Err(refused(d.label(), why));
+        }
+    }
+    if !extra.admits(&who) {
+        return Err(refused(
+            "the allowed_users/allowed_groups parameters",
+            format!("{} is not one of {extra}", who.user),
+        ));
+    }
+    let mut r = identity_headers(&app, &realm, found)?;
+    rule(&mut r);
+    Ok(r)
+}
+
+/// 200 with the identity in the configured headers.
+fn identity_headers(app: &App, realm: &str, found: Found) -> Result<Response, Error> {
+    let b = &app.config.browser;
+    let mut r = StatusCode::OK.into_response();
+    let h = r.headers_mut();
+    if let Some(c) = found.set_cookie {
+        h.insert(header::SET_COOKIE, c);
+    }
+    let identity = &found.identity;
+    // Group names never hold a comma (they are checked where they enter an
+    // identity), so the list reads back unambiguously.
+    let groups = identity.groups.join(",");
+    for (name, value) in [
+        (&b.user_header, identity.user.as_str()),
+        (&b.realm_header, realm),
+        (&b.source_header, identity.source.as_str()),
+        (&b.groups_header, groups.as_str()),
+    ] {
+        // UTF-8 names travel as the raw bytes (obs-text), as proxies pass
+        // them; what no header can carry (a control character, which login
+        // and ticket checks already refuse) ends in a refusal, never in a
+        // 200 without the identity.
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            (Ok(n), Ok(v)) => {
+                h.insert(n, v);
+            }
+            _ => {
+                tracing::warn!(realm, header = %name, "identity cannot be passed on in a header: access refused");
+                return Err(Error::UnheaderableIdentity);
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// No identity: 401 `login-required` with where to log in (and the
+/// Negotiate challenge where Kerberos is accepted), or with `redirect` a
+/// 302 to the login page.
+fn to_login(app: &App, realm: &str, original: &Original, redirect: bool, ended: bool) -> Response {
+    let b = &app.config.browser;
+    let login = match &original.url {
+        Some(url) => format!(
+            "{}?next={}",
+            b.login_url,
+            percent_encoding::utf8_percent_encode(url, percent_encoding::NON_ALPHANUMERIC)
+        ),
+        None => b.login_url.clone(),
+    };
+    let mut r = Error::LoginRequired { ended }.into_response();
+    let Ok(location) = HeaderValue::from_str(&login) else {
+        return r;
+    };
+    if redirect {
+        return (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
+    }
+    r.headers_mut().insert(LOGIN_HEADER, location);
+    if app.config.negotiate_in(realm) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, CHALLENGE);
+    }
+    r
+}
