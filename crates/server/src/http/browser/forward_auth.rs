@@ -167,23 +167,75 @@ pub async fn forward_auth(
     Device(device): Device,
     Query(q): Query<AuthQuery>,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> Response {
     let headers = &headers;
     let original = Original::read(headers);
-    let decision = decide(&app, &original, client.ip())?;
-    let extra = q.subjects()?;
-    let rule = |r: &mut Response| {
-        if let Some(d) = &decision {
-            if let Ok(v) = HeaderValue::from_str(d.name()) {
-                r.headers_mut().insert(RULE_HEADER, v);
-            }
-        }
+    let decision = match decide(&app, &original, client.ip()) {
+        Ok(d) => d,
+        Err(e) => return e.into_response(),
     };
+    let mut r = match q.subjects() {
+        Ok(extra) => {
+            let asker = Asker {
+                client,
+                realm,
+                cookie,
+                activity,
+                gss_token,
+                device,
+            };
+            answer(
+                &app,
+                asker,
+                headers,
+                &original,
+                decision,
+                extra,
+                q.redirect.is_some(),
+            )
+            .await
+            .unwrap_or_else(IntoResponse::into_response)
+        }
+        Err(e) => e.into_response(),
+    };
+    // Every answer names the rule that decided (the renderers keep it).
+    if let Some(v) = decision.and_then(|d| HeaderValue::from_str(d.name()).ok()) {
+        r.headers_mut().insert(RULE_HEADER, v);
+    }
+    r
+}
+
+/// What a forward-auth request brings to identify its user.
+struct Asker {
+    client: Client,
+    realm: String,
+    cookie: SessionCookie,
+    activity: sessiond_store::Access,
+    gss_token: Option<Result<Vec<u8>, ()>>,
+    device: Option<String>,
+}
+
+async fn answer(
+    app: &Arc<App>,
+    asker: Asker,
+    headers: &HeaderMap,
+    original: &Original,
+    decision: Option<Decision<'_>>,
+    extra: Subjects,
+    redirect: bool,
+) -> Result<Response, Error> {
+    let Asker {
+        client,
+        realm,
+        cookie,
+        activity,
+        gss_token,
+        device,
+    } = asker;
+    let app = app.clone();
     match decision.as_ref().map(|d| d.policy) {
         Some(Policy::Public) if extra.is_empty() => {
-            let mut r = StatusCode::OK.into_response();
-            rule(&mut r);
-            return Ok(r);
+            return Ok(StatusCode::OK.into_response());
         }
         Some(Policy::Deny) => {
             let d = decision.as_ref().expect("matched");
@@ -240,9 +292,7 @@ pub async fn forward_auth(
         }
     }
     let Some(found) = found else {
-        let mut r = to_login(&app, &realm, &original, q.redirect.is_some(), ended);
-        rule(&mut r);
-        return Ok(r);
+        return Ok(to_login(&app, &realm, original, redirect, ended));
     };
     // 4. May this identity reach this request?
     let who = Who {
@@ -267,9 +317,7 @@ pub async fn forward_auth(
             format!("{} is not one of {extra}", who.user),
         ));
     }
-    let mut r = identity_headers(&app, &realm, found)?;
-    rule(&mut r);
-    Ok(r)
+    identity_headers(&app, &realm, found)
 }
 
 /// 200 with the identity in the configured headers.
