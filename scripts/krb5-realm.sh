@@ -7,7 +7,8 @@
 # Realm EXAMPLE.TEST, a KDC on a free port (TCP and UDP), principals
 #   alice@EXAMPLE.TEST      password $KRB_TEST_PASSWORD
 #   expired@EXAMPLE.TEST    a password that expired in 2000
-#   HTTP/localhost          service key in DIR/http.keytab
+#   HTTP/localhost          service key in DIR/http.keytab (and HTTP/app-a.localhost,
+#                           HTTP/app-b.localhost, the browser test's two applications)
 # krb5.conf and kdc.conf live in DIR and are selected with KRB5_CONFIG and
 # KRB5_KDC_PROFILE: nothing under /etc is read or written.
 set -euo pipefail
@@ -52,6 +53,7 @@ cat > "$dir/krb5.conf" <<EOF
     }
 [domain_realm]
     localhost = $realm
+    .localhost = $realm
 EOF
 cat > "$dir/kdc.conf" <<EOF
 [kdcdefaults]
@@ -74,8 +76,13 @@ kdb5_util create -s -r "$realm" -P "master-$(head -c 9 /dev/urandom | od -An -tx
 kadmin.local -r "$realm" -q "addprinc -pw $password alice" >/dev/null 2>&1
 kadmin.local -r "$realm" -q 'addprinc -pw expired-Pass-1 -pwexpire "2000-01-01 00:00:00 UTC" expired' >/dev/null 2>&1
 kadmin.local -r "$realm" -q "addprinc -randkey +ok_as_delegate HTTP/localhost" >/dev/null 2>&1
+# the two applications of the browser single-sign-on test (nginx.rs), one
+# host name each: a browser asks for HTTP/<host of the URL>
+for host in app-a.localhost app-b.localhost; do
+  kadmin.local -r "$realm" -q "addprinc -randkey HTTP/$host" >/dev/null 2>&1
+done
 rm -f "$dir/http.keytab"
-kadmin.local -r "$realm" -q "ktadd -k $dir/http.keytab HTTP/localhost" >/dev/null 2>&1
+kadmin.local -r "$realm" -q "ktadd -k $dir/http.keytab HTTP/localhost HTTP/app-a.localhost HTTP/app-b.localhost" >/dev/null 2>&1
 krb5kdc -r "$realm" -P "$dir/kdc.pid"
 for _ in $(seq 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break

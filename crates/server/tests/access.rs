@@ -11,26 +11,7 @@ use common::{Options, Resp, Server, BIN};
 const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
 const SAME_ORIGIN: (&str, &str) = ("Origin", "http://localhost");
 
-fn readme() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap()
-}
-
-/// The fenced block of `lang` in the README section `heading`.
-fn readme_block(heading: &str, lang: &str) -> String {
-    let text = readme();
-    let block: Vec<&str> = text
-        .lines()
-        .skip_while(|l| *l != heading)
-        .skip_while(|l| *l != format!("```{lang}"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("```"))
-        .collect();
-    assert!(
-        block.len() > 3,
-        "README block {lang} under {heading} not found"
-    );
-    block.join("\n")
-}
+use common::readme_block;
 
 /// The README's access configuration, written to `dir/access.toml`.
 pub fn readme_access_config(dir: &std::path::Path) -> std::path::PathBuf {

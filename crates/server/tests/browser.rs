@@ -249,6 +249,7 @@ async fn forward_auth_answers_identity_or_where_to_log_in() {
             "remote-user",
             "server",
             "x-auth-source",
+            "x-remote-groups",
             "x-remote-realm"
         ],
         "nothing else leaks"
@@ -332,7 +333,7 @@ async fn login_page_and_helper() {
         .unwrap()
         .contains("default-src 'none'"));
     let html = r.text();
-    assert!(html.contains(r#"<form method="post" action="/session/login_password">"#));
+    assert!(html.contains(r#"<form class="primary" method="post" action="/session/login_password">"#));
     assert!(html.contains(r#"<label for="user">"#) && html.contains(r#"<label for="password">"#));
     assert!(
         !html.contains("<script"),

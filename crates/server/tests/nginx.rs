@@ -16,32 +16,62 @@ pub struct Nginx {
     _dir: tempfile::TempDir,
 }
 
+/// The README's nginx server block, as written.
+fn readme_server_block() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block: String = readme
+        .lines()
+        .skip_while(|l| *l != "```nginx")
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        block.contains("auth_request"),
+        "README nginx block not found"
+    );
+    block
+}
+
+/// One application behind the proxy: its host name (`None`: any), and the
+/// `location` blocks of its back end (`{www}` = a directory of files)
+/// before the default one, which answers `{label}hello <user>`.
+pub struct ProxiedApp<'a> {
+    pub host: Option<&'a str>,
+    pub label: &'a str,
+    pub back_locations: &'a str,
+}
+
 impl Nginx {
     /// The back end answers `hello <user>` everywhere unless `back_locations`
     /// (nginx `location` blocks, `{www}` = a directory of files) say otherwise.
     pub fn start(sessiond: &str, back_locations: &str, files: &[(&str, &str)]) -> Option<Nginx> {
+        Self::start_apps(
+            sessiond,
+            &[ProxiedApp {
+                host: None,
+                label: "",
+                back_locations,
+            }],
+            files,
+        )
+    }
+
+    /// nginx with the README's server block once per application (with
+    /// `server_name` added when the app has a host), each in front of a
+    /// back end of its own; on 127.0.0.1 and ::1 (browsers resolve
+    /// `*.localhost` to either).
+    pub fn start_apps(
+        sessiond: &str,
+        apps: &[ProxiedApp],
+        files: &[(&str, &str)],
+    ) -> Option<Nginx> {
         if !common::installed("nginx", "-v") {
             return common::missing("nginx is not installed (scripts/test.sh installs it)");
         }
-        let readme =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-                .unwrap();
-        let block: String = readme
-            .lines()
-            .skip_while(|l| *l != "```nginx")
-            .skip(1)
-            .take_while(|l| !l.starts_with("```"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert!(
-            block.contains("auth_request"),
-            "README nginx block not found"
-        );
-        let (front, back) = (free_port(), free_port());
-        let server = block
-            .replace("listen 80;", &format!("listen 127.0.0.1:{front};"))
-            .replace("127.0.0.1:4431", sessiond)
-            .replace("127.0.0.1:8080", &format!("127.0.0.1:{back}"));
+        let block = readme_server_block();
+        let front = free_port();
         let dir = tempfile::tempdir().unwrap();
         let tmp = dir.path().join("tmp");
         std::fs::create_dir(&tmp).unwrap();
@@ -57,7 +87,45 @@ impl Nginx {
             .args(["-R", "a+rX"])
             .arg(dir.path())
             .status();
-        let back_locations = back_locations.replace("{www}", &www.display().to_string());
+        let v6 = std::net::TcpListener::bind(("::1", front)).is_ok();
+        let mut servers = String::new();
+        for app in apps {
+            let back = free_port();
+            let mut listen = format!("listen 127.0.0.1:{front};");
+            if v6 {
+                listen.push_str(&format!(" listen [::1]:{front};"));
+            }
+            if let Some(host) = app.host {
+                listen.push_str(&format!(" server_name {host};"));
+            }
+            let server = block
+                .replace("listen 80;", &listen)
+                .replace("127.0.0.1:4431", sessiond)
+                .replace("127.0.0.1:8080", &format!("127.0.0.1:{back}"))
+                // one upstream block per configuration
+                .replace(
+                    "upstream sessiond {",
+                    &format!("upstream sessiond{back} {{"),
+                )
+                .replace("http://sessiond", &format!("http://sessiond{back}"));
+            let back_locations = app
+                .back_locations
+                .replace("{www}", &www.display().to_string());
+            servers.push_str(&format!(
+                r#"{server}
+    # the protected application: shows who nginx says the user is
+    server {{
+        listen 127.0.0.1:{back};
+{back_locations}
+        location / {{
+            default_type text/plain;
+            return 200 "{label}hello $http_x_remote_user\n";
+        }}
+    }}
+"#,
+                label = app.label
+            ));
+        }
         let d = dir.path().display();
         let conf = format!(
             r#"worker_processes 1;
@@ -71,16 +139,7 @@ http {{
     fastcgi_temp_path {t}/fastcgi;
     uwsgi_temp_path {t}/uwsgi;
     scgi_temp_path {t}/scgi;
-{server}
-    # the protected application: shows who nginx says the user is
-    server {{
-        listen 127.0.0.1:{back};
-{back_locations}
-        location / {{
-            default_type text/plain;
-            return 200 "hello $http_x_remote_user\n";
-        }}
-    }}
+{servers}
 }}
 "#,
             t = tmp.display()
@@ -273,6 +332,12 @@ struct ChromeDriver {
 
 impl ChromeDriver {
     fn start() -> Option<ChromeDriver> {
+        Self::start_with_env(&[])
+    }
+
+    /// chromedriver, and the Chromium it starts, with `env` added (a
+    /// Kerberos credential cache and configuration).
+    fn start_with_env(env: &[(&str, &str)]) -> Option<ChromeDriver> {
         if !common::installed("chromedriver", "--version") {
             return common::missing(
                 "chromedriver is not installed (scripts/test.sh installs chromium-driver)",
@@ -281,6 +346,7 @@ impl ChromeDriver {
         let port = free_port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -302,6 +368,44 @@ impl Drop for ChromeDriver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A headless Chromium session through `driver`, with `args` added; its
+/// profile directory lives as long as the returned guard.
+async fn chromium(driver: &ChromeDriver, args: &[&str]) -> (fantoccini::Client, tempfile::TempDir) {
+    let profile = tempfile::tempdir().unwrap();
+    if args.iter().any(|a| a.starts_with("--auth-server-allowlist")) {
+        // Chromium on Linux loads GSSAPI only in a profile that has seen a
+        // Negotiate challenge before (its Local State remembers it; a new
+        // profile answers the first challenge as if Negotiate did not
+        // exist). The test's fresh profile is one that has.
+        std::fs::write(
+            profile.path().join("Local State"),
+            r#"{"net": {"received_http_auth_negotiate_headers": true}}"#,
+        )
+        .unwrap();
+    }
+    let mut all = vec![
+        "--headless=new".to_owned(),
+        "--no-sandbox".into(),
+        "--disable-gpu".into(),
+        "--disable-dev-shm-usage".into(),
+        "--window-size=1000,800".into(),
+        format!("--user-data-dir={}", profile.path().display()),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({"binary": "/usr/bin/chromium", "args": all}),
+    );
+    let c =
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
+            .await
+            .expect("chromedriver session");
+    (c, profile)
 }
 
 /// Where screenshots go: `target/tmp/browser-screenshots/`.
@@ -471,6 +575,234 @@ async fn chromium_through_nginx() {
         .unwrap();
     assert_eq!(out, 200, "{out}");
     c.goto(&format!("{base}/private/app.html")).await.unwrap();
+    wait_for_path(&c, "/login").await;
+    c.close().await.unwrap();
+}
+
+/// The text of the page's body.
+async fn body_text(c: &fantoccini::Client) -> String {
+    c.find(fantoccini::Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Waits until the page's body contains `text`.
+async fn wait_for_text(c: &fantoccini::Client, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let body = body_text(c).await;
+        if body.contains(text) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "at {}: {body:?} does not contain {text:?}",
+            c.current_url().await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Logs in with the form of the page the browser is on.
+async fn fill_login(c: &fantoccini::Client, user: &str, password: &str) {
+    use fantoccini::Locator;
+    c.find(Locator::Id("user"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Two applications behind one nginx (the README's server block, once per
+/// host) and the README's access rules; in a real headless Chromium:
+///
+/// * alice holds a Kerberos ticket (a real `kinit` against the test KDC)
+///   and Chromium may use it for `*.localhost`: she opens app A and is let
+///   in without the login page ever showing (SPNEGO on `/login`), the
+///   session cookie then carries her later requests (no second Negotiate);
+///   app A's `/admin` is closed by a `deny` rule that comes before the
+///   `allow`; on app B (group `ops` only) she gets the "not allowed" page;
+///   `/healthz` needs no session;
+/// * bob's browser has no ticket: the same `/login` shows him the form (the
+///   401's body), he logs in with his password, reaches app B and gets the
+///   "not allowed" page on app A.
+#[cfg(feature = "kerberos")]
+#[tokio::test]
+async fn kerberos_single_sign_on_and_access_rules_in_chromium() {
+    let (Ok(krb_dir), Ok(password)) = (
+        std::env::var("KRB_TEST_DIR"),
+        std::env::var("KRB_TEST_PASSWORD"),
+    ) else {
+        common::missing::<()>(
+            "the test Kerberos realm is not running (KRB_TEST_* unset; scripts/krb5-realm.sh)",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap().keep();
+    let cfg = dir.join("access.toml");
+    std::fs::write(&cfg, common::readme_block("## Who may reach what", "toml")).unwrap();
+    let s = Server::start(Options {
+        dir: Some(dir.clone()),
+        ..Options::default()
+            .user_in("bob", "bob-pw", "ops")
+            .args(&["-c", cfg.to_str().unwrap()])
+            .env("SESSIOND_KERBEROS__NEGOTIATE", "true")
+            .env(
+                "SESSIOND_KERBEROS__KEYTAB",
+                &format!("{krb_dir}/http.keytab"),
+            )
+            .env(
+                "SESSIOND_SERVER__TRUSTED_PROXIES",
+                r#"["127.0.0.1", "::1"]"#,
+            )
+            .env("SESSIOND_BROWSER__COOKIE__SECURE", "false")
+    });
+    let back = r#"
+        location = /healthz { default_type text/plain; return 200 "ok\n"; }
+        location = /groups { default_type text/plain; return 200 "groups $http_x_remote_groups\n"; }
+"#;
+    let apps = [
+        ProxiedApp {
+            host: Some("app-a.localhost"),
+            label: "app A: ",
+            back_locations: back,
+        },
+        ProxiedApp {
+            host: Some("app-b.localhost"),
+            label: "app B: ",
+            back_locations: back,
+        },
+    ];
+    let Some(nginx) = Nginx::start_apps(&s.addr, &apps, &[]) else {
+        return;
+    };
+    let port = nginx.front.rsplit(':').next().unwrap().to_owned();
+    let a = format!("http://app-a.localhost:{port}");
+    let b = format!("http://app-b.localhost:{port}");
+    let krb5_conf = format!("{krb_dir}/krb5.conf");
+    // Chromium asks for HTTP/<host> (no port, no CNAME lookup) for the
+    // allow-listed hosts, from the credential cache its environment names
+    let kerberos_args = [
+        "--auth-server-allowlist=*.localhost",
+        "--disable-auth-negotiate-cname-lookup",
+    ];
+    let negotiations = || s.stderr().matches("Negotiate accepted").count();
+
+    // --- alice: a Kerberos ticket, no password anywhere -------------------
+    let ccache_dir = tempfile::tempdir().unwrap();
+    let ccache = format!("FILE:{}", ccache_dir.path().join("ccache").display());
+    let mut kinit = Command::new("kinit")
+        .arg("alice")
+        .env("KRB5CCNAME", &ccache)
+        .env("KRB5_CONFIG", &krb5_conf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("kinit (krb5-user)");
+    {
+        use std::io::Write;
+        writeln!(kinit.stdin.take().unwrap(), "{password}").unwrap();
+    }
+    assert!(kinit.wait().unwrap().success(), "kinit failed");
+    let Some(driver) =
+        ChromeDriver::start_with_env(&[("KRB5CCNAME", &ccache), ("KRB5_CONFIG", &krb5_conf)])
+    else {
+        return;
+    };
+    let (c, _profile) = chromium(&driver, &kerberos_args).await;
+    c.goto(&format!("{a}/")).await.unwrap();
+    let text = wait_for_text(&c, "app A: hello alice").await;
+    assert_eq!(text.trim(), "app A: hello alice");
+    let at = c.current_url().await.unwrap();
+    assert_eq!(
+        (at.host_str(), at.path()),
+        (Some("app-a.localhost"), "/"),
+        "back on the page, no login form on the way"
+    );
+    assert_eq!(negotiations(), 1, "{}", s.stderr());
+    assert!(
+        !s.stderr().contains("login rejected"),
+        "no password login happened: {}",
+        s.stderr()
+    );
+    let cookie = c
+        .get_named_cookie("sessiond")
+        .await
+        .expect("a session cookie from the Kerberos login");
+    assert_eq!(cookie.http_only(), Some(true));
+    // the cookie carries the next requests: no second Kerberos exchange
+    c.goto(&format!("{a}/groups")).await.unwrap();
+    wait_for_text(&c, "groups dev").await;
+    c.refresh().await.unwrap();
+    wait_for_text(&c, "groups dev").await;
+    assert_eq!(
+        negotiations(),
+        1,
+        "the cookie, not a ticket, on later requests"
+    );
+    // public: no session needed (none is checked)
+    c.goto(&format!("{b}/healthz")).await.unwrap();
+    wait_for_text(&c, "ok").await;
+    // a deny rule before app A's allow: closed even to alice
+    c.goto(&format!("{a}/admin/")).await.unwrap();
+    let text = wait_for_text(&c, "Not allowed").await;
+    assert!(text.contains("This page is closed"), "{text}");
+    // app B admits only ops: signed in by Kerberos there too, then refused
+    c.goto(&format!("{b}/")).await.unwrap();
+    let text = wait_for_text(&c, "Not allowed").await;
+    assert!(text.contains("You are signed in as alice"), "{text}");
+    assert_eq!(negotiations(), 2, "a session of its own on app B's host");
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshot_dir().join("not-allowed-alice.png"), &png).unwrap();
+    c.close().await.unwrap();
+    drop(driver);
+
+    // --- bob: no Kerberos ticket, so the login form -----------------------
+    let Some(driver) = ChromeDriver::start_with_env(&[
+        ("KRB5CCNAME", "FILE:/nonexistent/ccache"),
+        ("KRB5_CONFIG", &krb5_conf),
+    ]) else {
+        return;
+    };
+    let (c, _profile) = chromium(&driver, &kerberos_args).await;
+    c.goto(&format!("{b}/")).await.unwrap();
+    wait_for_path(&c, "/login").await;
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshot_dir().join("login-fallback.png"), &png).unwrap();
+    fill_login(&c, "bob", "bob-pw").await;
+    wait_for_text(&c, "app B: hello bob").await;
+    c.goto(&format!("{b}/groups")).await.unwrap();
+    wait_for_text(&c, "groups ops").await;
+    c.goto(&format!("{a}/")).await.unwrap();
+    wait_for_path(&c, "/login").await;
+    fill_login(&c, "bob", "bob-pw").await;
+    let text = wait_for_text(&c, "Not allowed").await;
+    assert!(text.contains("You are signed in as bob"), "{text}");
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshot_dir().join("not-allowed-bob.png"), &png).unwrap();
+    // the page's way out: sign out, and the app asks for a login again
+    c.find(fantoccini::Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_path(&c, "/login").await;
     c.close().await.unwrap();
 }

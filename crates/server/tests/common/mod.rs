@@ -101,6 +101,25 @@ pub fn user_cli(dir: &Path, action: &str, name: &str, pw: Option<&str>) {
     );
 }
 
+/// The fenced block of `lang` under the README heading `heading` (a
+/// whole line, `## …`), as written.
+pub fn readme_block(heading: &str, lang: &str) -> String {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != heading)
+        .skip_while(|l| *l != format!("```{lang}"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .collect();
+    assert!(
+        block.len() > 3,
+        "README block {lang} under {heading} not found"
+    );
+    block.join("\n")
+}
+
 /// Test-friendly limits unless a test sets its own.
 const BASE_ENV: &[(&str, &str)] = &[
     ("SESSIOND_AUTH__MAX_FAILURES_PER_USER", "1000"),
