@@ -7,6 +7,10 @@
 # Suffix dc=example,dc=test with
 #   uid=alice,ou=people,dc=example,dc=test     password $LDAP_TEST_PASSWORD
 #   cn=reader,dc=example,dc=test               the search account ($LDAP_TEST_READER_PASSWORD)
+#   cn=dev,ou=groups,dc=example,dc=test         groupOfNames with alice (memberOf kept
+#                                               by the memberof overlay)
+#   cn=engineering,ou=groups,dc=example,dc=test groupOfNames with the group dev (nested)
+#   cn=ops,ou=groups,dc=example,dc=test         groupOfNames without alice
 # ldap:// (StartTLS offered) and ldaps:// on free ports, with a certificate
 # for localhost/127.0.0.1 signed by a private CA (DIR/ca.pem).
 set -euo pipefail
@@ -57,6 +61,7 @@ include /etc/ldap/schema/inetorgperson.schema
 pidfile $dir/slapd.pid
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload memberof
 TLSCertificateFile $dir/cert.pem
 TLSCertificateKeyFile $dir/key.pem
 database mdb
@@ -65,8 +70,13 @@ suffix "dc=example,dc=test"
 rootdn "cn=admin,dc=example,dc=test"
 rootpw $(slappasswd -s "$root_password")
 directory $dir/db
+overlay memberof
 access to attrs=userPassword
     by anonymous auth
+    by * none
+access to dn.subtree="ou=groups,dc=example,dc=test"
+    by dn.exact="cn=reader,dc=example,dc=test" read
+    by users read
     by * none
 access to *
     by dn.exact="cn=reader,dc=example,dc=test" read
@@ -105,6 +115,29 @@ for _ in $(seq 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
   sleep 0.05
 done
+
+# Groups through the running server, not slapadd: the memberof overlay
+# keeps memberOf only for changes made through LDAP.
+ldapadd -x -H "ldap://127.0.0.1:$port" -D "cn=admin,dc=example,dc=test" -w "$root_password" >/dev/null <<EOF
+dn: ou=groups,dc=example,dc=test
+objectClass: organizationalUnit
+ou: groups
+
+dn: cn=dev,ou=groups,dc=example,dc=test
+objectClass: groupOfNames
+cn: dev
+member: uid=alice,ou=people,dc=example,dc=test
+
+dn: cn=engineering,ou=groups,dc=example,dc=test
+objectClass: groupOfNames
+cn: engineering
+member: cn=dev,ou=groups,dc=example,dc=test
+
+dn: cn=ops,ou=groups,dc=example,dc=test
+objectClass: groupOfNames
+cn: ops
+member: cn=reader,dc=example,dc=test
+EOF
 
 cat <<EOF
 export LDAP_TEST_URL='ldap://127.0.0.1:$port'

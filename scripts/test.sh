@@ -62,10 +62,11 @@ pam_service=sessiond-test
 pam_deny_service=sessiond-test-deny
 pam_slow_service=sessiond-test-slow
 pam_user=sessiond-t1
+pam_group=sessiond-tg
 source scripts/services.sh
 cleanup() {
   stop_services
-  if [ -n "${made_pam_user:-}" ]; then userdel "$pam_user" 2>/dev/null || true; fi
+  if [ -n "${made_pam_user:-}" ]; then userdel "$pam_user" 2>/dev/null || true; groupdel "$pam_group" 2>/dev/null || true; fi
   if [ -n "${made_pam_service:-}" ]; then rm -f "/etc/pam.d/$pam_service" "/etc/pam.d/$pam_deny_service" "/etc/pam.d/$pam_slow_service"; fi
 }
 trap cleanup EXIT
@@ -80,14 +81,17 @@ if [ "$(id -u)" -eq 0 ]; then
   # that a login which timed out still holds its check slot.
   printf 'auth required pam_exec.so quiet /bin/sleep 3\nauth required pam_permit.so\naccount required pam_permit.so\n' > "/etc/pam.d/$pam_slow_service"
   made_pam_service=1
+  # a supplementary group, which a PAM login reports among the user's groups
+  getent group "$pam_group" >/dev/null || groupadd "$pam_group"
   if ! id "$pam_user" >/dev/null 2>&1; then
     useradd -M -N -s /usr/sbin/nologin "$pam_user"
   fi
+  usermod -a -G "$pam_group" "$pam_user"
   made_pam_user=1
   echo "$pam_user:$pam_password" | chpasswd
   export SESSIOND_TEST_PAM_SERVICE="$pam_service" SESSIOND_TEST_PAM_USER="$pam_user" SESSIOND_TEST_PAM_PASSWORD="$pam_password"
   export SESSIOND_TEST_PAM_DENY_SERVICE="$pam_deny_service" SESSIOND_TEST_REQUIRE_PAM=1
-  export SESSIOND_TEST_PAM_SLOW_SERVICE="$pam_slow_service"
+  export SESSIOND_TEST_PAM_SLOW_SERVICE="$pam_slow_service" SESSIOND_TEST_PAM_GROUP="$pam_group"
 else
   echo "not root: the real-PAM tests will not run (they need a PAM service file and a Unix user)" >&2
 fi

@@ -333,7 +333,9 @@ async fn login_page_and_helper() {
         .unwrap()
         .contains("default-src 'none'"));
     let html = r.text();
-    assert!(html.contains(r#"<form class="primary" method="post" action="/session/login_password">"#));
+    assert!(
+        html.contains(r#"<form class="primary" method="post" action="/session/login_password">"#)
+    );
     assert!(html.contains(r#"<label for="user">"#) && html.contains(r#"<label for="password">"#));
     assert!(
         !html.contains("<script"),

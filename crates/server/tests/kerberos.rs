@@ -546,3 +546,90 @@ async fn strip_realm_strips_only_local_realms() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body.lines().nth(1), Some("alice@EXAMPLE.TEST"), "{body:?}");
 }
+
+/// Kerberos names no groups: a Kerberos login (the `krb5` password module
+/// or Negotiate) gets them from `[kerberos.groups]`, or from LDAP with
+/// `kerberos.groups_from = "ldap"` (the service account finds the user's
+/// entry, then its groups).
+#[tokio::test]
+async fn kerberos_logins_get_groups_from_the_table_or_ldap() {
+    let Some((user, password)) = realm() else {
+        return;
+    };
+    let negotiate_groups = |s: &Server| {
+        let dir = tempfile::tempdir().unwrap();
+        let ccache = kinit(dir.path(), &user, &password);
+        let (status, _, body) = curl(
+            &ccache,
+            &[
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                r#"{"realm":"rc"}"#,
+                &url(s, "/v1/login"),
+            ],
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["groups"].clone()
+    };
+    let s = kerberos_server(&[(
+        "SESSIOND_KERBEROS__GROUPS__alice",
+        r#"["ops", "kdc-users"]"#,
+    )]);
+    let r = s
+        .post_json(
+            "/v1/login",
+            serde_json::json!({"realm": "rc", "user": user, "password": password, "module": "krb5"}),
+        )
+        .await;
+    assert_eq!(
+        r.json()["groups"],
+        serde_json::json!(["kdc-users", "ops"]),
+        "{r:?}"
+    );
+    assert_eq!(
+        negotiate_groups(&s),
+        serde_json::json!(["kdc-users", "ops"])
+    );
+
+    let (Ok(ldap_url), Ok(reader)) = (
+        std::env::var("LDAP_TEST_URL"),
+        std::env::var("LDAP_TEST_READER_PASSWORD"),
+    ) else {
+        common::missing::<()>("the test LDAP server is not running (scripts/ldap-server.sh)");
+        return;
+    };
+    let s = kerberos_server(&[
+        ("SESSIOND_KERBEROS__GROUPS_FROM", "ldap"),
+        ("SESSIOND_LDAP__URL", &ldap_url),
+        ("SESSIOND_LDAP__BIND_DN", "cn=reader,dc=example,dc=test"),
+        ("SESSIOND_LDAP_BIND_PASSWORD", &reader),
+        ("SESSIOND_LDAP__SEARCH_BASE", "ou=people,dc=example,dc=test"),
+        (
+            "SESSIOND_LDAP__GROUP_SEARCH_BASE",
+            "ou=groups,dc=example,dc=test",
+        ),
+        ("SESSIOND_LDAP__NESTED_GROUPS", "true"),
+    ]);
+    assert_eq!(
+        negotiate_groups(&s),
+        serde_json::json!(["dev", "engineering"])
+    );
+    // LDAP unreachable: the login still works, without groups (which can
+    // only narrow what rules admit), and the failure is logged
+    let s = kerberos_server(&[
+        ("SESSIOND_KERBEROS__GROUPS_FROM", "ldap"),
+        ("SESSIOND_LDAP__URL", "ldap://127.0.0.1:9"),
+        ("SESSIOND_LDAP__BIND_DN", "cn=reader,dc=example,dc=test"),
+        ("SESSIOND_LDAP_BIND_PASSWORD", &reader),
+        ("SESSIOND_LDAP__SEARCH_BASE", "ou=people,dc=example,dc=test"),
+        ("SESSIOND_LDAP__GROUP_ATTRIBUTE", "memberOf"),
+    ]);
+    assert_eq!(negotiate_groups(&s), serde_json::json!([]));
+    assert!(
+        s.stderr()
+            .contains("cannot read the groups of a Kerberos user"),
+        "{}",
+        s.stderr()
+    );
+}

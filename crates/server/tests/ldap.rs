@@ -1,7 +1,8 @@
 //! LDAP password logins against a real OpenLDAP slapd
 //! (scripts/ldap-server.sh, started by scripts/test.sh): simple bind by DN
 //! template, search-then-bind with a service account, StartTLS and LDAPS
-//! with a private CA, injection attempts, and an unreachable server.
+//! with a private CA, injection attempts, an unreachable server, and the
+//! user's groups (memberOf, a group search, nested groups).
 
 mod common;
 
@@ -174,4 +175,99 @@ async fn unreachable_ldap_server_is_503_and_bad_settings_stop_start_up() {
     );
     let err = refused.err().expect("no DN template and no search");
     assert!(err.contains("ldap: set user_dn_template"), "{err}");
+}
+
+/// Groups: `memberOf` on the user's entry (kept by slapd's memberof
+/// overlay: direct memberships only), or a search for the group entries
+/// that name the user, optionally followed up the group tree.
+#[tokio::test]
+async fn groups_from_member_of_a_search_and_nesting() {
+    let Some(l) = ldap() else { return };
+    let base = [
+        ("SESSIOND_LDAP__URL", l.url.as_str()),
+        ("SESSIOND_LDAP__USER_DN_TEMPLATE", TEMPLATE),
+    ];
+    let groups_with = |extra: &'static [(&'static str, &'static str)]| {
+        let mut env = base.to_vec();
+        env.extend_from_slice(extra);
+        let s = server(&env);
+        let password = l.password.clone();
+        async move {
+            let (status, j) = login(&s, "alice", &password).await;
+            assert_eq!(status, 200, "{j}");
+            j["groups"].clone()
+        }
+    };
+    assert_eq!(
+        groups_with(&[("SESSIOND_LDAP__GROUP_ATTRIBUTE", "memberOf")]).await,
+        serde_json::json!(["dev"])
+    );
+    const SEARCH: (&str, &str) = (
+        "SESSIOND_LDAP__GROUP_SEARCH_BASE",
+        "ou=groups,dc=example,dc=test",
+    );
+    assert_eq!(
+        groups_with(&[SEARCH]).await,
+        serde_json::json!(["dev"]),
+        "direct membership by default"
+    );
+    assert_eq!(
+        groups_with(&[SEARCH, ("SESSIOND_LDAP__NESTED_GROUPS", "true")]).await,
+        serde_json::json!(["dev", "engineering"]),
+        "engineering contains dev"
+    );
+    // no group settings: no groups
+    assert_eq!(groups_with(&[]).await, serde_json::json!([]));
+
+    // search-then-bind, groups read with the search, and forward auth
+    // passes them on
+    let s = server(&[
+        ("SESSIOND_LDAP__URL", &l.url),
+        ("SESSIOND_LDAP__BIND_DN", "cn=reader,dc=example,dc=test"),
+        ("SESSIOND_LDAP_BIND_PASSWORD", &l.reader_password),
+        ("SESSIOND_LDAP__SEARCH_BASE", "ou=people,dc=example,dc=test"),
+        (
+            "SESSIOND_LDAP__GROUP_SEARCH_BASE",
+            "ou=groups,dc=example,dc=test",
+        ),
+        ("SESSIOND_LDAP__NESTED_GROUPS", "true"),
+        ("SESSIOND_BROWSER__COOKIE__SECURE", "false"),
+    ]);
+    let r = s
+        .request(
+            "POST",
+            "/session/login_password",
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("Origin", "http://localhost"),
+            ],
+            format!("user=alice&password={}&module=ldap", l.password).as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{r:?}");
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = s.request("GET", "/auth", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(
+        r.header("x-remote-groups"),
+        Some("dev,engineering"),
+        "{r:?}"
+    );
+
+    // a group setting that cannot work is refused at start
+    let err = Server::try_start(
+        Options::default()
+            .env("SESSIOND_AUTH__MODULES", r#"["file", "ldap"]"#)
+            .env("SESSIOND_LDAP__URL", &l.url)
+            .env("SESSIOND_LDAP__USER_DN_TEMPLATE", TEMPLATE)
+            .env("SESSIOND_LDAP__NESTED_GROUPS", "true"),
+    )
+    .err()
+    .expect("refused");
+    assert!(err.contains("ldap.nested_groups"), "{err}");
 }

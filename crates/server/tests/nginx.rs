@@ -374,7 +374,10 @@ impl Drop for ChromeDriver {
 /// profile directory lives as long as the returned guard.
 async fn chromium(driver: &ChromeDriver, args: &[&str]) -> (fantoccini::Client, tempfile::TempDir) {
     let profile = tempfile::tempdir().unwrap();
-    if args.iter().any(|a| a.starts_with("--auth-server-allowlist")) {
+    if args
+        .iter()
+        .any(|a| a.starts_with("--auth-server-allowlist"))
+    {
         // Chromium on Linux loads GSSAPI only in a profile that has seen a
         // Negotiate challenge before (its Local State remembers it; a new
         // profile answers the first challenge as if Negotiate did not

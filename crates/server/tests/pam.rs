@@ -16,6 +16,10 @@ struct Fixture {
     password: String,
     uid: String,
     gid: String,
+    /// A supplementary group of the user.
+    group: String,
+    /// The name of the user's primary group.
+    primary_group: String,
 }
 
 fn fixture() -> Option<Fixture> {
@@ -36,6 +40,8 @@ fn fixture() -> Option<Fixture> {
             password: var("PASSWORD")?,
             uid: id("-u")?,
             gid: id("-g")?,
+            primary_group: id("-gn")?,
+            group: var("GROUP")?,
             user,
         })
     })();
@@ -120,6 +126,30 @@ async fn pam_logins_with_uid_and_gid() {
     s.get(&format!("/pam_token?realm=rc&user={}&pwd=wrong", f.user))
         .await
         .assert_bare(403);
+}
+
+/// A PAM login's groups are the account's Unix groups (`getgrouplist`):
+/// the primary group and the supplementary one the fixture added.
+#[tokio::test]
+async fn pam_logins_carry_the_unix_groups() {
+    let Some(f) = fixture() else { return };
+    let s = start(&["-pam-app", &f.service, "-default", "pam"], &[]);
+    let r = s
+        .post_json(
+            "/v1/login",
+            serde_json::json!({"realm": "rc", "user": f.user, "password": f.password}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let groups: Vec<String> = r.json()["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap().to_owned())
+        .collect();
+    let mut want = vec![f.primary_group.clone(), f.group.clone()];
+    want.sort();
+    assert_eq!(groups, want, "{r:?}");
 }
 
 #[tokio::test]
