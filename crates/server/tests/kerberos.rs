@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Options, Server};
+use common::{kinit, Options, Server};
 use std::process::Command;
 
 /// The test realm's environment, or `None` (skip) when it is not running.
@@ -46,22 +46,6 @@ fn kerberos_server(extra: &[(&str, &str)]) -> Server {
 fn url(s: &Server, path: &str) -> String {
     let port = s.addr.rsplit(':').next().unwrap();
     format!("http://localhost:{port}{path}")
-}
-
-/// A credential cache with alice's TGT, from a real `kinit`.
-fn kinit(dir: &std::path::Path, user: &str, password: &str) -> String {
-    let ccache = format!("FILE:{}", dir.join("ccache").display());
-    let mut child = Command::new("kinit")
-        .arg(user)
-        .env("KRB5CCNAME", &ccache)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("kinit (krb5-user)");
-    use std::io::Write;
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    assert!(child.wait().unwrap().success(), "kinit failed");
-    ccache
 }
 
 /// `curl --negotiate`, returning (status, headers, body).

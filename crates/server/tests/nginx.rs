@@ -18,15 +18,10 @@ pub struct Nginx {
 
 /// The README's nginx server block, as written.
 fn readme_server_block() -> String {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
-    let block: String = readme
-        .lines()
-        .skip_while(|l| *l != "```nginx")
-        .skip(1)
-        .take_while(|l| !l.starts_with("```"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let block = common::readme_block(
+        "## In front of an application (nginx, Traefik, Caddy)",
+        "nginx",
+    );
     assert!(
         block.contains("auth_request"),
         "README nginx block not found"
@@ -560,9 +555,19 @@ async fn chromium_through_nginx() {
         .unwrap();
     assert!(table.contains("this device"), "{table}");
     assert!(
-        table.contains("HeadlessChrome"),
-        "the device is the browser: {table}"
+        table.contains("Chrome 156 on Linux")
+            || (table.contains("Chrome ") && table.contains(" on Linux")),
+        "the device as people name it: {table}"
     );
+    assert!(table.contains("just now"), "times relative too: {table}");
+    let who = c
+        .find(Locator::Css(".who"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(who.contains("Signed in as alice"), "{who}");
     let png = c.screenshot().await.unwrap();
     std::fs::write(screenshot_dir().join("sessions.png"), &png).unwrap();
     c.back().await.unwrap();
@@ -709,20 +714,7 @@ async fn kerberos_single_sign_on_and_access_rules_in_chromium() {
 
     // --- alice: a Kerberos ticket, no password anywhere -------------------
     let ccache_dir = tempfile::tempdir().unwrap();
-    let ccache = format!("FILE:{}", ccache_dir.path().join("ccache").display());
-    let mut kinit = Command::new("kinit")
-        .arg("alice")
-        .env("KRB5CCNAME", &ccache)
-        .env("KRB5_CONFIG", &krb5_conf)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("kinit (krb5-user)");
-    {
-        use std::io::Write;
-        writeln!(kinit.stdin.take().unwrap(), "{password}").unwrap();
-    }
-    assert!(kinit.wait().unwrap().success(), "kinit failed");
+    let ccache = common::kinit(ccache_dir.path(), "alice", &password);
     let Some(driver) =
         ChromeDriver::start_with_env(&[("KRB5CCNAME", &ccache), ("KRB5_CONFIG", &krb5_conf)])
     else {

@@ -120,6 +120,22 @@ pub fn readme_block(heading: &str, lang: &str) -> String {
     block.join("\n")
 }
 
+/// A credential cache (`FILE:dir/ccache`) with `user`'s TGT, from a real
+/// `kinit` against the test realm (`KRB5_CONFIG` from the environment).
+pub fn kinit(dir: &Path, user: &str, password: &str) -> String {
+    let ccache = format!("FILE:{}", dir.join("ccache").display());
+    let mut child = Command::new("kinit")
+        .arg(user)
+        .env("KRB5CCNAME", &ccache)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("kinit (krb5-user)");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(child.wait().unwrap().success(), "kinit failed");
+    ccache
+}
+
 /// Test-friendly limits unless a test sets its own.
 const BASE_ENV: &[(&str, &str)] = &[
     ("SESSIOND_AUTH__MAX_FAILURES_PER_USER", "1000"),

@@ -35,6 +35,72 @@ fn utc(secs: i64) -> String {
     }
 }
 
+/// How long ago `secs` was, as people say it ("5 minutes ago"). Written
+/// here: a handful of lines, where a crate would bring a locale system the
+/// page does not use.
+fn ago(now: i64, secs: i64) -> String {
+    let d = (now - secs).max(0);
+    let (n, unit) = match d {
+        0..=59 => return "just now".into(),
+        60..=3599 => (d / 60, "minute"),
+        3600..=86_399 => (d / 3600, "hour"),
+        _ => (d / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// A time as the page shows it: relative, with the exact UTC time below
+/// and in the `datetime` attribute.
+fn when(now: i64, secs: i64) -> String {
+    let exact = utc(secs);
+    let iso = cookie::time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&cookie::time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    format!(
+        r#"<time datetime="{iso}">{}</time><span class="exact">{}</span>"#,
+        page::escape(&ago(now, secs)),
+        page::escape(&exact)
+    )
+}
+
+/// The device as people name it ("Chrome 156 on Linux"), from the stored
+/// User-Agent by woothee (a maintained parser with its dataset built in);
+/// the raw text, shortened, for anything that is not a browser.
+pub fn device_name(ua: &str) -> String {
+    let Some(r) = woothee::parser::Parser::new().parse(ua) else {
+        return shorten(ua);
+    };
+    // Browsers on computers, phones and appliances; for anything else
+    // (an HTTP library, a crawler) its own text says more.
+    if !matches!(r.category, "pc" | "smartphone" | "mobilephone" | "appliance") {
+        return shorten(ua);
+    }
+    let known = |s: &str| !s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN;
+    let major = r.version.split('.').next().unwrap_or("");
+    let browser = match (known(r.name), known(major)) {
+        (true, true) => format!("{} {major}", r.name),
+        (true, false) => r.name.to_owned(),
+        _ => return shorten(ua),
+    };
+    if known(r.os) {
+        format!("{browser} on {}", r.os)
+    } else {
+        browser
+    }
+}
+
+fn shorten(ua: &str) -> String {
+    let mut s: String = ua.chars().take(40).collect();
+    if ua.chars().count() > 40 {
+        s.push('…');
+    }
+    s
+}
+
 fn back_to_list(realm: &str, default_realm: &str) -> Response {
     let target = if realm == default_realm {
         PATH.to_owned()
@@ -58,9 +124,11 @@ fn to_login(app: &App) -> Response {
 fn render(
     realm: &str,
     user: &str,
+    groups: &[String],
     own: &TokenHash,
     sessions: Result<&[UserSession], String>,
 ) -> String {
+    let t = now().0;
     let e = page::escape;
     // the realm as a query value in the forms' actions, once
     let realm_q = e(&percent_encoding::utf8_percent_encode(
@@ -69,18 +137,33 @@ fn render(
     )
     .to_string());
     let mut rows = String::new();
+    let who = format!(
+        r#"<p class="who">Signed in as <strong>{}</strong> in {}<span class="groups"> · groups: {}</span></p>"#,
+        e(user),
+        e(realm),
+        if groups.is_empty() {
+            "none".to_owned()
+        } else {
+            e(&groups.join(", "))
+        }
+    );
     let list = match sessions {
         Ok(list) => list,
         Err(message) => {
             return layout(
                 user,
-                &format!(r#"<p class="note" role="status">{}</p>"#, e(&message)),
+                &format!(r#"{who}<p class="note" role="status">{}</p>"#, e(&message)),
             );
         }
     };
     for s in list {
         let this = &s.id == own;
-        let device = s.record.device.as_deref().unwrap_or("unknown device");
+        let device = s
+            .record
+            .device
+            .as_deref()
+            .map(device_name)
+            .unwrap_or_else(|| "unknown device".into());
         let addr = s
             .record
             .client_addr
@@ -96,10 +179,10 @@ fn render(
         };
         rows.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            e(device),
+            e(&device),
             e(&addr),
-            e(&utc(s.record.created.0)),
-            e(&utc(s.record.last_access.0)),
+            when(t, s.record.created.0),
+            when(t, s.record.last_access.0),
             action
         ));
     }
@@ -114,7 +197,7 @@ fn render(
     layout(
         user,
         &format!(
-            r#"<table>
+            r#"{who}<table>
 <caption>Sessions of {user} in {realm}</caption>
 <thead><tr><th scope="col">Device</th><th scope="col">Address</th><th scope="col">Signed in</th><th scope="col">Last seen</th><th scope="col"></th></tr></thead>
 <tbody>
@@ -171,6 +254,7 @@ pub async fn list(
                     "id": s.id.to_hex(),
                     "this_session": s.id == own,
                     "device": s.record.device,
+                    "device_name": s.record.device.as_deref().map(device_name),
                     "client_addr": s.record.client_addr.map(|a| a.to_string()),
                     "created": s.record.created.0,
                     "last_seen": s.record.last_access.0,
@@ -185,6 +269,7 @@ pub async fn list(
     let body = render(
         &realm,
         &user,
+        &record.identity.groups,
         &own,
         sessions.as_deref().map_err(|_| {
             "This server's session store cannot list sessions. Logging out ends this one."
@@ -192,6 +277,31 @@ pub async fn list(
         }),
     );
     Ok(html(StatusCode::OK, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ago, device_name};
+
+    #[test]
+    fn devices_as_people_name_them() {
+        let chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.8078.73 Safari/537.36";
+        assert_eq!(device_name(chrome), "Chrome 156 on Linux");
+        let firefox =
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:140.0) Gecko/20100101 Firefox/140.0";
+        assert_eq!(device_name(firefox), "Firefox 140 on Windows 10");
+        assert_eq!(device_name("curl/8.5.0"), "curl/8.5.0");
+        assert_eq!(device_name(&"x".repeat(60)), format!("{}…", "x".repeat(40)));
+    }
+
+    #[test]
+    fn times_as_people_say_them() {
+        assert_eq!(ago(1000, 990), "just now");
+        assert_eq!(ago(1000, 1000 - 60), "1 minute ago");
+        assert_eq!(ago(10_000, 10_000 - 300), "5 minutes ago");
+        assert_eq!(ago(100_000, 100_000 - 7200), "2 hours ago");
+        assert_eq!(ago(1_000_000, 1_000_000 - 86_400 * 3), "3 days ago");
+    }
 }
 
 #[derive(Deserialize)]
