@@ -370,24 +370,6 @@ impl crate::GroupLookup for LdapAuthenticator {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn group_names_from_dns() {
-        use super::first_rdn_value as f;
-        assert_eq!(
-            f("cn=dev,ou=groups,dc=example,dc=test").as_deref(),
-            Some("dev")
-        );
-        assert_eq!(
-            f("CN=Domain Users,CN=Users,DC=ad").as_deref(),
-            Some("Domain Users")
-        );
-        assert_eq!(f("cn=a\\,b,ou=g").as_deref(), Some("a,b"));
-        assert_eq!(f("nonsense"), None);
-    }
-}
-
 #[async_trait]
 impl Authenticator for LdapAuthenticator {
     fn name(&self) -> &str {
@@ -441,5 +423,23 @@ impl Authenticator for LdapAuthenticator {
         .map_err(|_| AuthError::Unavailable(format!("LDAP {}: timed out", self.settings.url)))?;
         let _ = ldap.unbind().await;
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn group_names_from_dns() {
+        use super::first_rdn_value as f;
+        assert_eq!(
+            f("cn=dev,ou=groups,dc=example,dc=test").as_deref(),
+            Some("dev")
+        );
+        assert_eq!(
+            f("CN=Domain Users,CN=Users,DC=ad").as_deref(),
+            Some("Domain Users")
+        );
+        assert_eq!(f("cn=a\\,b,ou=g").as_deref(), Some("a,b"));
+        assert_eq!(f("nonsense"), None);
     }
 }

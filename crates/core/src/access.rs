@@ -9,7 +9,7 @@
 //! decides; none matching, the default policy does.
 
 use crate::names::{check_name, NameError};
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::IpAddr;
@@ -252,7 +252,9 @@ pub struct Rule {
     pub name: String,
     hosts: Vec<HostPattern>,
     paths: Vec<String>,
-    path_regex: Option<Regex>,
+    /// This rule's expression in [`Rules::regexes`]: all of them run in one
+    /// pass over the path, once per decision, whatever their number.
+    path_regex: Option<usize>,
     methods: Vec<String>,
     networks: Vec<ipnet::IpNet>,
     pub policy: Policy,
@@ -261,8 +263,9 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Whether every request condition holds.
-    pub fn matches(&self, t: &Target<'_>) -> bool {
+    /// Whether every request condition holds; `regex_hits` says which of
+    /// the rule set's expressions match the path (computed on first need).
+    fn matches(&self, t: &Target<'_>, regex_hits: &mut RegexHits<'_>) -> bool {
         if !self.hosts.is_empty() {
             let Some(host) = t.host else { return false };
             let hit = self.hosts.iter().any(|p| match p {
@@ -276,8 +279,8 @@ impl Rule {
         if !self.paths.is_empty() && !self.paths.iter().any(|p| path_has_prefix(t.path, p)) {
             return false;
         }
-        if let Some(re) = &self.path_regex {
-            if !re.is_match(t.path) {
+        if let Some(i) = self.path_regex {
+            if !regex_hits.get(t.path).matched(i) {
                 return false;
             }
         }
@@ -319,6 +322,21 @@ fn path_has_prefix(path: &str, prefix: &str) -> bool {
 pub struct Rules {
     pub rules: Vec<Rule>,
     pub default: Policy,
+    /// Every rule's `path_regex`, as one set.
+    regexes: RegexSet,
+}
+
+/// The rule set's expressions matched against one path, at most once.
+struct RegexHits<'r> {
+    set: &'r RegexSet,
+    hits: Option<regex::SetMatches>,
+}
+
+impl RegexHits<'_> {
+    fn get(&mut self, path: &str) -> &regex::SetMatches {
+        let set = self.set;
+        self.hits.get_or_insert_with(|| set.matches(path))
+    }
 }
 
 /// Which rule decided, and what it asks.
@@ -347,6 +365,7 @@ impl Rules {
         Rules {
             rules: Vec::new(),
             default: Policy::Authenticated,
+            regexes: RegexSet::empty(),
         }
     }
 
@@ -370,17 +389,31 @@ impl Rules {
                 })
             }
         };
+        let mut patterns = Vec::new();
         let rules = specs
             .iter()
             .enumerate()
-            .map(|(i, s)| compile_rule(i, s))
+            .map(|(i, s)| compile_rule(i, s, &mut patterns))
             .collect::<Result<_, _>>()?;
-        Ok(Rules { rules, default })
+        let regexes = RegexSet::new(&patterns).map_err(|e| RuleError {
+            index: 0,
+            key: "path_regex",
+            reason: format!("the expressions together: {e}"),
+        })?;
+        Ok(Rules {
+            rules,
+            default,
+            regexes,
+        })
     }
 
     /// The first rule matching `t`, else the default.
     pub fn decide(&self, t: &Target<'_>) -> Decision<'_> {
-        match self.rules.iter().find(|r| r.matches(t)) {
+        let mut hits = RegexHits {
+            set: &self.regexes,
+            hits: None,
+        };
+        match self.rules.iter().find(|r| r.matches(t, &mut hits)) {
             Some(rule) => Decision {
                 rule: Some(rule),
                 policy: &rule.policy,
@@ -393,7 +426,7 @@ impl Rules {
     }
 }
 
-fn compile_rule(index: usize, s: &RuleSpec) -> Result<Rule, RuleError> {
+fn compile_rule(index: usize, s: &RuleSpec, patterns: &mut Vec<String>) -> Result<Rule, RuleError> {
     let err = |key: &'static str, reason: String| RuleError { index, key, reason };
     let label = match &s.name {
         Some(n) => format!("rule {index} ({n})"),
@@ -438,7 +471,12 @@ fn compile_rule(index: usize, s: &RuleSpec) -> Result<Rule, RuleError> {
         }
     }
     let path_regex = match &s.path_regex {
-        Some(r) => Some(Regex::new(r).map_err(|e| err("path_regex", e.to_string()))?),
+        Some(r) => {
+            // Compiled alone first, so an error names its rule.
+            Regex::new(r).map_err(|e| err("path_regex", e.to_string()))?;
+            patterns.push(r.clone());
+            Some(patterns.len() - 1)
+        }
         None => None,
     };
     let mut methods = Vec::new();

@@ -76,7 +76,10 @@ pub fn device_name(ua: &str) -> String {
     };
     // Browsers on computers, phones and appliances; for anything else
     // (an HTTP library, a crawler) its own text says more.
-    if !matches!(r.category, "pc" | "smartphone" | "mobilephone" | "appliance") {
+    if !matches!(
+        r.category,
+        "pc" | "smartphone" | "mobilephone" | "appliance"
+    ) {
         return shorten(ua);
     }
     let known = |s: &str| !s.is_empty() && s != woothee::woothee::VALUE_UNKNOWN;
