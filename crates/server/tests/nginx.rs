@@ -449,23 +449,7 @@ async fn chromium_through_nginx() {
     };
     // a profile directory of the test's own, removed afterwards (else
     // Chromium leaves one in /tmp per run)
-    let profile = tempfile::tempdir().unwrap();
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1000,800",
-                     format!("--user-data-dir={}", profile.path().display())]
-        }),
-    );
-    let c =
-        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .expect("chromedriver session");
+    let (c, _profile) = chromium(&driver, &[]).await;
     let port = nginx.front.rsplit(':').next().unwrap().to_owned();
     let base = format!("http://localhost:{port}");
 
@@ -481,24 +465,7 @@ async fn chromium_through_nginx() {
 
     // log in with the form, no script involved
     use fantoccini::Locator;
-    c.find(Locator::Id("user"))
-        .await
-        .unwrap()
-        .send_keys("alice")
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("alice-pw")
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill_login(&c, "alice", "alice-pw").await;
     wait_for_path(&c, "/private/app.html").await;
     let title = c
         .find(Locator::Id("hello"))
@@ -588,6 +555,7 @@ async fn chromium_through_nginx() {
 }
 
 /// The text of the page's body.
+#[cfg(feature = "kerberos")]
 async fn body_text(c: &fantoccini::Client) -> String {
     c.find(fantoccini::Locator::Css("body"))
         .await
@@ -598,6 +566,7 @@ async fn body_text(c: &fantoccini::Client) -> String {
 }
 
 /// Waits until the page's body contains `text`.
+#[cfg(feature = "kerberos")]
 async fn wait_for_text(c: &fantoccini::Client, text: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

@@ -216,8 +216,11 @@ pub enum Text {
     Raw(StatusCode, &'static str),
 }
 
-/// Renders the login form again with a status and message.
-pub type LoginPage<'a> = &'a dyn Fn(StatusCode, &str) -> Response;
+/// The browser's own pages for some failures (the login form again after
+/// a failed login, the "not allowed" page): given the failure, its status
+/// and message, a page — or `None` for the plain text page. The pages live
+/// with the browser routes; this module imports no surface.
+pub type PageFor<'a> = &'a dyn Fn(&Error, StatusCode, &str) -> Option<Response>;
 
 /// One row of the table: everything an answer to a failure carries.
 pub struct Row {
@@ -377,19 +380,14 @@ impl Error {
         finish(Arc::new(self), &row, r)
     }
 
-    /// The answer for a browser that wants a page: the login form again
-    /// (`login` renders it, with the message) for a failed login, a short
-    /// plain-text page for anything else.
-    pub fn page(self: Arc<Self>, login: Option<LoginPage<'_>>) -> Response {
+    /// The answer for a browser that wants a page: the page `custom` has
+    /// for this failure (the login form again, "not allowed"), else a
+    /// short plain-text page.
+    pub fn page(self: Arc<Self>, custom: PageFor<'_>) -> Response {
         let row = self.row();
-        let r = match (&*self, login) {
-            (Error::Login(_) | Error::Negotiate(_), Some(render)) => {
-                render(row.status, &row.message)
-            }
-            (Error::NotAllowed { user, .. }, _) => {
-                super::browser::not_allowed_page(user.as_deref())
-            }
-            _ => plain(
+        let r = match custom(&self, row.status, &row.message) {
+            Some(page) => page,
+            None => plain(
                 PAGE,
                 row.status,
                 format!(

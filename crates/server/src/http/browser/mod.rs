@@ -35,7 +35,7 @@ use sessiond_core::{RealmPolicy, Token};
 use std::sync::Arc;
 
 pub use forward_auth::forward_auth;
-pub use page::{not_allowed_page, script};
+pub use page::script;
 pub use sessions::{end as end_session, end_others as end_other_sessions, list as sessions_page};
 
 /// The browser's current session: the cookie of the request's realm,
@@ -122,11 +122,17 @@ pub async fn render_failures(req: Request, next: Next) -> Response {
         return response;
     };
     let form = response.extensions().get::<LoginFormPage>().cloned();
-    let render = |status: StatusCode, message: &str| {
-        let form = form.as_ref().expect("only called with a form");
-        page::login_page_with(form.remember, status, Some(&form.next), Some(message))
+    let pages = |e: &Error, status: StatusCode, message: &str| match (e, &form) {
+        (Error::Login(_) | Error::Negotiate(_), Some(form)) => Some(page::login_page_with(
+            form.remember,
+            status,
+            Some(&form.next),
+            Some(message),
+        )),
+        (Error::NotAllowed { user, .. }, _) => Some(page::not_allowed_page(user.as_deref())),
+        _ => None,
     };
-    let mut page = error.page(form.is_some().then_some(&render as _));
+    let mut page = error.page(&pages);
     // Every value of every header the page does not set itself.
     let names: Vec<HeaderName> = response
         .headers()
