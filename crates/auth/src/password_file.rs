@@ -68,14 +68,7 @@ pub type Entries = BTreeMap<String, Entry>;
 
 /// Parses `a,b` (spaces around names ignored) into checked group names.
 pub fn parse_groups(text: &str) -> Result<Vec<String>, String> {
-    let mut groups = Vec::new();
-    for g in text.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-        sessiond_core::names::check_group(g).map_err(|e| format!("group {g:?}: {e}"))?;
-        groups.push(g.to_owned());
-    }
-    groups.sort_unstable();
-    groups.dedup();
-    Ok(groups)
+    sessiond_core::names::parse_group_list(text).map_err(|e| format!("group {e}"))
 }
 
 fn valid_name(name: &str) -> bool {

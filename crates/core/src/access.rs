@@ -8,7 +8,7 @@
 //! plain comparisons. The first rule whose request conditions all hold
 //! decides; none matching, the default policy does.
 
-use crate::names::{check_name, NameError};
+use crate::names::{check_group, NameError};
 use regex::{Regex, RegexSet};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -501,15 +501,11 @@ fn compile_rule(index: usize, s: &RuleSpec, patterns: &mut Vec<String>) -> Resul
     }
     let subjects_given =
         !(s.users.is_empty() && s.groups.is_empty() && s.realms.is_empty() && s.sources.is_empty());
+    // Names are compared as written, so one a session could never carry
+    // (a comma, a space at an end) would be a rule that never matches.
     let checked = |key: &'static str, list: &[String]| -> Result<Vec<String>, RuleError> {
         for v in list {
-            check_name("name", v).map_err(|e: NameError| err(key, format!("{v:?}: {e}")))?;
-            if key == "groups" && v.contains(',') {
-                return Err(err(
-                    key,
-                    format!("{v:?}: group names cannot contain a comma"),
-                ));
-            }
+            check_group(v).map_err(|e: NameError| err(key, format!("{v:?}: {e}")))?;
         }
         Ok(list.to_vec())
     };
@@ -592,6 +588,8 @@ pub enum PathError {
     NotText,
     #[error("the path climbs above the root (..)")]
     AboveRoot,
+    #[error("the path has a segment some servers read as `..` or `.` (`..;`, a backslash)")]
+    Ambiguous,
 }
 
 /// The path as the proxy routes it: query and fragment cut, %-escapes
@@ -623,6 +621,16 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
     if text.chars().any(char::is_control) {
         return Err(PathError::NotText);
     }
+    // nginx routes `/public/..;/admin` under /public, while Tomcat and
+    // friends read `..;` as `..` (and Windows servers `\` as `/`): a rule
+    // cannot know which the back end does, so such paths are refused.
+    if text.contains('\\')
+        || text
+            .split('/')
+            .any(|seg| seg.starts_with(".;") || seg.starts_with("..;"))
+    {
+        return Err(PathError::Ambiguous);
+    }
     let mut segments: Vec<&str> = Vec::new();
     for seg in text.split('/').skip(1) {
         match seg {
@@ -646,18 +654,77 @@ pub fn normalize_path(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
-/// A host as rules compare it: lower-case, without port or trailing dot.
-pub fn normalize_host(host: &str) -> String {
-    let host = if let Some(rest) = host.strip_prefix('[') {
-        // [v6]:port
-        rest.split(']').next().unwrap_or(rest)
+/// A host as rules compare it: lower-case, without port or trailing dot;
+/// `None` when it is not a host name or address with an optional numeric
+/// port (`app.example.com:?`, `a b`, `user@host` are not).
+pub fn normalize_host(authority: &str) -> Option<String> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        v6.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            a => Some(a.strip_prefix(':')?),
+        };
+        (v6, port)
     } else {
-        match host.rsplit_once(':') {
-            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-            _ => host,
+        match authority.split_once(':') {
+            Some((h, port)) => (h, Some(port)),
+            None => (authority, None),
         }
     };
-    host.trim_end_matches('.').to_ascii_lowercase()
+    if let Some(port) = port {
+        if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let ok = !host.is_empty()
+        && (authority.starts_with('[')
+            || host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }));
+    ok.then(|| host.to_ascii_lowercase())
+}
+
+/// Why the URL a proxy reported cannot be matched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("not an http(s) URL or a path")]
+    NotAUrl,
+    #[error("its host is not a host name or address with a numeric port")]
+    BadHost,
+    #[error(transparent)]
+    Path(#[from] PathError),
+}
+
+/// The URL a proxy reports (`X-Original-URL`, or what `check-access` is
+/// given): `(host, normalised path)`. An absolute `http(s)://host[:port]/…`
+/// URL gives its host; a bare path (`/x?y`) none. Anything else —
+/// userinfo, an empty or odd port, a path that does not start with `/` —
+/// is refused: a lenient reading is one a request could be shaped to
+/// slip past (`Host: app:?` made `/admin` read as `/`).
+pub fn split_url(url: &str) -> Result<(Option<String>, String), UrlError> {
+    if url.starts_with('/') {
+        return Ok((None, normalize_path(url)?));
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or(UrlError::NotAUrl)?;
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (authority, target) = rest.split_at(end);
+    if authority.contains(['?', '#', '@']) {
+        return Err(UrlError::BadHost);
+    }
+    let host = normalize_host(authority).ok_or(UrlError::BadHost)?;
+    let path = if target.is_empty() {
+        "/".to_owned()
+    } else {
+        normalize_path(target)?
+    };
+    Ok((Some(host), path))
 }
 
 #[cfg(test)]

@@ -53,6 +53,32 @@ pub fn check_group(name: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// A name in a list that is not a valid group name.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{name:?}: {source}")]
+pub struct BadGroup {
+    pub name: String,
+    pub source: NameError,
+}
+
+/// A comma-separated list of groups as people write it (`dev, ops`):
+/// entries trimmed, empty ones skipped, each checked with [`check_group`],
+/// sorted and without duplicates. The one reader of such lists (password
+/// file, `--groups`, `allowed_groups`).
+pub fn parse_group_list(text: &str) -> Result<Vec<String>, BadGroup> {
+    let mut groups = Vec::new();
+    for g in text.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        check_group(g).map_err(|source| BadGroup {
+            name: g.to_owned(),
+            source,
+        })?;
+        groups.push(g.to_owned());
+    }
+    groups.sort_unstable();
+    groups.dedup();
+    Ok(groups)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +102,8 @@ mod tests {
         assert!(check_group("a,b").is_err());
         assert!(check_group(" a").is_err());
         assert!(check_group("").is_err());
+        assert_eq!(parse_group_list(" ops, dev,,ops ").unwrap(), ["dev", "ops"]);
+        assert_eq!(parse_group_list("").unwrap(), Vec::<String>::new());
+        assert_eq!(parse_group_list("a,b\nc").unwrap_err().name, "b\nc");
     }
 }

@@ -5,8 +5,8 @@
 use crate::cli::CheckAccessArgs;
 use crate::config::Config;
 use anyhow::Context;
-use sessiond_core::access::{normalize_host, normalize_path, Policy, Target, Who};
-use sessiond_core::identity::clean_groups;
+use sessiond_core::access::{split_url, Policy, Target, Who};
+use sessiond_core::names::parse_group_list;
 use std::process::ExitCode;
 
 pub fn run(args: CheckAccessArgs) -> anyhow::Result<ExitCode> {
@@ -18,11 +18,9 @@ pub fn run(args: CheckAccessArgs) -> anyhow::Result<ExitCode> {
             Some(p) => format!("invalid configuration ({})", p.display()),
             None => "invalid configuration".to_owned(),
         })?;
-    let (host, target) =
-        split_url(&args.url).with_context(|| format!("{:?} is not an http(s) URL", args.url))?;
-    let path = normalize_path(target).with_context(|| format!("the path of {}", args.url))?;
+    let (host, path) = split_url(&args.url).with_context(|| format!("the URL {:?}", args.url))?;
+    let host = host.with_context(|| format!("{:?}: give a whole http(s) URL", args.url))?;
     let method = args.method.to_ascii_uppercase();
-    let host = normalize_host(host);
     let t = Target {
         host: Some(&host),
         path: &path,
@@ -44,7 +42,8 @@ pub fn run(args: CheckAccessArgs) -> anyhow::Result<ExitCode> {
             "needs a session: the browser is sent to log in (401)".to_owned(),
         ),
         (policy, Some(user)) => {
-            let groups = clean_groups(args.groups.iter().map(|g| g.trim().to_owned()));
+            let groups = parse_group_list(&args.groups.join(","))
+                .map_err(|e| anyhow::anyhow!("--groups: {e}"))?;
             let realm = args
                 .realm
                 .clone()
@@ -67,19 +66,4 @@ pub fn run(args: CheckAccessArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-/// `(host, path-and-query)` of an absolute http(s) URL.
-fn split_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    let target = match &rest[end..] {
-        "" => "/",
-        t => t,
-    };
-    (!host.is_empty()).then_some((host, target))
 }

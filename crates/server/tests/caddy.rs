@@ -45,7 +45,7 @@ fn start_caddy(sessiond: &str, front: u16, back: u16) -> Option<Caddy> {
     let caddyfile = format!(
         "{{\n    admin off\n    auto_https off\n    storage file_system {}\n}}\n\n{site}\n\n\
          # the protected application: shows who Caddy says the user is\n\
-         http://:{back} {{\n    bind 127.0.0.1\n    respond \"hello {{header.X-Remote-User}}\"\n}}\n",
+         http://:{back} {{\n    bind 127.0.0.1\n    respond \"hello {{header.X-Remote-User}}{{header.X-Remote-Groups}}\"\n}}\n",
         dir.path().join("data").display()
     );
     let path = dir.path().join("Caddyfile");
@@ -143,7 +143,8 @@ async fn caddy_forward_auth_journey() {
     let r = get("/private", Some(cookie.clone())).await;
     assert_eq!((r.status, r.text().as_str()), (200, "hello alice"), "{r:?}");
 
-    // a client's own X-Remote-User is replaced by sessiond's answer
+    // a client's own X-Remote-User is replaced by sessiond's answer, and
+    // its own X-Remote-Groups does not pass for a user without groups
     let r = request_to(
         &addr,
         "GET",
@@ -152,6 +153,7 @@ async fn caddy_forward_auth_journey() {
             ("Host", &host),
             ("Cookie", &cookie),
             ("X-Remote-User", "mallory"),
+            ("X-Remote-Groups", "admins"),
         ],
         b"",
     )

@@ -770,3 +770,147 @@ async fn kerberos_single_sign_on_and_access_rules_in_chromium() {
     wait_for_path(&c, "/login").await;
     c.close().await.unwrap();
 }
+
+/// The README's nginx block and access rules, two applications by host:
+/// requests shaped to make nginx route one host while sessiond checks
+/// another, or one path while the rules see another, do not get through.
+#[tokio::test]
+async fn access_rules_through_nginx_cannot_be_talked_around() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let cfg = dir.join("access.toml");
+    std::fs::write(&cfg, common::readme_block("## Who may reach what", "toml")).unwrap();
+    let s = Server::start(Options {
+        dir: Some(dir.clone()),
+        ..Options::default()
+            .user_in("alice", "alice-pw", "dev")
+            .user_in("bob", "bob-pw", "ops")
+            .args(&["-c", cfg.to_str().unwrap()])
+            .env(
+                "SESSIOND_SERVER__TRUSTED_PROXIES",
+                r#"["127.0.0.1", "::1"]"#,
+            )
+            .env("SESSIOND_BROWSER__COOKIE__SECURE", "false")
+    });
+    let apps = [
+        ProxiedApp {
+            host: Some("app-a.localhost"),
+            label: "app A: ",
+            back_locations: "",
+        },
+        ProxiedApp {
+            host: Some("app-b.localhost"),
+            label: "app B: ",
+            back_locations: "",
+        },
+    ];
+    let Some(nginx) = Nginx::start_apps(&s.addr, &apps, &[]) else {
+        return;
+    };
+    let port = nginx.front.rsplit(':').next().unwrap().to_owned();
+    let (a, b) = (
+        format!("app-a.localhost:{port}"),
+        format!("app-b.localhost:{port}"),
+    );
+    let login = |host: String, user: &'static str| {
+        let nginx = &nginx;
+        async move {
+            let r = nginx
+                .request(
+                    "POST",
+                    "/session/login_password",
+                    &[
+                        ("Host", &host),
+                        ("Origin", &format!("http://{host}")),
+                        ("Content-Type", "application/x-www-form-urlencoded"),
+                    ],
+                    format!("user={user}&password={user}-pw").as_bytes(),
+                )
+                .await;
+            assert_eq!(r.status, 303, "{r:?}");
+            r.header("set-cookie")
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let bob = login(b.clone(), "bob").await;
+    let alice = login(a.clone(), "alice").await;
+    let get = |target: &'static str, headers: Vec<(&'static str, String)>| {
+        let nginx = &nginx;
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            nginx.request("GET", target, &h, b"").await
+        }
+    };
+    // the plain cases
+    let r = get("/", vec![("Host", b.clone()), ("Cookie", bob.clone())]).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "app B: hello bob\n"),
+        "{r:?}"
+    );
+    let r = get("/", vec![("Host", a.clone()), ("Cookie", alice.clone())]).await;
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "app A: hello alice\n"),
+        "{r:?}"
+    );
+    let r = get("/", vec![("Host", a.clone()), ("Cookie", bob.clone())]).await;
+    assert_eq!(r.status, 403, "{r:?}");
+    assert!(r.text().contains("Not allowed"), "sessiond's page: {r:?}");
+    let r = get(
+        "/admin/",
+        vec![("Host", a.clone()), ("Cookie", alice.clone())],
+    )
+    .await;
+    assert_eq!(r.status, 403, "{r:?}");
+
+    // nginx routes an absolute request line by its host; the rules must
+    // not check the Host header's instead (bob is allowed on B, not A)
+    let absolute: &'static str = Box::leak(format!("http://{a}/").into_boxed_str());
+    let r = get(absolute, vec![("Host", b.clone()), ("Cookie", bob.clone())]).await;
+    assert_ne!(r.status, 200, "{r:?}");
+    assert!(!r.text().contains("app A"), "{r:?}");
+    // a client's own X-Forwarded-Uri naming a path the rules admit
+    let r = get(
+        "/admin/",
+        vec![
+            ("Host", a.clone()),
+            ("Cookie", alice.clone()),
+            ("X-Forwarded-Uri", "/".into()),
+        ],
+    )
+    .await;
+    assert_ne!(r.status, 200, "{r:?}");
+    // a Host whose port nginx ignores but a lenient parser would cut at
+    let r = get(
+        "/admin/",
+        vec![
+            ("Host", "app-a.localhost:?".into()),
+            ("Cookie", alice.clone()),
+        ],
+    )
+    .await;
+    assert_ne!(r.status, 200, "{r:?}");
+    // a path nginx routes under one prefix and Tomcat reads as another
+    let r = get(
+        "/x/..;/admin/",
+        vec![("Host", a.clone()), ("Cookie", alice.clone())],
+    )
+    .await;
+    assert_ne!(r.status, 200, "{r:?}");
+    // and the client's own identity headers never reach the application
+    let r = get(
+        "/",
+        vec![
+            ("Host", a.clone()),
+            ("Cookie", alice.clone()),
+            ("X-Remote-User", "mallory".into()),
+            ("X-Remote-Groups", "ops".into()),
+        ],
+    )
+    .await;
+    assert_eq!(r.text(), "app A: hello alice\n", "{r:?}");
+}

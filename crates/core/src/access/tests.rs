@@ -96,9 +96,29 @@ fn hosts_exact_and_wildcard() {
     assert!(!public("apps.test"), "the wildcard needs a label");
     assert!(!public("evilapps.test"));
     assert!(!public("app.example.com.evil"));
-    assert_eq!(normalize_host("App.Example.COM:8443"), "app.example.com");
-    assert_eq!(normalize_host("app.example.com."), "app.example.com");
-    assert_eq!(normalize_host("[::1]:80"), "::1");
+    assert_eq!(
+        normalize_host("App.Example.COM:8443").as_deref(),
+        Some("app.example.com")
+    );
+    assert_eq!(
+        normalize_host("app.example.com.").as_deref(),
+        Some("app.example.com")
+    );
+    assert_eq!(normalize_host("[::1]:80").as_deref(), Some("::1"));
+    assert_eq!(normalize_host("[::1]").as_deref(), Some("::1"));
+    for bad in [
+        "app:",
+        "app:?",
+        "app:8o",
+        "a b",
+        "user@app",
+        "[::1]x",
+        "[nope]",
+        "",
+        "app:123456",
+    ] {
+        assert_eq!(normalize_host(bad), None, "{bad:?}");
+    }
 }
 
 #[test]
@@ -308,6 +328,52 @@ fn paths_are_normalised_as_the_proxy_routes_them() {
     assert_eq!(normalize_path("/a%0a"), Err(PathError::NotText));
     assert_eq!(normalize_path("/a%ff"), Err(PathError::NotText));
     assert_eq!(normalize_path("a"), Err(PathError::NotAbsolute));
+    for ambiguous in [
+        "/public/..;/admin",
+        "/public/.;x/admin",
+        "/a\\..\\admin",
+        "/a%5c..%5cadmin",
+        "/p/..%3b/admin",
+    ] {
+        assert_eq!(
+            normalize_path(ambiguous),
+            Err(PathError::Ambiguous),
+            "{ambiguous}"
+        );
+    }
+    assert!(
+        normalize_path("/a;jsessionid=1/b").is_ok(),
+        "path parameters elsewhere are fine"
+    );
+}
+
+#[test]
+fn reported_urls_are_read_strictly() {
+    let ok = |u: &str| split_url(u).unwrap();
+    assert_eq!(
+        ok("http://App.Test:8080/a/../b?x"),
+        (Some("app.test".into()), "/b".into())
+    );
+    assert_eq!(
+        ok("https://app.test"),
+        (Some("app.test".into()), "/".into())
+    );
+    assert_eq!(ok("/x/./y?q"), (None, "/x/y".into()));
+    // the split that once read /admin as / (`Host: app:?` in nginx's $http_host)
+    assert_eq!(
+        split_url("http://app-a.localhost:?/admin/"),
+        Err(UrlError::BadHost)
+    );
+    for bad in [
+        "http://u@app/",
+        "http://app#x/",
+        "ftp://app/",
+        "app/x",
+        "http://a b/",
+        "http://app:/x",
+    ] {
+        assert!(split_url(bad).is_err(), "{bad}");
+    }
 }
 
 proptest! {

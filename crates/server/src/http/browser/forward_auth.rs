@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sessiond_core::access::{
-    normalize_host, normalize_path, Decision, Policy, Subjects, Target, Who,
+    normalize_host, normalize_path, split_url, Decision, Policy, Subjects, Target, Who,
 };
 use sessiond_core::Identity;
 use std::net::IpAddr;
@@ -40,17 +40,9 @@ pub struct AuthQuery {
 
 impl AuthQuery {
     fn subjects(&self) -> Result<Subjects, Error> {
-        let list = |key: &str, v: &Option<String>| -> Result<Vec<String>, Error> {
-            let mut out = Vec::new();
-            for name in v.as_deref().unwrap_or("").split(',').map(str::trim) {
-                if name.is_empty() {
-                    continue;
-                }
-                sessiond_core::names::check_group(name)
-                    .map_err(|e| Error::BadRequest(format!("{key}: {name:?}: {e}")))?;
-                out.push(name.to_owned());
-            }
-            Ok(out)
+        let list = |key: &str, v: &Option<String>| {
+            sessiond_core::names::parse_group_list(v.as_deref().unwrap_or(""))
+                .map_err(|e| Error::BadRequest(format!("{key}: {e}")))
         };
         Ok(Subjects {
             users: list("allowed_users", &self.allowed_users)?,
@@ -60,87 +52,136 @@ impl AuthQuery {
 }
 
 /// The request the proxy asks about, from its forwarded headers.
-pub struct Original {
-    /// The whole URL, for the login page's way back.
-    pub url: Option<String>,
-    pub host: Option<String>,
-    /// The path and query as sent (normalised only when rules read it).
-    pub target: Option<String>,
-    pub method: Option<String>,
+///
+/// Two families report it: `X-Original-URL` (+ `X-Original-Method`), which
+/// the README's nginx sets, and `X-Forwarded-Proto/Host/Uri/Method`, which
+/// Traefik and Caddy set. Each proxy sets its own family and passes the
+/// other through from the client as it came — so where both are present
+/// they must agree, or the request is refused: otherwise a client could
+/// name the URL the rules check (a public one) while the proxy routes
+/// another.
+pub struct Original<'h> {
+    original_url: Option<&'h str>,
+    original_method: Option<&'h str>,
+    forwarded_uri: Option<&'h str>,
+    forwarded_host: Option<&'h str>,
+    forwarded_proto: Option<&'h str>,
+    forwarded_method: Option<&'h str>,
+    host: Option<&'h str>,
 }
 
-impl Original {
-    /// Reads `X-Original-URL` (nginx, as the README configures it), else
-    /// `X-Forwarded-Proto/Host/Uri` (Traefik, Caddy), and the method from
-    /// `X-Forwarded-Method` or `X-Original-Method`.
-    pub fn read(headers: &HeaderMap) -> Original {
+/// The request as the rules see it.
+struct Asked {
+    host: Option<String>,
+    path: String,
+    method: Option<String>,
+}
+
+impl<'h> Original<'h> {
+    pub fn read(headers: &'h HeaderMap) -> Original<'h> {
         let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-        let mut host = None;
-        let target;
-        let url = if let Some(url) = text("x-original-url") {
-            match url.split_once("://") {
-                Some((_, rest)) => {
-                    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-                    let authority = &rest[..end];
-                    host = Some(authority.rsplit('@').next().unwrap_or(authority).to_owned());
-                    target = Some(match &rest[end..] {
-                        t if t.starts_with('/') => t.to_owned(),
-                        t => format!("/{t}"),
-                    });
-                }
-                None => target = Some(url.to_owned()),
-            }
-            Some(url.to_owned())
-        } else {
-            target = text("x-forwarded-uri")
-                .or_else(|| text("x-original-uri"))
-                .map(str::to_owned);
-            match (text("x-forwarded-proto"), text("x-forwarded-host"), &target) {
-                (Some(proto), Some(h), Some(uri)) => Some(format!("{proto}://{h}{uri}")),
-                (_, _, uri) => uri.clone(),
-            }
-        };
-        if host.is_none() {
-            host = text("x-forwarded-host")
-                .or_else(|| text("host"))
-                .map(str::to_owned);
-        }
         Original {
-            url,
-            host: host.map(|h| normalize_host(&h)),
-            target,
-            method: text("x-forwarded-method")
-                .or_else(|| text("x-original-method"))
-                .map(str::to_ascii_uppercase),
+            original_url: text("x-original-url"),
+            original_method: text("x-original-method"),
+            forwarded_uri: text("x-forwarded-uri").or_else(|| text("x-original-uri")),
+            forwarded_host: text("x-forwarded-host"),
+            forwarded_proto: text("x-forwarded-proto"),
+            forwarded_method: text("x-forwarded-method"),
+            host: text("host"),
         }
+    }
+
+    /// The whole URL, for the login page's way back.
+    pub fn url(&self) -> Option<String> {
+        if let Some(url) = self.original_url {
+            return Some(url.to_owned());
+        }
+        let uri = self.forwarded_uri?;
+        Some(match (self.forwarded_proto, self.forwarded_host) {
+            (Some(proto), Some(host)) => format!("{proto}://{host}{uri}"),
+            _ => uri.to_owned(),
+        })
+    }
+
+    /// Host, normalised path and method, read strictly; a 400 naming the
+    /// header when one cannot be read or two disagree.
+    fn asked(&self) -> Result<Asked, Error> {
+        let bad = |what: String| Error::BadRequest(what);
+        let (host1, path1) = match self.original_url {
+            Some(u) => {
+                let (h, p) = split_url(u).map_err(|e| bad(format!("X-Original-URL: {e}")))?;
+                (h, Some(p))
+            }
+            None => (None, None),
+        };
+        let path2 = match self.forwarded_uri {
+            Some(u) => Some(
+                normalize_path(u)
+                    .map_err(|e| bad(format!("X-Forwarded-Uri: the original URL's path: {e}")))?,
+            ),
+            None => None,
+        };
+        let host2 = match self.forwarded_host {
+            Some(h) => Some(normalize_host(h).ok_or_else(|| {
+                bad("X-Forwarded-Host: not a host name with an optional numeric port".into())
+            })?),
+            None => None,
+        };
+        let disagree = |what: &str| {
+            bad(format!(
+                "{what} disagree (a client may have sent one of them): have the proxy set, \
+                 or clear, both"
+            ))
+        };
+        if let (Some(a), Some(b)) = (&path1, &path2) {
+            if a != b {
+                return Err(disagree("X-Original-URL's path and X-Forwarded-Uri"));
+            }
+        }
+        if let (Some(a), Some(b)) = (&host1, &host2) {
+            if a != b {
+                return Err(disagree("X-Original-URL's host and X-Forwarded-Host"));
+            }
+        }
+        let methods = (self.original_method, self.forwarded_method);
+        if let (Some(a), Some(b)) = methods {
+            if !a.eq_ignore_ascii_case(b) {
+                return Err(disagree("X-Original-Method and X-Forwarded-Method"));
+            }
+        }
+        let path = path1.or(path2).ok_or_else(|| {
+            bad(
+                "access rules are configured but the proxy passed no original URL \
+                 (X-Original-URL, or X-Forwarded-Uri with X-Forwarded-Host)"
+                    .into(),
+            )
+        })?;
+        Ok(Asked {
+            host: host1
+                .or(host2)
+                .or_else(|| self.host.and_then(normalize_host)),
+            path,
+            method: methods.0.or(methods.1).map(str::to_ascii_uppercase),
+        })
     }
 }
 
 /// What the rules decide before anyone is identified (`None`: no rules,
-/// every request needs a session). A path that cannot be normalised
-/// (`/..`, a bad escape) is a 400: a rule matched on a path the proxy
-/// routes differently could be walked around.
+/// every request needs a session, and the forwarded headers are read only
+/// for the login page's way back, as before rules existed).
 fn decide<'a>(
     app: &'a App,
-    original: &Original,
+    original: &Original<'_>,
     client: Option<IpAddr>,
 ) -> Result<Option<Decision<'a>>, Error> {
     if app.access.is_trivial() {
         return Ok(None);
     }
-    let raw = original.target.as_deref().ok_or_else(|| {
-        Error::BadRequest(
-            "access rules are configured but the proxy passed no original URL \
-             (X-Original-URL, or X-Forwarded-Uri with X-Forwarded-Host)"
-                .into(),
-        )
-    })?;
-    let path = normalize_path(raw)
-        .map_err(|e| Error::BadRequest(format!("the original URL's path: {e}")))?;
+    let asked = original.asked()?;
     Ok(Some(app.access.decide(&Target {
-        host: original.host.as_deref(),
-        path: &path,
-        method: original.method.as_deref(),
+        host: asked.host.as_deref(),
+        path: &asked.path,
+        method: asked.method.as_deref(),
         client,
     })))
 }
@@ -219,7 +260,7 @@ async fn answer(
     app: &Arc<App>,
     asker: Asker,
     headers: &HeaderMap,
-    original: &Original,
+    original: &Original<'_>,
     decision: Option<Decision<'_>>,
     extra: Subjects,
     redirect: bool,
@@ -361,9 +402,15 @@ fn identity_headers(app: &App, realm: &str, found: Found) -> Result<Response, Er
 /// No identity: 401 `login-required` with where to log in (and the
 /// Negotiate challenge where Kerberos is accepted), or with `redirect` a
 /// 302 to the login page.
-fn to_login(app: &App, realm: &str, original: &Original, redirect: bool, ended: bool) -> Response {
+fn to_login(
+    app: &App,
+    realm: &str,
+    original: &Original<'_>,
+    redirect: bool,
+    ended: bool,
+) -> Response {
     let b = &app.config.browser;
-    let login = match &original.url {
+    let login = match &original.url() {
         Some(url) => format!(
             "{}?next={}",
             b.login_url,
