@@ -290,6 +290,9 @@ impl LdapAuthenticator {
                             .and_then(|r| r.success())
                             .map_err(unavailable)?;
                         for e in entries {
+                            if names.len() >= MAX_GROUPS {
+                                break;
+                            }
                             let e = SearchEntry::construct(e);
                             if seen.iter().any(|d| d.eq_ignore_ascii_case(&e.dn)) {
                                 continue;
@@ -319,19 +322,31 @@ impl LdapAuthenticator {
     }
 }
 
-/// `dev` from `cn=dev,ou=groups,dc=example,dc=test` (escapes undone).
+/// `dev` from `cn=dev,ou=groups,dc=example,dc=test`, with RFC 4514's
+/// escapes undone (`\,` and `\2C` are both a comma). Written here: ldap3
+/// has no DN parser, and this is the one value needed.
 fn first_rdn_value(dn: &str) -> Option<String> {
     let (_, rest) = dn.split_once('=')?;
-    let mut out = String::new();
-    let mut chars = rest.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push(chars.next()?),
-            ',' | '+' => break,
-            c => out.push(c),
+    let mut out = Vec::new();
+    let mut bytes = rest.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\\' => {
+                let first = bytes.next()?;
+                let hex = |c: u8| (c as char).to_digit(16);
+                match hex(first) {
+                    Some(hi) => {
+                        let lo = hex(bytes.next()?)?;
+                        out.push(u8::try_from(hi * 16 + lo).ok()?);
+                    }
+                    None => out.push(first),
+                }
+            }
+            b',' | b'+' => break,
+            b => out.push(b),
         }
     }
-    let out = out.trim().to_owned();
+    let out = String::from_utf8(out).ok()?.trim().to_owned();
     (!out.is_empty()).then_some(out)
 }
 
@@ -440,6 +455,8 @@ mod tests {
             Some("Domain Users")
         );
         assert_eq!(f("cn=a\\,b,ou=g").as_deref(), Some("a,b"));
+        assert_eq!(f("cn=a\\2Cb,ou=g").as_deref(), Some("a,b"));
+        assert_eq!(f("cn=caf\\C3\\A9,ou=g").as_deref(), Some("café"));
         assert_eq!(f("nonsense"), None);
     }
 }

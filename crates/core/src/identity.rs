@@ -32,8 +32,9 @@ impl Identity {
     }
 
     /// Sets the groups, sorted and de-duplicated, keeping only names a
-    /// header can carry ([`crate::names::check_group`]); a group dropped
-    /// here is logged by the caller that knows where it came from.
+    /// header can carry ([`crate::names::check_group`]); logins log what
+    /// is left out (`login::warn_unusable_groups`), a ticket's odd tokens
+    /// are simply not groups.
     pub fn with_groups(mut self, groups: impl IntoIterator<Item = String>) -> Identity {
         self.groups = clean_groups(groups);
         self

@@ -177,6 +177,7 @@ pub async fn authenticate_password(
     if module_text.eq_ignore_ascii_case("krb5") {
         groups.extend(app.kerberos_groups(&verified.user).await);
     }
+    warn_unusable_groups(module_text, &groups);
     let identity = Identity {
         source: req
             .source
@@ -206,6 +207,17 @@ pub async fn authenticate_password(
         client,
         policy,
     })
+}
+
+/// Logs the groups an identity leaves out (a comma, a control character,
+/// surrounding spaces: names no header can carry unambiguously), naming
+/// where they came from.
+pub fn warn_unusable_groups(source: &str, groups: &[String]) {
+    for g in groups {
+        if let Err(e) = sessiond_core::names::check_group(g) {
+            tracing::warn!(source, group = ?g, error = %e, "group left out of the session");
+        }
+    }
 }
 
 /// Stores a session for an already-established identity under `token`.

@@ -106,6 +106,7 @@ async fn accept_and_issue(
         .increment(1);
     tracing::info!(realm, principal = %accepted.principal, delegated = accepted.delegated, "Negotiate accepted");
     let groups = app.kerberos_groups(&user).await;
+    login::warn_unusable_groups("negotiate", &groups);
     let identity = Identity::new(user, "negotiate").with_groups(groups);
     // Delegated credentials are sealed at once and kept only with a session.
     let credentials = match (&accepted.credentials, store_session) {

@@ -383,6 +383,12 @@ pub async fn login_page(
     let next = origin::safe_next(&app, &headers, q.next.as_deref());
     match kerberos_login(&app, &realm, gss_token, client, device, &next, &headers).await {
         Ok(r) => r,
+        // A multi-leg exchange goes on: the next challenge, the form as body.
+        Err(Error::Negotiate(Negotiate::Continue(next_token))) => {
+            let mut r = form(StatusCode::UNAUTHORIZED);
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, next_token);
+            r
+        }
         Err(e) => {
             e.report("/login");
             form(StatusCode::OK)
