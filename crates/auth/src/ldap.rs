@@ -117,6 +117,13 @@ impl LdapAuthenticator {
         })
     }
 
+    /// `work`, or `Unavailable` once the configured timeout has passed.
+    async fn in_time<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, AuthError> {
+        tokio::time::timeout(self.settings.timeout, work)
+            .await
+            .map_err(|_| AuthError::Unavailable(format!("LDAP {}: timed out", self.settings.url)))
+    }
+
     async fn connect(&self) -> Result<ldap3::Ldap, AuthError> {
         let mut settings = LdapConnSettings::new()
             .set_conn_timeout(self.settings.timeout)
@@ -362,24 +369,20 @@ impl crate::GroupLookup for LdapAuthenticator {
                     .into(),
             ));
         };
-        let mut ldap = tokio::time::timeout(self.settings.timeout, self.connect())
-            .await
-            .map_err(|_| {
-                AuthError::Unavailable(format!("LDAP {}: timed out", self.settings.url))
-            })??;
-        let outcome = tokio::time::timeout(self.settings.timeout, async {
-            match self.user_dn(&mut ldap, user).await {
-                Ok((dn, name)) => {
-                    let name = name.unwrap_or_else(|| user.to_owned());
-                    self.groups_of(&mut ldap, &dn, &name).await
+        let mut ldap = self.in_time(self.connect()).await??;
+        let outcome = self
+            .in_time(async {
+                match self.user_dn(&mut ldap, user).await {
+                    Ok((dn, name)) => {
+                        let name = name.unwrap_or_else(|| user.to_owned());
+                        self.groups_of(&mut ldap, &dn, &name).await
+                    }
+                    // No entry for this principal: no groups.
+                    Err(AuthError::Rejected) => Ok(Vec::new()),
+                    Err(e) => Err(e),
                 }
-                // No entry for this principal: no groups.
-                Err(AuthError::Rejected) => Ok(Vec::new()),
-                Err(e) => Err(e),
-            }
-        })
-        .await
-        .map_err(|_| AuthError::Unavailable(format!("LDAP {}: timed out", self.settings.url)))?;
+            })
+            .await?;
         let _ = ldap.unbind().await;
         outcome
     }
@@ -402,40 +405,36 @@ impl Authenticator for LdapAuthenticator {
         if password.expose().is_empty() || user.is_empty() {
             return Err(AuthError::Rejected);
         }
-        let mut ldap = tokio::time::timeout(self.settings.timeout, self.connect())
-            .await
-            .map_err(|_| {
-                AuthError::Unavailable(format!("LDAP {}: timed out", self.settings.url))
-            })??;
-        let outcome = tokio::time::timeout(self.settings.timeout, async {
-            let (dn, found_name) = self.user_dn(&mut ldap, user).await?;
-            let bound = ldap
-                .simple_bind(&dn, password.expose())
-                .await
-                .map_err(|e| AuthError::Unavailable(format!("LDAP: {e}")))?;
-            match bound.rc {
-                0 => {
-                    let name = match found_name {
-                        Some(name) => name,
-                        None => self.canonical_name(&mut ldap, &dn, user).await,
-                    };
-                    // Read as the user just bound: a directory that lets
-                    // users read their own groups needs no service account.
-                    let groups = self.groups_of(&mut ldap, &dn, &name).await?;
-                    Ok(Verified {
-                        groups,
-                        ..Verified::user(&name)
-                    })
+        let mut ldap = self.in_time(self.connect()).await??;
+        let outcome = self
+            .in_time(async {
+                let (dn, found_name) = self.user_dn(&mut ldap, user).await?;
+                let bound = ldap
+                    .simple_bind(&dn, password.expose())
+                    .await
+                    .map_err(|e| AuthError::Unavailable(format!("LDAP: {e}")))?;
+                match bound.rc {
+                    0 => {
+                        let name = match found_name {
+                            Some(name) => name,
+                            None => self.canonical_name(&mut ldap, &dn, user).await,
+                        };
+                        // Read as the user just bound: a directory that lets
+                        // users read their own groups needs no service account.
+                        let groups = self.groups_of(&mut ldap, &dn, &name).await?;
+                        Ok(Verified {
+                            groups,
+                            ..Verified::user(&name)
+                        })
+                    }
+                    INVALID_CREDENTIALS => Err(AuthError::Rejected),
+                    rc => Err(AuthError::Unavailable(format!(
+                        "LDAP bind answered rc {rc}: {}",
+                        bound.text
+                    ))),
                 }
-                INVALID_CREDENTIALS => Err(AuthError::Rejected),
-                rc => Err(AuthError::Unavailable(format!(
-                    "LDAP bind answered rc {rc}: {}",
-                    bound.text
-                ))),
-            }
-        })
-        .await
-        .map_err(|_| AuthError::Unavailable(format!("LDAP {}: timed out", self.settings.url)))?;
+            })
+            .await?;
         let _ = ldap.unbind().await;
         outcome
     }
