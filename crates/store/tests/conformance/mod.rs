@@ -84,7 +84,8 @@ macro_rules! conformance_suite {
 pub fn login(realm: &str, user: &str, policy: RealmPolicy) -> NewSession {
     NewSession {
         realm: realm.into(),
-        identity: Identity::new(user, "auth/test"),
+        // groups too: they are part of the record every store keeps
+        identity: Identity::new(user, "auth/test").with_groups(["ops".into(), "dev".into()]),
         policy,
         credential_end: None,
         client_addr: Some("127.0.0.1".parse().unwrap()),
@@ -126,6 +127,11 @@ pub async fn create_then_validate(h: &Harness) {
         Validity::Current(r) => {
             assert_eq!(r.identity.user, "alice");
             assert_eq!(r.identity.source, "auth/test");
+            assert_eq!(
+                r.identity.groups,
+                ["dev", "ops"],
+                "groups kept with the session"
+            );
             assert_eq!(r.realm, "rc");
             assert_eq!(r.created, at(0));
             assert_eq!(r.client_addr, Some("127.0.0.1".parse().unwrap()));
@@ -231,6 +237,11 @@ pub async fn replace_moves_the_session(h: &Harness) {
         .unwrap()
         .unwrap();
     assert_eq!(rec.identity.user, "alice");
+    assert_eq!(
+        rec.identity.groups,
+        ["dev", "ops"],
+        "a replaced session keeps its groups"
+    );
     assert_eq!(state(h, &n, "rc", at(3)).await, "current");
     assert_eq!(
         state(h, &b, "rc", at(3)).await,
