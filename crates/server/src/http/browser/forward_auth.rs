@@ -10,7 +10,8 @@ use crate::app::App;
 use crate::http::error::{Error, Negotiate, CHALLENGE};
 use crate::http::extract::{Activity, Client, Device, NegotiateHeader, Realm, SessionCookie};
 use crate::http::{negotiate, tickets};
-use axum::extract::{Query, State};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -197,57 +198,36 @@ struct Found {
 /// (`?redirect=1`, for Traefik and Caddy which pass the answer to the
 /// browser: a 302 to the login page instead), or 403 when a rule keeps the
 /// request out.
-#[allow(clippy::too_many_arguments)]
 pub async fn forward_auth(
     State(app): State<Arc<App>>,
-    client: Client,
-    Realm(realm): Realm,
-    cookie: SessionCookie,
-    Activity(activity): Activity,
-    NegotiateHeader(gss_token): NegotiateHeader,
-    Device(device): Device,
+    asker: Asker,
     Query(q): Query<AuthQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let headers = &headers;
-    let original = Original::read(headers);
-    let decision = match decide(&app, &original, client.ip()) {
-        Ok(d) => d,
-        Err(e) => return e.into_response(),
+    let original = Original::read(&headers);
+    let decided = decide(&app, &original, asker.client.ip());
+    let rule = match &decided {
+        Ok(Some(d)) => HeaderValue::from_str(d.name()).ok(),
+        _ => None,
     };
-    let mut r = match q.subjects() {
-        Ok(extra) => {
-            let asker = Asker {
-                client,
-                realm,
-                cookie,
-                activity,
-                gss_token,
-                device,
-            };
-            answer(
-                &app,
-                asker,
-                headers,
-                &original,
-                decision,
-                extra,
-                q.redirect.is_some(),
-            )
-            .await
-            .unwrap_or_else(IntoResponse::into_response)
+    let answered = match (decided, q.subjects()) {
+        (Ok(decision), Ok(extra)) => {
+            let redirect = q.redirect.is_some();
+            answer(&app, asker, &headers, &original, decision, extra, redirect).await
         }
-        Err(e) => e.into_response(),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
+    let mut r = answered.unwrap_or_else(IntoResponse::into_response);
     // Every answer names the rule that decided (the renderers keep it).
-    if let Some(v) = decision.and_then(|d| HeaderValue::from_str(d.name()).ok()) {
+    if let Some(v) = rule {
         r.headers_mut().insert(RULE_HEADER, v);
     }
     r
 }
 
-/// What a forward-auth request brings to identify its user.
-struct Asker {
+/// What a forward-auth request brings to identify its user: read up front,
+/// checked only when the rules need a session.
+pub struct Asker {
     client: Client,
     realm: String,
     cookie: SessionCookie,
@@ -256,8 +236,32 @@ struct Asker {
     device: Option<String>,
 }
 
+impl FromRequestParts<Arc<App>> for Asker {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let client = Client::from_request_parts(parts, app).await?;
+        let Realm(realm) = Realm::from_request_parts(parts, app).await?;
+        let cookie = SessionCookie::from_request_parts(parts, app).await?;
+        let Activity(activity) = Activity::from_request_parts(parts, app).await?;
+        let NegotiateHeader(gss_token) = NegotiateHeader::from_request_parts(parts, app).await?;
+        let Device(device) = Device::from_request_parts(parts, app).await?;
+        Ok(Asker {
+            client,
+            realm,
+            cookie,
+            activity,
+            gss_token,
+            device,
+        })
+    }
+}
+
 async fn answer(
-    app: &Arc<App>,
+    app: &App,
     asker: Asker,
     headers: &HeaderMap,
     original: &Original<'_>,
@@ -273,7 +277,6 @@ async fn answer(
         gss_token,
         device,
     } = asker;
-    let app = app.clone();
     match decision.as_ref().map(|d| d.policy) {
         Some(Policy::Public) if extra.is_empty() => {
             return Ok(StatusCode::OK.into_response());
@@ -289,7 +292,7 @@ async fn answer(
         _ => {}
     }
     // 1. The session cookie (a store failure ends it here: never a fallback).
-    let (mut found, ended) = match BrowserSession::check(&app, cookie, activity).await {
+    let (mut found, ended) = match BrowserSession::check(app, cookie, activity).await {
         Ok(s) => (
             Some(Found {
                 identity: s.record.identity,
@@ -303,7 +306,7 @@ async fn answer(
     // 2. A valid signed ticket: no store write at all (one read, of the
     //    user's not-before time).
     if found.is_none() {
-        match tickets::check_request(&app, &realm, headers, client.ip()).await? {
+        match tickets::check_request(app, &realm, headers, client.ip()).await? {
             Ok(holder) => {
                 found = Some(Found {
                     identity: holder.identity(),
@@ -318,7 +321,7 @@ async fn answer(
     //    session cookie so the next request is a cheap check.
     if let (None, Some(gss_token)) = (&found, gss_token) {
         let with_cookie = app.config.kerberos.auth_sets_cookie;
-        match negotiate::login(&app, &realm, gss_token, client.0, device, with_cookie).await {
+        match negotiate::login(app, &realm, gss_token, client.0, device, with_cookie).await {
             Ok(s) => {
                 found = Some(Found {
                     set_cookie: s
@@ -333,7 +336,7 @@ async fn answer(
         }
     }
     let Some(found) = found else {
-        return Ok(to_login(&app, &realm, original, redirect, ended));
+        return Ok(to_login(app, &realm, original, redirect, ended));
     };
     // 4. May this identity reach this request?
     let who = Who {
@@ -358,7 +361,7 @@ async fn answer(
             format!("{} is not one of {extra}", who.user),
         ));
     }
-    identity_headers(&app, &realm, found)
+    identity_headers(app, &realm, found)
 }
 
 /// 200 with the identity in the configured headers.
