@@ -23,7 +23,8 @@ pub struct Ended {
 }
 
 /// Ends every session of `user` in every realm and refuses the user's
-/// tickets in every ticket realm. `why` goes to the log.
+/// tickets in every ticket realm. `why` (a machine word) goes to the log
+/// and the audit event.
 pub async fn end_user(app: &App, user: &str, why: &str) -> StoreResult<Ended> {
     let sessions = app.store.end_user_sessions(user, now()).await?;
     let mut ticket_realms: Vec<String> = app.tickets.keys().cloned().collect();
@@ -32,6 +33,14 @@ pub async fn end_user(app: &App, user: &str, why: &str) -> StoreResult<Ended> {
         crate::tickets::revoke(app.store.tickets.as_ref(), realm, user).await?;
     }
     tracing::info!(user, why, sessions = ?sessions, ticket_realms = ticket_realms.len(), "all sessions and tickets of the user ended");
+    app.audit.emit(
+        crate::audit::Event::new(
+            crate::audit::Action::EndUser,
+            crate::audit::Outcome::Success,
+        )
+        .user(user)
+        .reason(why),
+    );
     Ok(Ended {
         sessions,
         ticket_realms,
@@ -138,7 +147,7 @@ async fn act_on_changes(app: &App, now_seen: &BTreeMap<String, String>) -> Store
     }
     if let Some(before) = &before {
         for user in changed(before, now_seen) {
-            end_user(app, &user, "password changed or user deleted").await?;
+            end_user(app, &user, "password_changed_or_user_deleted").await?;
         }
     }
     let text = serde_json::to_string(now_seen).unwrap_or_default();

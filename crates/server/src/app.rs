@@ -37,6 +37,8 @@ pub struct App {
     pub tickets: HashMap<String, Arc<crate::tickets::TicketRealm>>,
     /// `[access]`, compiled once.
     pub access: sessiond_core::access::Rules,
+    /// Where audit events go.
+    pub audit: crate::audit::Audit,
     /// Where Kerberos logins get their groups (`kerberos.groups`, and LDAP
     /// with `kerberos.groups_from`).
     kerberos_groups: Vec<Arc<dyn sessiond_auth::GroupLookup>>,
@@ -122,6 +124,7 @@ impl App {
             );
         }
         let access = config.access.compile()?;
+        let audit = crate::audit::Audit::open(&config.audit)?;
         let mut kerberos_groups: Vec<Arc<dyn sessiond_auth::GroupLookup>> = Vec::new();
         if !config.kerberos.groups.is_empty() {
             kerberos_groups.push(Arc::new(sessiond_auth::StaticGroups(
@@ -133,6 +136,7 @@ impl App {
         }
         Ok(App {
             access,
+            audit,
             kerberos_groups,
             krb_local_realms,
             tickets,

@@ -5,6 +5,7 @@
 pub mod access_cli;
 pub mod accounts;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod command;

@@ -2,6 +2,7 @@
 //! authenticator, issue the session. Shared by the text protocol and `/v1`.
 
 use crate::app::App;
+use crate::audit::{Action, Event, Outcome};
 use crate::clock::now;
 use crate::throttle::Throttled;
 use sessiond_auth::{AuthError, Password, Refusal};
@@ -102,7 +103,10 @@ pub async fn authenticate_password(
     let Some(authenticator) = app.modules.get(&module_key) else {
         return Err(LoginError::UnknownModule(module_text.to_owned()));
     };
-    app.guard.check(req.realm, req.user, req.client).await?;
+    app.guard
+        .check(req.realm, req.user, req.client)
+        .await
+        .map_err(|t| throttled(app, &req, t))?;
     // One check per account at a time in this process: parallel guesses
     // would otherwise all pass the back-off check before any failure counts.
     let claim = app.guard.claim(req.realm, req.user).await;
@@ -114,7 +118,10 @@ pub async fn authenticate_password(
         .await
         .expect("the semaphore is never closed");
     // Again: failures may have been recorded while this login waited its turn.
-    app.guard.check(req.realm, req.user, req.client).await?;
+    app.guard
+        .check(req.realm, req.user, req.client)
+        .await
+        .map_err(|t| throttled(app, &req, t))?;
     // On a task of its own that owns the permit and the account claim, and
     // counts the outcome: if this request is dropped (timeout, client gone)
     // the check still runs to its end in its slot, and a failure still counts.
@@ -147,21 +154,37 @@ pub async fn authenticate_password(
             )))
         })
     };
+    let source = req
+        .source
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("auth/{module_text}"));
+    let failed = |reason: &str| {
+        app.audit.emit(
+            Event::new(Action::Login, Outcome::Failure)
+                .realm(req.realm)
+                .user(req.user)
+                .source(&source)
+                .reason(reason),
+        )
+    };
     let verified = match outcome {
         Ok(v) => v,
         Err(AuthError::Rejected) => {
             metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "rejected").increment(1);
             tracing::info!(realm = req.realm, user = req.user, module = module_text, client = ?req.client, "login rejected");
+            failed("authentication_failed");
             return Err(LoginError::Rejected);
         }
         Err(AuthError::Refused(reason)) => {
             metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "rejected").increment(1);
             tracing::info!(realm = req.realm, user = req.user, module = module_text, client = ?req.client, %reason, "login refused");
+            failed(reason.code());
             return Err(LoginError::Refused(reason));
         }
         Err(AuthError::Unavailable(reason)) => {
             metrics::counter!("sessiond_logins_total", "module" => module_key, "result" => "unavailable").increment(1);
             tracing::error!(module = module_text, %reason, "authentication back end unavailable");
+            failed("auth_unavailable");
             return Err(LoginError::AuthUnavailable);
         }
     };
@@ -179,10 +202,7 @@ pub async fn authenticate_password(
     }
     warn_unusable_groups(module_text, &groups);
     let identity = Identity {
-        source: req
-            .source
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("auth/{module_text}")),
+        source,
         user: verified.user,
         uid: verified.uid,
         gid: verified.gid,
@@ -207,6 +227,20 @@ pub async fn authenticate_password(
         client,
         policy,
     })
+}
+
+/// A login the failure limits refused before any check: audited, then the
+/// login error.
+fn throttled(app: &App, req: &PasswordLogin<'_>, t: Throttled) -> LoginError {
+    if matches!(t, Throttled::Limited { .. }) {
+        app.audit.emit(
+            Event::new(Action::Throttled, Outcome::Failure)
+                .realm(req.realm)
+                .user(req.user)
+                .reason("rate_limited"),
+        );
+    }
+    t.into()
 }
 
 /// Logs the groups an identity leaves out (a comma, a control character,
@@ -267,6 +301,13 @@ pub async fn issue_with_policy(
         credentials: client.credentials,
     };
     let record = app.store.create(token.hash(), new, now()).await?;
+    app.audit.emit(
+        Event::new(Action::Login, Outcome::Success)
+            .realm(realm)
+            .user(&record.identity.user)
+            .source(&record.identity.source)
+            .session(&token.hash()),
+    );
     tracing::info!(
         realm,
         user = %record.identity.user,

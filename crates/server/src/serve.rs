@@ -29,6 +29,7 @@ pub async fn run(
     let router = http::router(app.clone());
     let graceful = GracefulShutdown::new();
     let sweeper = tokio::spawn(sweep(app.clone()));
+    let hangups = tokio::spawn(on_hangup(app.clone()));
     let password_watch = tokio::spawn(crate::accounts::watch_password_file(app.clone()));
     let mut shutdown = std::pin::pin!(shutdown.received());
     loop {
@@ -88,6 +89,7 @@ pub async fn run(
     }
     tracing::info!("shutting down: no new connections, finishing requests in flight");
     sweeper.abort();
+    hangups.abort();
     password_watch.abort();
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await
@@ -134,6 +136,25 @@ impl ShutdownSignal {
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// SIGHUP: reopen the audit file (logrotate moved it away). Installed with
+/// the server: without a handler SIGHUP would end the process.
+async fn on_hangup(app: Arc<App>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot install the SIGHUP handler");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reopening the audit file");
+            app.audit.reopen();
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = app;
 }
 
 /// Purges expired and long-superseded sessions, and old failure counters.

@@ -88,6 +88,40 @@ pub struct Config {
     pub ldap: LdapConfig,
     /// Access rules for forward auth (`GET /auth`).
     pub access: AccessConfig,
+    /// Where audit events go.
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: one JSON event per security-relevant action.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    pub sink: AuditSink,
+    /// The file of `sink = "file"` (append-only, mode 0600, reopened on SIGHUP).
+    pub path: Option<PathBuf>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            sink: AuditSink::Stderr,
+            path: None,
+        }
+    }
+}
+
+/// Where audit events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditSink {
+    /// Standard error, beside the log (a line of JSON each).
+    Stderr,
+    /// An append-only file (`audit.path`).
+    File,
+    /// The local syslog (`/dev/log`), facility authpriv.
+    Syslog,
+    /// Nowhere (counters only).
+    Off,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -434,6 +468,9 @@ impl Config {
             }
         }
         self.access.compile()?;
+        if self.audit.sink == AuditSink::File && self.audit.path.is_none() {
+            bail!("audit.sink = \"file\": set audit.path");
+        }
         for (user, groups) in &self.kerberos.groups {
             for g in groups {
                 sessiond_core::names::check_group(g)

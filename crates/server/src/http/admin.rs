@@ -11,6 +11,7 @@
 use super::error::Error;
 use super::extract::{Admin, Users};
 use crate::app::App;
+use crate::audit::{Action, Event, Outcome};
 use crate::clock::now;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -51,8 +52,22 @@ fn entry(s: &UserSession) -> SessionEntry {
     }
 }
 
+/// An admin request that did what it asked (its refusals are audited
+/// where the credential is checked, `extract::own_credential`).
+fn admin_done(app: &App, what: &str, realm: &str, user: &str, session: Option<&TokenHash>) {
+    let ev = Event::new(Action::Admin, Outcome::Success)
+        .realm(realm)
+        .user(user)
+        .reason(what);
+    app.audit.emit(match session {
+        Some(s) => ev.session(s),
+        None => ev,
+    });
+}
+
 /// `GET /v1/users/{realm}/{user}/sessions`
 pub async fn list(
+    State(app): State<Arc<App>>,
     _: Admin,
     Users(users): Users,
     Path((realm, user)): Path<(String, String)>,
@@ -61,6 +76,7 @@ pub async fn list(
         .list_user_sessions(&realm, &user, now())
         .await
         .map_err(Error::store("list_user_sessions"))?;
+    admin_done(&app, "list_sessions", &realm, &user, None);
     let entries: Vec<SessionEntry> = sessions.iter().map(entry).collect();
     Ok(Json(
         json!({"realm": realm, "user": user, "sessions": entries}),
@@ -75,6 +91,7 @@ pub async fn revoke_one(
 ) -> Result<Json<Value>, Error> {
     let id = parse_id(&id)?;
     super::check::end_own_session(&app, id, &realm, &user).await?;
+    admin_done(&app, "end_session", &realm, &user, Some(&id));
     Ok(Json(json!({"revoked": 1})))
 }
 
@@ -89,7 +106,7 @@ pub async fn end_user(
 ) -> Result<Json<Value>, Error> {
     sessiond_core::names::check_name("user", &user)
         .map_err(|e| Error::BadRequest(e.to_string()))?;
-    let ended = crate::accounts::end_user(&app, &user, "admin request")
+    let ended = crate::accounts::end_user(&app, &user, "admin_request")
         .await
         .map_err(Error::store("end_user_sessions"))?;
     Ok(Json(json!({
@@ -110,6 +127,7 @@ struct KeepBody {
 
 /// `DELETE /v1/users/{realm}/{user}/sessions`
 pub async fn revoke_all(
+    State(app): State<Arc<App>>,
     _: Admin,
     Users(users): Users,
     Path((realm, user)): Path<(String, String)>,
@@ -139,6 +157,7 @@ pub async fn revoke_all(
         .revoke_user_sessions(&realm, &user, keep, now())
         .await
         .map_err(Error::store("revoke_user_sessions"))?;
+    admin_done(&app, "end_sessions", &realm, &user, None);
     Ok(Json(json!({"revoked": revoked})))
 }
 
@@ -155,6 +174,7 @@ pub async fn ticket_not_before(
         .ticket_not_before(&realm, &user)
         .await
         .map_err(Error::store("ticket_not_before"))?;
+    admin_done(&app, "read_ticket_not_before", &realm, &user, None);
     Ok(Json(
         json!({"realm": realm, "user": user, "not_before": nb.map(|t| t.0)}),
     ))
@@ -171,6 +191,12 @@ pub async fn revoke_tickets(
     let nb = crate::tickets::revoke(app.store.tickets.as_ref(), &realm, &user)
         .await
         .map_err(Error::store("raise_ticket_not_before"))?;
+    app.audit.emit(
+        Event::new(Action::TicketRevoke, Outcome::Success)
+            .realm(&realm)
+            .user(&user)
+            .reason("admin_request"),
+    );
     Ok(Json(
         json!({"realm": realm, "user": user, "not_before": nb.0}),
     ))

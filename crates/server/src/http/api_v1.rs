@@ -7,6 +7,7 @@ use super::error::Error;
 use super::extract::{BearerSession, Client, JsonBody, NegotiateHeader};
 use super::{negotiate, tickets, view};
 use crate::app::App;
+use crate::audit;
 use crate::clock::now;
 use crate::login::{self, PasswordLogin};
 use axum::extract::State;
@@ -76,9 +77,15 @@ pub async fn login(
     let mut body = view::with_token(&token, &record);
     // In a ticket realm the answer carries a signed ticket too.
     if let Some(tr) = app.tickets.get(&b.realm) {
-        let value =
-            tickets::issue_value(&app, tr, &record.identity.user, "", &tr.tokens, client.ip())
-                .await?;
+        let value = tickets::issue_value(
+            &app,
+            tr,
+            &record.identity.user,
+            "",
+            &tickets::login_tokens(tr, &record.identity),
+            client.ip(),
+        )
+        .await?;
         body["ticket"] = json!(value);
     }
     Ok(Json(body).into_response())
@@ -124,7 +131,10 @@ pub async fn revoke(
         .await
         .map_err(Error::store("revoke"))?
     {
-        Some(_) => Ok(Json(json!({"revoked": true}))),
+        Some(r) => {
+            audit::revoked(&app, &b.realm, &r, &token.hash());
+            Ok(Json(json!({"revoked": true})))
+        }
         None => Err(Error::UnknownToken),
     }
 }
@@ -141,7 +151,10 @@ pub async fn replace(
         .await
         .map_err(Error::store("replace"))?
     {
-        Some(r) => Ok(Json(view::with_token(&fresh, &r))),
+        Some(r) => {
+            audit::replaced(&app, &b.realm, &r, &old.hash(), &fresh.hash());
+            Ok(Json(view::with_token(&fresh, &r)))
+        }
         None => Err(Error::NotCurrent),
     }
 }

@@ -31,6 +31,16 @@ pub async fn fetch(
             Error::CredentialsUnreadable
         })?;
     tracing::info!(realm, user = %record.identity.user, session = %token.hash().short(), "credentials fetched");
+    app.audit.emit(
+        crate::audit::Event::new(
+            crate::audit::Action::CredentialFetch,
+            crate::audit::Outcome::Success,
+        )
+        .realm(&realm)
+        .user(&record.identity.user)
+        .source(&record.identity.source)
+        .session(&token.hash()),
+    );
     let mut r = (StatusCode::OK, ccache).into_response();
     let h = r.headers_mut();
     h.insert(

@@ -184,6 +184,7 @@ impl FromRequestParts<Arc<App>> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
         own_credential(
+            app,
             parts,
             Caller::Admin,
             app.has_admin(),
@@ -203,6 +204,7 @@ impl FromRequestParts<Arc<App>> for CredentialReader {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Error> {
         own_credential(
+            app,
             parts,
             Caller::Reader,
             app.has_credential_readers(),
@@ -215,23 +217,39 @@ impl FromRequestParts<Arc<App>> for CredentialReader {
 
 /// A caller's own credential as `Authorization: Bearer`: 404 while none is
 /// configured (`needs` says what enables it), 401 without one, 403 for one
-/// `accepted` refuses (a constant-time comparison in `App`).
+/// `accepted` refuses (a constant-time comparison in `App`). A refusal is
+/// an audit event (an admin or a back end that is not one).
 fn own_credential(
+    app: &App,
     parts: &Parts,
     who: Caller,
     configured: bool,
     needs: &'static str,
     accepted: impl Fn(&str) -> bool,
 ) -> Result<(), Error> {
+    use crate::audit::{Action, Event, Outcome};
     if !configured {
         return Err(Error::NotConfigured(needs));
     }
     match bearer(&parts.headers) {
         Some(presented) if accepted(presented) => Ok(()),
-        presented => Err(Error::Credential {
-            who,
-            presented: presented.is_some(),
-        }),
+        presented => {
+            let action = match who {
+                Caller::Admin => Action::Admin,
+                Caller::Reader => Action::CredentialFetch,
+            };
+            let reason = if presented.is_some() {
+                "wrong_credential"
+            } else {
+                "missing_credential"
+            };
+            app.audit
+                .emit(Event::new(action, Outcome::Failure).reason(reason));
+            Err(Error::Credential {
+                who,
+                presented: presented.is_some(),
+            })
+        }
     }
 }
 

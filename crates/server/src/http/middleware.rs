@@ -52,6 +52,21 @@ pub async fn observe(req: Request, next: Next) -> Response {
     response
 }
 
+/// Gives the request an id (the answer's `x-request-id`) and makes it and
+/// the client's address the context of audit events
+/// ([`crate::audit::REQUEST`]). Inside `resolve_client`, so the address is
+/// the one a trusted proxy forwarded.
+pub async fn request_context(req: Request, next: Next) -> Response {
+    let context = crate::audit::RequestContext {
+        id: sessiond_core::token::random_hex(8),
+        client: req.extensions().get::<ClientAddr>().map(|a| a.client),
+    };
+    let id = HeaderValue::from_str(&context.id).expect("hex is a header value");
+    let mut response = crate::audit::REQUEST.scope(context, next.run(req)).await;
+    response.headers_mut().insert("x-request-id", id);
+    response
+}
+
 /// A proxy on this host forwards client addresses, but none is trusted: every
 /// client then shares the proxy's address, so the per-address login limit
 /// blocks them all together. Said once, at the first such request.

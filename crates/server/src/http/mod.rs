@@ -150,6 +150,7 @@ pub fn router(app: Arc<App>) -> Router {
                 axum::http::HeaderValue::from_static("no-store"),
             ),
         )
+        .layer(axum::middleware::from_fn(middleware::request_context))
         .layer(axum::middleware::from_fn_with_state(
             proxies,
             middleware::resolve_client,

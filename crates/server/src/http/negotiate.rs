@@ -76,6 +76,7 @@ async fn accept_and_issue(
     device: Option<String>,
     store_session: bool,
 ) -> Result<NegotiatedSession, Error> {
+    use crate::audit::{Action, Event, Outcome};
     use crate::login::Client;
     use sessiond_auth::kerberos::{NegotiateError, Step};
     use sessiond_core::Identity;
@@ -83,9 +84,25 @@ async fn accept_and_issue(
         .negotiate
         .step(connection, gss_token)
         .await
-        .map_err(|e| match e {
-            NegotiateError::Unavailable(m) => Negotiate::Unavailable(m),
-            e => Negotiate::Refused(e.to_string()),
+        .map_err(|e| {
+            let failed = |reason| {
+                app.audit.emit(
+                    Event::new(Action::Login, Outcome::Failure)
+                        .realm(realm)
+                        .source("negotiate")
+                        .reason(reason),
+                )
+            };
+            match e {
+                NegotiateError::Unavailable(m) => {
+                    failed("auth_unavailable");
+                    Negotiate::Unavailable(m)
+                }
+                e => {
+                    failed("negotiate_refused");
+                    Negotiate::Refused(e.to_string())
+                }
+            }
         })?;
     let accepted = match step {
         Step::Done(accepted) => accepted,
@@ -141,10 +158,15 @@ async fn accept_and_issue(
             device: login_client.device,
             credentials: None,
         };
-        (
-            None,
-            sessiond_core::SessionRecord::issue(new, 0, crate::clock::now()),
-        )
+        let record = sessiond_core::SessionRecord::issue(new, 0, crate::clock::now());
+        app.audit.emit(
+            Event::new(Action::Login, Outcome::Success)
+                .realm(realm)
+                .user(&record.identity.user)
+                .source("negotiate")
+                .reason("no_session"),
+        );
+        (None, record)
     };
     let reply = accepted.reply.as_deref().and_then(challenge_with);
     Ok(NegotiatedSession {

@@ -177,21 +177,26 @@ pub async fn login_cookie(
         return Ok(None);
     };
     let user = identity.user.as_str();
-    // The realm's fixed tokens, then the user's groups: a ticket carries its
-    // groups as tokens, so mod_auth_tkt's `TKTAuthToken ops` checks them.
-    // (Group names are already free of the ticket's `,`; a `!` would break
-    // the format, so such a group stays out of the ticket.)
+    let value = issue_value(app, tr, user, "", &login_tokens(tr, identity), client).await?;
+    tracing::info!(realm, user, "ticket issued");
+    Ok(Some(cookie::set_ticket(&tr.cookie, &value)))
+}
+
+/// The tokens of a ticket issued at login: the realm's fixed tokens, then
+/// the user's groups — a ticket carries its groups as tokens, so
+/// mod_auth_tkt's `TKTAuthToken ops` checks them. (Group names are already
+/// free of the ticket's `,`; a `!` would break the format, so such a group
+/// stays out of the ticket.)
+pub fn login_tokens(tr: &TicketRealm, identity: &Identity) -> Vec<String> {
     let mut tokens = tr.tokens.clone();
     for g in &identity.groups {
         if g.contains('!') {
-            tracing::warn!(realm, group = %g, "group name contains '!': not carried in the ticket");
+            tracing::warn!(realm = %tr.realm, group = %g, "group name contains '!': not carried in the ticket");
         } else if !tokens.contains(g) {
             tokens.push(g.clone());
         }
     }
-    let value = issue_value(app, tr, user, "", &tokens, client).await?;
-    tracing::info!(realm, user, "ticket issued");
-    Ok(Some(cookie::set_ticket(&tr.cookie, &value)))
+    tokens
 }
 
 #[derive(Deserialize)]

@@ -178,6 +178,11 @@ impl Server {
         for (k, v) in BASE_ENV {
             cmd.env(k, v);
         }
+        // Every test server writes its audit events to a file of its own,
+        // which `Drop` searches for secrets: the whole run's events, not
+        // only the audit test's, are held to "never a token or password".
+        cmd.env("SESSIOND_AUDIT__SINK", "file")
+            .env("SESSIOND_AUDIT__PATH", dir.join("audit.log"));
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -278,10 +283,44 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, bytes: &[u8]) -> 
     Resp::parse(&out)
 }
 
+impl Server {
+    /// The audit events written so far, one JSON object each.
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("audit.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("audit line {l:?}: {e}")))
+            .collect()
+    }
+}
+
+/// What no audit event may hold: a token (64 hex characters; events name a
+/// session by 8), or one of the test suite's passwords (they end in `-pw`
+/// or start `pw-`).
+pub fn audit_secrets(text: &str) -> Option<String> {
+    let hex_run = text
+        .split(|c: char| !c.is_ascii_hexdigit())
+        .find(|run| run.len() >= 32);
+    if let Some(run) = hex_run {
+        return Some(format!("a {}-hex-digit run", run.len()));
+    }
+    ["-pw\"", "\"pw-", "-pw,", "s3cret"]
+        .iter()
+        .find(|p| text.contains(*p))
+        .map(|p| format!("a password-like {p:?}"))
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            return;
+        }
+        let audit = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
+        if let Some(found) = audit_secrets(&audit) {
+            panic!("the audit log holds {found}:\n{audit}");
+        }
     }
 }
 

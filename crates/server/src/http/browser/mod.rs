@@ -19,6 +19,7 @@ use super::extract::{
 };
 use super::{negotiate, tickets, view};
 use crate::app::App;
+use crate::audit::{Action, Event, Outcome};
 use crate::clock::now;
 use crate::login::{authenticate_password, password_login, PasswordLogin};
 use axum::extract::{FromRequestParts, Query, Request, State};
@@ -220,6 +221,13 @@ async fn login_form(
     if ticket_only {
         // Tickets instead of server-side sessions: authenticate, sign, done.
         let a = authenticate_password(app, request).await?;
+        app.audit.emit(
+            Event::new(Action::Login, Outcome::Success)
+                .realm(&realm)
+                .user(&a.identity.user)
+                .source(&a.identity.source)
+                .reason("ticket_only"),
+        );
         let cookie = tickets::login_cookie(app, &realm, &a.identity, client.ip())
             .await?
             .expect("a ticket realm");
@@ -269,6 +277,11 @@ pub async fn logout(
             .await
             .map_err(Error::store("logout"))?;
         tracing::info!(realm, session = %token.hash().short(), "browser logout");
+        app.audit.emit(
+            Event::new(Action::Logout, Outcome::Success)
+                .realm(&realm)
+                .session(&token.hash()),
+        );
     }
     let mut response = if wants_json(&headers) {
         Json(json!({"logged_out": true})).into_response()

@@ -324,6 +324,7 @@ pub async fn end(
         .ok_or_else(|| Error::BadRequest("the form needs the id of a session".into()))?;
     crate::http::check::end_own_session(&app, id, &realm, &record.identity.user).await?;
     tracing::info!(realm, user = %record.identity.user, session = %id.short(), "session ended by its user");
+    crate::audit::revoked(&app, &realm, &record, &id);
     if wants_json(&headers) {
         return Ok(Json(json!({"ended": 1})).into_response());
     }
@@ -347,6 +348,12 @@ pub async fn end_others(
         .await
         .map_err(Error::store("revoke_user_sessions"))?;
     tracing::info!(realm, user = %record.identity.user, ended, "other sessions ended by their user");
+    app.audit.emit(
+        crate::audit::Event::new(crate::audit::Action::Revoke, crate::audit::Outcome::Success)
+            .realm(&realm)
+            .user(&record.identity.user)
+            .reason("all_other_sessions"),
+    );
     if wants_json(&headers) {
         return Ok(Json(json!({"ended": ended})).into_response());
     }
