@@ -308,13 +308,8 @@ fn now_rfc3339() -> String {
 }
 
 /// A session ended by its token.
-pub fn revoked(
-    app: &crate::app::App,
-    realm: &str,
-    r: &sessiond_core::SessionRecord,
-    id: &TokenHash,
-) {
-    app.audit.emit(
+pub fn revoked(audit: &Audit, realm: &str, r: &sessiond_core::SessionRecord, id: &TokenHash) {
+    audit.emit(
         Event::new(Action::Revoke, Outcome::Success)
             .realm(realm)
             .user(&r.identity.user)
@@ -326,13 +321,13 @@ pub fn revoked(
 /// A session moved from `old` to `new` (the event names the old one, and
 /// the new one in `replaced_by`).
 pub fn replaced(
-    app: &crate::app::App,
+    audit: &Audit,
     realm: &str,
     r: &sessiond_core::SessionRecord,
     old: &TokenHash,
     new: &TokenHash,
 ) {
-    app.audit.emit(Event {
+    audit.emit(Event {
         replaced_by: Some(new),
         ..Event::new(Action::Replace, Outcome::Success)
             .realm(realm)

@@ -132,7 +132,7 @@ pub async fn revoke(
         .map_err(Error::store("revoke"))?
     {
         Some(r) => {
-            audit::revoked(&app, &b.realm, &r, &token.hash());
+            audit::revoked(&app.audit, &b.realm, &r, &token.hash());
             Ok(Json(json!({"revoked": true})))
         }
         None => Err(Error::UnknownToken),
@@ -152,7 +152,7 @@ pub async fn replace(
         .map_err(Error::store("replace"))?
     {
         Some(r) => {
-            audit::replaced(&app, &b.realm, &r, &old.hash(), &fresh.hash());
+            audit::replaced(&app.audit, &b.realm, &r, &old.hash(), &fresh.hash());
             Ok(Json(view::with_token(&fresh, &r)))
         }
         None => Err(Error::NotCurrent),

@@ -194,7 +194,7 @@ impl SksRequest<'_> {
         {
             Some(r) => {
                 tracing::info!(realm = self.realm, user = %r.identity.user, session = %token.hash().short(), "session revoked");
-                audit::revoked(self.app, self.realm, &r, &token.hash());
+                audit::revoked(&self.app.audit, self.realm, &r, &token.hash());
                 ok("OK\n")
             }
             None => ok("INVALID\n"),
@@ -212,7 +212,13 @@ impl SksRequest<'_> {
             .map_err(Error::store("replace"))?
             .ok_or(Error::NotCurrent)?;
         tracing::info!(realm = self.realm, user = %r.identity.user, old = %token.hash().short(), new = %fresh.hash().short(), "session replaced");
-        audit::replaced(self.app, self.realm, &r, &token.hash(), &fresh.hash());
+        audit::replaced(
+            &self.app.audit,
+            self.realm,
+            &r,
+            &token.hash(),
+            &fresh.hash(),
+        );
         ok(format!(
             "{}\n{}\n",
             fresh.expose(),

@@ -324,7 +324,7 @@ pub async fn end(
         .ok_or_else(|| Error::BadRequest("the form needs the id of a session".into()))?;
     crate::http::check::end_own_session(&app, id, &realm, &record.identity.user).await?;
     tracing::info!(realm, user = %record.identity.user, session = %id.short(), "session ended by its user");
-    crate::audit::revoked(&app, &realm, &record, &id);
+    crate::audit::revoked(&app.audit, &realm, &record, &id);
     if wants_json(&headers) {
         return Ok(Json(json!({"ended": 1})).into_response());
     }
