@@ -250,7 +250,8 @@ async fn forward_auth_answers_identity_or_where_to_log_in() {
             "server",
             "x-auth-source",
             "x-remote-groups",
-            "x-remote-realm"
+            "x-remote-realm",
+            "x-request-id"
         ],
         "nothing else leaks"
     );
