@@ -35,6 +35,8 @@ command -v ldapsearch >/dev/null || need_pkgs+=(ldap-utils)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v chromium >/dev/null || need_pkgs+=(chromium)
 command -v chromedriver >/dev/null || need_pkgs+=(chromium-driver)
+# systemd: socket activation (systemd-socket-activate) and unit checks (systemd-analyze)
+command -v systemd-socket-activate >/dev/null || need_pkgs+=(systemd)
 # Tickets: Apache httpd with mod_auth_tkt, a peer of the interop tests
 [ -x /usr/sbin/apache2 ] || need_pkgs+=(apache2)
 [ -e /usr/lib/apache2/modules/mod_auth_tkt.so ] || need_pkgs+=(libapache2-mod-auth-tkt)

@@ -153,9 +153,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         let bind = config.bind_addr()?;
         let app = Arc::new(app::App::build(config, Some(metrics)).await?);
-        let listener = tokio::net::TcpListener::bind(bind)
-            .await
-            .with_context(|| format!("cannot listen on {bind} (server.bind / -l / -p)"))?;
+        // A socket systemd passed (socket activation) wins over server.bind.
+        let listener = match crate::systemd::activated_listener()? {
+            Some(l) => l,
+            None => tokio::net::TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("cannot listen on {bind} (server.bind / -l / -p)"))?,
+        };
         let local = listener.local_addr()?;
         let shutdown = serve::ShutdownSignal::install()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -166,6 +170,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             app.store_description(),
             app.config.auth.modules.join(",")
         );
+        crate::systemd::ready(&format!("listening on {scheme}://{local}"));
         if !local.ip().is_loopback() && tls.is_none() {
             tracing::warn!("serving plain HTTP on a non-loopback address: passwords and tokens travel in clear");
         }

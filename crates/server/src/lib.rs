@@ -13,6 +13,7 @@ pub mod config;
 pub mod http;
 pub mod login;
 pub mod serve;
+pub mod systemd;
 pub mod throttle;
 pub mod ticket_cli;
 pub mod tickets;

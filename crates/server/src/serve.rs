@@ -30,6 +30,7 @@ pub async fn run(
     let graceful = GracefulShutdown::new();
     let sweeper = tokio::spawn(sweep(app.clone()));
     let hangups = tokio::spawn(on_hangup(app.clone()));
+    let watchdog = crate::systemd::spawn_watchdog();
     let password_watch = tokio::spawn(crate::accounts::watch_password_file(app.clone()));
     let mut shutdown = std::pin::pin!(shutdown.received());
     loop {
@@ -88,6 +89,10 @@ pub async fn run(
         });
     }
     tracing::info!("shutting down: no new connections, finishing requests in flight");
+    crate::systemd::stopping();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     sweeper.abort();
     hangups.abort();
     password_watch.abort();
@@ -150,7 +155,9 @@ async fn on_hangup(app: Arc<App>) {
         };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reopening the audit file");
+            crate::systemd::reloading();
             app.audit.reopen();
+            crate::systemd::ready("reloaded");
         }
     }
     #[cfg(not(unix))]

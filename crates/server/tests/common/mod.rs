@@ -165,7 +165,19 @@ impl Server {
             }
         }
         let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        let mut cmd = Command::new(BIN);
+        // As systemd starts a watched service: WATCHDOG_PID is the server's
+        // own pid, which a shell that execs it knows before it starts.
+        let watched = opts
+            .env
+            .iter()
+            .any(|(k, v)| k == "SESSIOND_TEST_EXEC_WRAPPER" && v == "watchdog");
+        let mut cmd = if watched {
+            let mut c = Command::new("sh");
+            c.args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\"", BIN]);
+            c
+        } else {
+            Command::new(BIN)
+        };
         cmd.current_dir(&dir).args(["serve", "-p", "0"]);
         if !opts.default_password_file {
             cmd.arg("--password-file").arg(dir.join("passwd"));
