@@ -27,8 +27,7 @@ pub struct Ended {
 /// and the audit event.
 pub async fn end_user(app: &App, user: &str, why: &str) -> StoreResult<Ended> {
     let sessions = app.store.end_user_sessions(user, now()).await?;
-    let mut ticket_realms: Vec<String> = app.tickets.keys().cloned().collect();
-    ticket_realms.sort();
+    let ticket_realms = app.ticket_realms();
     for realm in &ticket_realms {
         crate::tickets::revoke(app.store.tickets.as_ref(), realm, user).await?;
     }

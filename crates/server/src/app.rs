@@ -13,6 +13,40 @@ use sessiond_store::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The part of the running configuration a reload replaces at once: built
+/// whole from a validated configuration, swapped in one step, so a request
+/// sees either the old set or the new one, never a mix.
+pub struct Live {
+    /// Ticket settings of each realm that has `[realms.X.ticket]`.
+    pub tickets: HashMap<String, Arc<crate::tickets::TicketRealm>>,
+    /// `[access]`, compiled.
+    pub access: sessiond_core::access::Rules,
+    /// The admin credential, if one is configured.
+    admin_token: Option<String>,
+    credential_readers: Vec<String>,
+}
+
+impl Live {
+    /// Builds everything a reload may change; any failure leaves the
+    /// running set untouched.
+    pub fn build(config: &Config) -> anyhow::Result<Live> {
+        let loopback = config.bind_addr()?.ip().is_loopback();
+        let mut tickets = HashMap::new();
+        for (realm, r) in &config.realms {
+            if let Some(t) = &r.ticket {
+                let tr = crate::tickets::TicketRealm::load(realm, t, loopback)?;
+                tickets.insert(realm.clone(), Arc::new(tr));
+            }
+        }
+        Ok(Live {
+            tickets,
+            access: config.access.compile()?,
+            admin_token: load_admin_token(config)?,
+            credential_readers: load_credential_readers(config)?,
+        })
+    }
+}
+
 pub struct App {
     pub config: Config,
     pub store: Store,
@@ -20,12 +54,12 @@ pub struct App {
     pub modules: HashMap<String, Arc<dyn Authenticator>>,
     pub guard: Arc<LoginGuard>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// The admin credential, if one is configured.
-    admin_token: Option<String>,
+    /// What a reload (SIGHUP) replaces as a whole: ticket realms, access
+    /// rules, the admin and credential-reader credentials.
+    live: arc_swap::ArcSwap<Live>,
     store_description: String,
     /// Seals the credentials sessions keep (delegated Kerberos tickets).
     pub keyring: sessiond_core::keyring::Keyring,
-    credential_readers: Vec<String>,
     /// Unfinished multi-leg Negotiate exchanges, per connection.
     #[cfg(feature = "kerberos")]
     pub negotiate: sessiond_auth::kerberos::NegotiateAcceptor,
@@ -33,10 +67,7 @@ pub struct App {
     /// Kerberos realms whose principals `strip-realm` maps to bare names.
     #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
     pub krb_local_realms: Vec<String>,
-    /// Ticket settings of each realm that has `[realms.X.ticket]`.
-    pub tickets: HashMap<String, Arc<crate::tickets::TicketRealm>>,
-    /// `[access]`, compiled once.
-    pub access: sessiond_core::access::Rules,
+
     /// Where audit events go.
     pub audit: crate::audit::Audit,
     /// Where Kerberos logins get their groups (`kerberos.groups`, and LDAP
@@ -99,19 +130,10 @@ impl App {
             };
             modules.insert(key, module);
         }
-        let admin_token = load_admin_token(&config)?;
         let guard = Arc::new(LoginGuard::new(&config.auth, store.failures.clone()));
         let trusted_proxies = config.trusted_proxies()?;
         let keyring = load_keyring(&config)?;
-        let credential_readers = load_credential_readers(&config)?;
-        let loopback = config.bind_addr()?.ip().is_loopback();
-        let mut tickets = HashMap::new();
-        for (realm, r) in &config.realms {
-            if let Some(t) = &r.ticket {
-                let tr = crate::tickets::TicketRealm::load(realm, t, loopback)?;
-                tickets.insert(realm.clone(), Arc::new(tr));
-            }
-        }
+        let live = Live::build(&config)?;
         let krb_local_realms = config.kerberos.effective_local_realms();
         let kerberos_used = config.module_enabled("krb5")
             || config.kerberos.negotiate
@@ -123,7 +145,6 @@ impl App {
                  set kerberos.local_realms"
             );
         }
-        let access = config.access.compile()?;
         let audit = crate::audit::Audit::open(&config.audit)?;
         let mut kerberos_groups: Vec<Arc<dyn sessiond_auth::GroupLookup>> = Vec::new();
         if !config.kerberos.groups.is_empty() {
@@ -135,22 +156,19 @@ impl App {
             kerberos_groups.push(Arc::new(ldap_module(&config)?));
         }
         Ok(App {
-            access,
+            live: arc_swap::ArcSwap::from_pointee(live),
             audit,
             kerberos_groups,
             krb_local_realms,
-            tickets,
             #[cfg(feature = "kerberos")]
             negotiate: sessiond_auth::kerberos::NegotiateAcceptor::new(),
             keyring,
-            credential_readers,
             store_description,
             trusted_proxies,
             config,
             store,
             modules,
             guard,
-            admin_token,
             metrics,
         })
     }
@@ -171,28 +189,109 @@ impl App {
         groups
     }
 
+    /// The reloadable part, as it is now (hold it for one request: a
+    /// reload swaps in a new one, it does not change this one).
+    pub fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// The ticket settings of `realm`, if it is a ticket realm.
+    pub fn ticket_realm(&self, realm: &str) -> Option<Arc<crate::tickets::TicketRealm>> {
+        self.live.load().tickets.get(realm).cloned()
+    }
+
+    /// Every ticket realm's name, sorted.
+    pub fn ticket_realms(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.live.load().tickets.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     pub fn has_admin(&self) -> bool {
-        self.admin_token.is_some()
+        self.live.load().admin_token.is_some()
     }
 
     /// Constant-time check of a presented admin credential.
     pub fn is_admin(&self, presented: &str) -> bool {
-        self.admin_token
+        self.live
+            .load()
+            .admin_token
             .as_deref()
             .is_some_and(|expected| secrets_equal(expected.as_bytes(), presented.as_bytes()))
     }
 
-    /// Describes the store for the start-up line.
     /// Whether `presented` is a back end allowed to fetch credentials.
     pub fn is_credential_reader(&self, presented: &str) -> bool {
         // every comparison runs, in constant time each
-        self.credential_readers.iter().fold(false, |found, r| {
-            found | secrets_equal(r.as_bytes(), presented.as_bytes())
-        })
+        self.live
+            .load()
+            .credential_readers
+            .iter()
+            .fold(false, |found, r| {
+                found | secrets_equal(r.as_bytes(), presented.as_bytes())
+            })
     }
 
     pub fn has_credential_readers(&self) -> bool {
-        !self.credential_readers.is_empty()
+        !self.live.load().credential_readers.is_empty()
+    }
+
+    /// Applies a reloaded configuration: everything [`Live`] holds is
+    /// rebuilt from `new` and swapped in at once, or — when any of it fails
+    /// — nothing is. Returns the settings that differ from the running
+    /// ones but take effect only after a restart.
+    pub fn reload(&self, new: &Config) -> anyhow::Result<Vec<&'static str>> {
+        let live = Live::build(new)?;
+        self.live.store(Arc::new(live));
+        let old = &self.config;
+        let mut restart = Vec::new();
+        let differs = |a: String, b: String| a != b;
+        for (key, changed) in [
+            ("server.bind", old.server.bind != new.server.bind),
+            (
+                "store",
+                differs(format!("{:?}", old.store), format!("{:?}", new.store)),
+            ),
+            (
+                "auth",
+                differs(format!("{:?}", old.auth), format!("{:?}", new.auth)),
+            ),
+            (
+                "realm_defaults / realms (policies)",
+                differs(
+                    format!("{:?}", old.realm_defaults),
+                    format!("{:?}", new.realm_defaults),
+                ) || old
+                    .realms
+                    .iter()
+                    .map(|(k, r)| (k, r.policy()))
+                    .ne(new.realms.iter().map(|(k, r)| (k, r.policy()))),
+            ),
+            (
+                "browser",
+                differs(format!("{:?}", old.browser), format!("{:?}", new.browser)),
+            ),
+            (
+                "kerberos",
+                differs(
+                    format!("{:?}", old.kerberos.principal_mapping),
+                    format!("{:?}", new.kerberos.principal_mapping),
+                ) || old.kerberos.negotiate != new.kerberos.negotiate,
+            ),
+            (
+                "ldap",
+                differs(format!("{:?}", old.ldap), format!("{:?}", new.ldap)),
+            ),
+            (
+                "audit",
+                differs(format!("{:?}", old.audit), format!("{:?}", new.audit)),
+            ),
+        ] {
+            if changed {
+                restart.push(key);
+            }
+        }
+        Ok(restart)
     }
 
     /// Seals login credentials for the session of `user` in `realm` (base64).

@@ -174,6 +174,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if !local.ip().is_loopback() && tls.is_none() {
             tracing::warn!("serving plain HTTP on a non-loopback address: passwords and tokens travel in clear");
         }
-        serve::run(app, listener, tls, shutdown).await
+        // SIGHUP reads the configuration again the way the start did.
+        let reload: serve::Reloader = Box::new(move || effective_config(&args));
+        serve::run(app, listener, tls, shutdown, reload).await
     })
 }

@@ -5,7 +5,9 @@
 
 use crate::app::App;
 use crate::clock::now;
+use crate::config::Config;
 use crate::http::{self, ClientAddr};
+use arc_swap::ArcSwap;
 use hyper::body::Incoming;
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,16 +22,25 @@ use tower::ServiceExt;
 /// Time a client gets to send a request's headers, and a TLS handshake to finish.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Reads the configuration again (file, environment, the start's flags) and
+/// checks it, for a reload.
+pub type Reloader = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
+
 pub async fn run(
     app: Arc<App>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     shutdown: ShutdownSignal,
+    reload: Reloader,
 ) -> anyhow::Result<()> {
+    // The TLS acceptor a reload replaces (a new certificate and key):
+    // connections accepted after the swap get the new one, open ones keep
+    // theirs.
+    let tls = tls.map(|t| Arc::new(ArcSwap::from_pointee(t)));
     let router = http::router(app.clone());
     let graceful = GracefulShutdown::new();
     let sweeper = tokio::spawn(sweep(app.clone()));
-    let hangups = tokio::spawn(on_hangup(app.clone()));
+    let hangups = tokio::spawn(on_hangup(app.clone(), reload, tls.clone()));
     let watchdog = crate::systemd::spawn_watchdog();
     let password_watch = tokio::spawn(crate::accounts::watch_password_file(app.clone()));
     let mut shutdown = std::pin::pin!(shutdown.received());
@@ -60,7 +71,7 @@ pub async fn run(
             .header_read_timeout(HEADER_TIMEOUT)
             .keep_alive(true);
         let watcher = graceful.watcher();
-        let tls = tls.clone();
+        let tls = tls.as_ref().map(|t| t.load_full());
         tokio::spawn(async move {
             let result = match tls {
                 None => {
@@ -143,9 +154,10 @@ impl ShutdownSignal {
     }
 }
 
-/// SIGHUP: reopen the audit file (logrotate moved it away). Installed with
-/// the server: without a handler SIGHUP would end the process.
-async fn on_hangup(app: Arc<App>) {
+/// SIGHUP: reopen the audit file (logrotate moved it away) and reload the
+/// configuration. Installed with the server: without a handler SIGHUP would
+/// end the process.
+async fn on_hangup(app: Arc<App>, reload: Reloader, tls: Option<Arc<ArcSwap<TlsAcceptor>>>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -154,14 +166,58 @@ async fn on_hangup(app: Arc<App>) {
             return;
         };
         while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reopening the audit file");
             crate::systemd::reloading();
             app.audit.reopen();
+            match reload_once(&app, &reload, tls.as_deref()) {
+                Ok(restart) => {
+                    metrics::counter!("sessiond_config_reloads_total", "result" => "ok")
+                        .increment(1);
+                    metrics::gauge!("sessiond_config_last_reload_success_timestamp_seconds")
+                        .set(now().0 as f64);
+                    tracing::info!("configuration reloaded (ticket realms, access rules, admin and back-end credentials, TLS certificate)");
+                    if !restart.is_empty() {
+                        tracing::warn!(settings = ?restart, "these settings changed but take effect only after a restart");
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!("sessiond_config_reloads_total", "result" => "refused")
+                        .increment(1);
+                    tracing::error!(error = %format!("{e:#}"), "reload refused: the running configuration stays in force");
+                }
+            }
             crate::systemd::ready("reloaded");
         }
     }
     #[cfg(not(unix))]
-    let _ = app;
+    let _ = (app, reload, tls);
+}
+
+/// One reload: the whole new configuration is read and checked, the new TLS
+/// acceptor and the reloadable state built, and only then swapped in — a
+/// failure anywhere leaves everything as it was.
+fn reload_once(
+    app: &App,
+    reload: &Reloader,
+    tls: Option<&ArcSwap<TlsAcceptor>>,
+) -> anyhow::Result<Vec<&'static str>> {
+    let config = reload()?;
+    let mut restart = Vec::new();
+    let acceptor = match (tls, &config.server.tls_cert) {
+        (Some(_), Some(cert)) => Some(TlsAcceptor::from(crate::tls::server_config(
+            cert,
+            config.server.tls_key.as_deref(),
+        )?)),
+        (None, None) => None,
+        _ => {
+            restart.push("server.tls_cert (TLS on or off)");
+            None
+        }
+    };
+    restart.extend(app.reload(&config)?);
+    if let (Some(slot), Some(acceptor)) = (tls, acceptor) {
+        slot.store(Arc::new(acceptor));
+    }
+    Ok(restart)
 }
 
 /// Purges expired and long-superseded sessions, and old failure counters.

@@ -76,13 +76,13 @@ pub async fn login(
     let (token, record) = login::password_login(&app, request).await?;
     let mut body = view::with_token(&token, &record);
     // In a ticket realm the answer carries a signed ticket too.
-    if let Some(tr) = app.tickets.get(&b.realm) {
+    if let Some(tr) = app.ticket_realm(&b.realm) {
         let value = tickets::issue_value(
             &app,
-            tr,
+            &tr,
             &record.identity.user,
             "",
-            &tickets::login_tokens(tr, &record.identity),
+            &tickets::login_tokens(&tr, &record.identity),
             client.ip(),
         )
         .await?;

@@ -66,12 +66,12 @@ pub async fn token_or_ticket(
         Validity::Superseded(r) => return Ok(Checked::Superseded(r)),
         Validity::Unknown => {}
     }
-    let Some(tr) = app.tickets.get(realm) else {
+    let Some(tr) = app.ticket_realm(realm) else {
         return Ok(Checked::Invalid);
     };
     Ok(
-        match tickets::check_value(app, tr, token.expose(), client, false).await? {
-            Ok(holder) => Checked::Ticket(tr.clone(), Box::new(holder)),
+        match tickets::check_value(app, &tr, token.expose(), client, false).await? {
+            Ok(holder) => Checked::Ticket(tr, Box::new(holder)),
             Err(_) => Checked::Invalid,
         },
     )

@@ -118,13 +118,13 @@ pub async fn check_request(
     headers: &HeaderMap,
     client: Option<IpAddr>,
 ) -> Result<Result<Holder, Refused>, Error> {
-    let Some(tr) = app.tickets.get(realm) else {
+    let Some(tr) = app.ticket_realm(realm) else {
         return Ok(Err(Refused::Missing));
     };
     let Some(value) = cookie::ticket_value(&tr.cookie, headers) else {
         return Ok(Err(Refused::Missing));
     };
-    check_value(app, tr, value, client, true).await
+    check_value(app, &tr, value, client, true).await
 }
 
 /// A new ticket cookie value for `user`. Its issue time is never before the
@@ -173,11 +173,11 @@ pub async fn login_cookie(
     identity: &Identity,
     client: Option<IpAddr>,
 ) -> Result<Option<HeaderValue>, Error> {
-    let Some(tr) = app.tickets.get(realm) else {
+    let Some(tr) = app.ticket_realm(realm) else {
         return Ok(None);
     };
     let user = identity.user.as_str();
-    let value = issue_value(app, tr, user, "", &login_tokens(tr, identity), client).await?;
+    let value = issue_value(app, &tr, user, "", &login_tokens(&tr, identity), client).await?;
     tracing::info!(realm, user, "ticket issued");
     Ok(Some(cookie::set_ticket(&tr.cookie, &value)))
 }
@@ -221,10 +221,8 @@ fn resource(kind: Option<&str>) -> Result<Response, Error> {
     })
 }
 
-pub(super) fn ticket_realm<'a>(app: &'a App, realm: &str) -> Result<&'a TicketRealm, Error> {
-    app.tickets
-        .get(realm)
-        .map(|tr| &**tr)
+pub(super) fn ticket_realm(app: &App, realm: &str) -> Result<Arc<TicketRealm>, Error> {
+    app.ticket_realm(realm)
         .ok_or_else(|| Error::NotATicketRealm(realm.to_owned()))
 }
 
@@ -243,7 +241,7 @@ pub async fn refresh(
     let mut response = resource(q.r#type.as_deref())?;
     let client = client.ip();
     let holder = match cookie::ticket_value(&tr.cookie, &headers) {
-        Some(value) => check_value(&app, tr, value, client, false).await?.ok(),
+        Some(value) => check_value(&app, &tr, value, client, false).await?.ok(),
         None => None,
     };
     let h = response.headers_mut();
@@ -254,7 +252,7 @@ pub async fn refresh(
     let max_age = tr.refresh_max_age;
     match holder {
         Some(holder) => {
-            let value = reissue(tr, &holder, client)?;
+            let value = reissue(&tr, &holder, client)?;
             let h = response.headers_mut();
             h.insert(header::SET_COOKIE, cookie::set_ticket(&tr.cookie, &value));
             h.insert(

@@ -6,7 +6,7 @@
 
 use super::cookie;
 use super::BrowserSession;
-use crate::app::App;
+use crate::app::{App, Live};
 use crate::http::error::{Error, Negotiate, CHALLENGE};
 use crate::http::extract::{Activity, Client, Device, NegotiateHeader, Realm, SessionCookie};
 use crate::http::{negotiate, tickets};
@@ -171,15 +171,15 @@ impl<'h> Original<'h> {
 /// every request needs a session, and the forwarded headers are read only
 /// for the login page's way back, as before rules existed).
 fn decide<'a>(
-    app: &'a App,
+    live: &'a Live,
     original: &Original<'_>,
     client: Option<IpAddr>,
 ) -> Result<Option<Decision<'a>>, Error> {
-    if app.access.is_trivial() {
+    if live.access.is_trivial() {
         return Ok(None);
     }
     let asked = original.asked()?;
-    Ok(Some(app.access.decide(&Target {
+    Ok(Some(live.access.decide(&Target {
         host: asked.host.as_deref(),
         path: &asked.path,
         method: asked.method.as_deref(),
@@ -205,7 +205,10 @@ pub async fn forward_auth(
     headers: HeaderMap,
 ) -> Response {
     let original = Original::read(&headers);
-    let decided = decide(&app, &original, asker.client.ip());
+    // The rules as they are now: a reload during this request does not
+    // change them under it.
+    let live = app.live();
+    let decided = decide(&live, &original, asker.client.ip());
     let rule = match &decided {
         Ok(Some(d)) => HeaderValue::from_str(d.name()).ok(),
         _ => None,

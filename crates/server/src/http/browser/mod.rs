@@ -217,7 +217,7 @@ async fn login_form(
         policy,
         device,
     };
-    let ticket_only = app.tickets.get(&realm).is_some_and(|t| !t.with_session);
+    let ticket_only = app.ticket_realm(&realm).is_some_and(|t| !t.with_session);
     if ticket_only {
         // Tickets instead of server-side sessions: authenticate, sign, done.
         let a = authenticate_password(app, request).await?;
@@ -292,7 +292,7 @@ pub async fn logout(
     response
         .headers_mut()
         .insert(header::SET_COOKIE, cookie::clear(cfg));
-    if let Some(tr) = app.tickets.get(&realm) {
+    if let Some(tr) = app.ticket_realm(&realm) {
         response
             .headers_mut()
             .append(header::SET_COOKIE, cookie::clear_ticket(&tr.cookie));

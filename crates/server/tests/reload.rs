@@ -1,0 +1,337 @@
+//! Reload on SIGHUP against the real binary: ticket secrets, the admin
+//! credential, access rules and the TLS certificate change under continuous
+//! traffic without one failed request; a broken configuration is refused
+//! whole and the running one keeps serving.
+
+mod common;
+
+use common::{Options, Server};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const S1: &str = "first-ticket-secret-0123456789abcdef";
+const S2: &str = "second-ticket-secret-0123456789abcdef";
+
+fn hup(s: &Server) {
+    assert!(std::process::Command::new("kill")
+        .args(["-HUP", &s.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+/// Waits until `check` holds (a reload is asynchronous to the signal).
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nadmin_token_file = {:?}\n[browser.cookie]\nsecure = false\n\
+             [realms.tk.ticket]\nsecrets_file = {:?}\ncookie_secure = false\n{extra}",
+            dir.join("admin"),
+            dir.join("secrets")
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+async fn admin_status(s: &Server, credential: &str) -> u16 {
+    s.request(
+        "GET",
+        "/v1/users/rc/alice/sessions",
+        &[("Authorization", &format!("Bearer {credential}"))],
+        b"",
+    )
+    .await
+    .status
+}
+
+async fn ticket_login(s: &Server) -> String {
+    let r = s
+        .post_json(
+            "/v1/login",
+            serde_json::json!({"realm": "tk", "user": "alice", "password": "alice-pw"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()["ticket"].as_str().expect("a ticket").to_owned()
+}
+
+async fn ticket_valid(s: &Server, ticket: &str) -> bool {
+    let r = s
+        .post_json(
+            "/v1/validate",
+            serde_json::json!({"realm": "tk", "token": ticket}),
+        )
+        .await;
+    r.status == 200 && r.json()["status"] == "valid"
+}
+
+/// Which of the secrets signed `ticket`, per `sessiond ticket verify` with
+/// a configuration that lists only that one.
+fn signed_with(dir: &Path, ticket: &str, secret: &str) -> bool {
+    let only = dir.join("only");
+    std::fs::create_dir_all(&only).unwrap();
+    std::fs::write(only.join("secrets"), format!("{secret}\n")).unwrap();
+    std::fs::write(only.join("admin"), "x".repeat(32)).unwrap();
+    let cfg = write_config(&only, "");
+    std::process::Command::new(common::BIN)
+        .args(["ticket", "verify", "--realm", "tk", "-c"])
+        .arg(&cfg)
+        .arg(ticket)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[tokio::test]
+async fn ticket_secrets_and_the_admin_credential_rotate_under_traffic() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::write(dir.join("secrets"), format!("{S1}\n")).unwrap();
+    std::fs::write(dir.join("admin"), "admin-credential-one-0123456789").unwrap();
+    let cfg = write_config(&dir, "");
+    let s = Arc::new(Server::start(Options {
+        dir: Some(dir.clone()),
+        ..Options::default()
+            .user("alice", "alice-pw")
+            .args(&["-c", cfg.to_str().unwrap()])
+    }));
+    let t1 = ticket_login(&s).await;
+    assert!(ticket_valid(&s, &t1).await);
+    assert!(signed_with(&dir, &t1, S1));
+
+    // continuous traffic: the old ticket, a health check and a login, until told to stop
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let traffic = {
+        let (s, stop, done, failed, t1) = (
+            s.clone(),
+            stop.clone(),
+            done.clone(),
+            failed.clone(),
+            t1.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let ok = ticket_valid(&s, &t1).await && s.get("/healthz").await.status == 200;
+                done.fetch_add(1, Ordering::Relaxed);
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // a new secret first, the old one still listed; a new admin credential
+    std::fs::write(dir.join("secrets"), format!("{S2}\n{S1}\n")).unwrap();
+    std::fs::write(dir.join("admin"), "admin-credential-two-0123456789").unwrap();
+    hup(&s);
+    eventually("the new admin credential works", || async {
+        admin_status(&s, "admin-credential-two-0123456789").await == 200
+    })
+    .await;
+    assert_eq!(
+        admin_status(&s, "admin-credential-one-0123456789").await,
+        403
+    );
+    // new tickets are signed with the new secret; the old ticket still verifies
+    let t2 = ticket_login(&s).await;
+    assert!(
+        signed_with(&dir, &t2, S2),
+        "signed with the first listed secret"
+    );
+    assert!(!signed_with(&dir, &t2, S1));
+    assert!(
+        ticket_valid(&s, &t1).await,
+        "old tickets verify while their secret is listed"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    traffic.await.unwrap();
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "not one failed request");
+    assert!(
+        done.load(Ordering::Relaxed) > 10,
+        "traffic ran through the reload"
+    );
+
+    // the old secret retired: its tickets stop working, the new ones do not
+    std::fs::write(dir.join("secrets"), format!("{S2}\n")).unwrap();
+    hup(&s);
+    eventually("the old secret is retired", || async {
+        !ticket_valid(&s, &t1).await
+    })
+    .await;
+    assert!(ticket_valid(&s, &t2).await);
+    let metrics = s.get("/metrics").await.text();
+    assert!(
+        metrics.contains("sessiond_config_reloads_total{result=\"ok\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("sessiond_config_last_reload_success_timestamp_seconds"));
+}
+
+#[tokio::test]
+async fn a_broken_configuration_is_refused_whole() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::write(dir.join("secrets"), format!("{S1}\n")).unwrap();
+    std::fs::write(dir.join("admin"), "admin-credential-one-0123456789").unwrap();
+    let cfg = write_config(&dir, "");
+    let s = Server::start(Options {
+        dir: Some(dir.clone()),
+        ..Options::default()
+            .user("alice", "alice-pw")
+            .env("SESSIOND_BROWSER__COOKIE__SECURE", "false")
+            .args(&["-c", cfg.to_str().unwrap()])
+    });
+    // a new admin credential, and an access rule that cannot compile
+    std::fs::write(dir.join("admin"), "admin-credential-two-0123456789").unwrap();
+    write_config(
+        &dir,
+        "[[access.rules]]\npath_regex = \"(\"\npolicy = \"public\"\n",
+    );
+    hup(&s);
+    eventually("the refusal is logged", || async {
+        s.stderr().contains("reload refused")
+    })
+    .await;
+    let log = s.stderr();
+    assert!(
+        log.contains("access.rules[0].path_regex"),
+        "the reason: {log}"
+    );
+    // nothing of it took effect, not even the part that was fine
+    assert_eq!(
+        admin_status(&s, "admin-credential-one-0123456789").await,
+        200
+    );
+    assert_eq!(
+        admin_status(&s, "admin-credential-two-0123456789").await,
+        403
+    );
+    let metrics = s.get("/metrics").await.text();
+    assert!(
+        metrics.contains("sessiond_config_reloads_total{result=\"refused\"} 1"),
+        "{metrics}"
+    );
+
+    // fixed: the rules apply, and what needs a restart is named
+    write_config(
+        &dir,
+        "[[access.rules]]\npaths = [\"/closed\"]\npolicy = \"deny\"\n\
+         [realm_defaults]\nidle_timeout = \"5m\"\n",
+    );
+    hup(&s);
+    eventually("the new admin credential works", || async {
+        admin_status(&s, "admin-credential-two-0123456789").await == 200
+    })
+    .await;
+    let r = s
+        .request(
+            "GET",
+            "/auth",
+            &[("X-Original-URL", "http://app.test/closed")],
+            b"",
+        )
+        .await;
+    assert_eq!(r.status, 403, "the reloaded rule decides: {r:?}");
+    assert!(
+        s.stderr().contains("take effect only after a restart"),
+        "{}",
+        s.stderr()
+    );
+}
+
+fn client_trusting(certs: &[&rcgen::CertifiedKey<rcgen::KeyPair>]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs {
+        roots.add(c.cert.der().clone()).unwrap();
+    }
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// Whether a TLS handshake with a client trusting only `client` succeeds.
+async fn handshake(addr: &str, client: Arc<rustls::ClientConfig>) -> bool {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(client)
+        .connect(name, tcp)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn the_tls_certificate_rotates_without_dropping_a_request() {
+    let c1 = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let c2 = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = tempfile::tempdir().unwrap().keep();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, c1.cert.pem()).unwrap();
+    std::fs::write(&key, c1.signing_key.serialize_pem()).unwrap();
+    let both = client_trusting(&[&c1, &c2]);
+    let s = Arc::new(Server::start(Options {
+        dir: Some(dir.clone()),
+        tls: Some(both.clone()),
+        ..Options::default()
+            .env("SESSIOND_SERVER__TLS_CERT", cert.to_str().unwrap())
+            .env("SESSIOND_SERVER__TLS_KEY", key.to_str().unwrap())
+    }));
+    assert!(handshake(&s.addr, client_trusting(&[&c1])).await);
+    assert!(!handshake(&s.addr, client_trusting(&[&c2])).await);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let traffic = {
+        let (s, stop, done, failed) = (s.clone(), stop.clone(), done.clone(), failed.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let ok = s.get("/healthz").await.status == 200;
+                done.fetch_add(1, Ordering::Relaxed);
+                if !ok {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    // the new pair, written the way tools do (key first, then the cert)
+    std::fs::write(&key, c2.signing_key.serialize_pem()).unwrap();
+    std::fs::write(&cert, c2.cert.pem()).unwrap();
+    hup(&s);
+    let only_c2 = client_trusting(&[&c2]);
+    let addr = s.addr.clone();
+    eventually("new connections get the new certificate", || {
+        let (addr, client) = (addr.clone(), only_c2.clone());
+        async move { handshake(&addr, client).await }
+    })
+    .await;
+    assert!(!handshake(&s.addr, client_trusting(&[&c1])).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    traffic.await.unwrap();
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "not one failed request");
+    assert!(done.load(Ordering::Relaxed) > 10);
+}
