@@ -35,6 +35,9 @@ pub enum Command {
     Ticket(TicketArgs),
     /// Issue, check or revoke session tokens in the configured store.
     Token(TokenArgs),
+    /// Make the running server reload its configuration (SIGHUP to the
+    /// process in `server.pid_file`).
+    Reload(StoreArgs),
     /// Tell which access rule decides a request to URL, and whether a
     /// user gets in (exit status 0 if let in, 1 if not).
     CheckAccess(CheckAccessArgs),

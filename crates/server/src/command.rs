@@ -22,6 +22,7 @@ pub fn main() -> std::process::ExitCode {
         Some(Command::Token(args)) => {
             effective_config(&args.store().as_serve_args()).and_then(|c| token_cli::run(args, c))
         }
+        Some(Command::Reload(args)) => reload(&args).map(success),
         // allowed or not, in the exit status too
         Some(Command::CheckAccess(args)) => access_cli::run(args),
         Some(Command::User(args)) => Config::load(None)
@@ -102,6 +103,50 @@ fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     Ok(c)
 }
 
+/// `sessiond reload`: SIGHUP to the server whose PID file the
+/// configuration names. (Written by hand rather than with a crate: one
+/// `kill(2)` through the `nix` crate.)
+fn reload(args: &cli::StoreArgs) -> anyhow::Result<()> {
+    let c = Config::load(args.config.as_deref())?;
+    let path = c.server.pid_file.context(
+        "server.pid_file is not set: set it, or under systemd use `systemctl reload sessiond`",
+    )?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("server.pid_file = {}: is sessiond running?", path.display()))?;
+    let pid: i32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("{}: not a process id", path.display()))?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .with_context(|| format!("cannot signal process {pid} (from {})", path.display()))?;
+    println!("sent SIGHUP to sessiond (pid {pid}); its log says whether the reload was taken");
+    Ok(())
+}
+
+/// The PID file of a running server, removed when it stops.
+struct PidFile(Option<std::path::PathBuf>);
+
+impl PidFile {
+    fn write(path: Option<&std::path::Path>) -> anyhow::Result<PidFile> {
+        if let Some(p) = path {
+            std::fs::write(p, format!("{}\n", std::process::id()))
+                .with_context(|| format!("server.pid_file = {}", p.display()))?;
+        }
+        Ok(PidFile(path.map(ToOwned::to_owned)))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// Prints the effective configuration as TOML (usable as a config file).
 fn check_config(args: ServeArgs) -> anyhow::Result<()> {
     let c = effective_config(&args)?;
@@ -162,6 +207,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         };
         let local = listener.local_addr()?;
         let shutdown = serve::ShutdownSignal::install()?;
+        // Before the announcement, so whoever reads it finds the PID file.
+        let _pid_file = PidFile::write(app.config.server.pid_file.as_deref())?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         // One line on stdout, like SessionKeyServer's; tests read the port from it.
         println!(

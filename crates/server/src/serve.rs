@@ -30,7 +30,7 @@ pub async fn run(
     app: Arc<App>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    shutdown: ShutdownSignal,
+    mut shutdown: ShutdownSignal,
     reload: Reloader,
 ) -> anyhow::Result<()> {
     // The TLS acceptor a reload replaces (a new certificate and key):
@@ -40,7 +40,11 @@ pub async fn run(
     let router = http::router(app.clone());
     let graceful = GracefulShutdown::new();
     let sweeper = tokio::spawn(sweep(app.clone()));
-    let hangups = tokio::spawn(on_hangup(app.clone(), reload, tls.clone()));
+    #[cfg(unix)]
+    let hangup = shutdown.hangup.take();
+    #[cfg(not(unix))]
+    let hangup = None;
+    let hangups = tokio::spawn(on_hangup(app.clone(), hangup, reload, tls.clone()));
     let watchdog = crate::systemd::spawn_watchdog();
     let password_watch = tokio::spawn(crate::accounts::watch_password_file(app.clone()));
     let mut shutdown = std::pin::pin!(shutdown.received());
@@ -124,6 +128,10 @@ pub struct ShutdownSignal {
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
+    /// SIGHUP (reload), installed at the same moment for the same reason:
+    /// its default action would end the process.
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl ShutdownSignal {
@@ -137,6 +145,10 @@ impl ShutdownSignal {
                     .map_err(|e| anyhow::anyhow!("cannot install the SIGTERM handler: {e}"))?,
                 interrupt: signal(SignalKind::interrupt())
                     .map_err(|e| anyhow::anyhow!("cannot install the SIGINT handler: {e}"))?,
+                hangup: Some(
+                    signal(SignalKind::hangup())
+                        .map_err(|e| anyhow::anyhow!("cannot install the SIGHUP handler: {e}"))?,
+                ),
             })
         }
         #[cfg(not(unix))]
@@ -157,14 +169,15 @@ impl ShutdownSignal {
 /// SIGHUP: reopen the audit file (logrotate moved it away) and reload the
 /// configuration. Installed with the server: without a handler SIGHUP would
 /// end the process.
-async fn on_hangup(app: Arc<App>, reload: Reloader, tls: Option<Arc<ArcSwap<TlsAcceptor>>>) {
+async fn on_hangup(
+    app: Arc<App>,
+    hangup: Option<HangupSignal>,
+    reload: Reloader,
+    tls: Option<Arc<ArcSwap<TlsAcceptor>>>,
+) {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot install the SIGHUP handler");
-            return;
-        };
+        let Some(mut hup) = hangup else { return };
         while hup.recv().await.is_some() {
             crate::systemd::reloading();
             app.audit.reopen();
@@ -189,8 +202,13 @@ async fn on_hangup(app: Arc<App>, reload: Reloader, tls: Option<Arc<ArcSwap<TlsA
         }
     }
     #[cfg(not(unix))]
-    let _ = (app, reload, tls);
+    let _ = (app, hangup, reload, tls);
 }
+
+#[cfg(unix)]
+type HangupSignal = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type HangupSignal = ();
 
 /// One reload: the whole new configuration is read and checked, the new TLS
 /// acceptor and the reloadable state built, and only then swapped in — a

@@ -335,3 +335,57 @@ async fn the_tls_certificate_rotates_without_dropping_a_request() {
     assert_eq!(failed.load(Ordering::Relaxed), 0, "not one failed request");
     assert!(done.load(Ordering::Relaxed) > 10);
 }
+
+/// `sessiond reload` signals the server named by `server.pid_file`, which
+/// the server writes at start and removes when it stops.
+#[tokio::test]
+async fn sessiond_reload_signals_the_server_of_the_pid_file() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::write(dir.join("secrets"), format!("{S1}\n")).unwrap();
+    std::fs::write(dir.join("admin"), "admin-credential-one-0123456789").unwrap();
+    let pid_file = dir.join("sessiond.pid");
+    let cfg = write_config(&dir, "");
+    let toml = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "[server]\n",
+        &format!("[server]\npid_file = {pid_file:?}\n"),
+        1,
+    );
+    std::fs::write(&cfg, toml).unwrap();
+    let mut s = Server::start(Options {
+        dir: Some(dir.clone()),
+        ..Options::default().args(&["-c", cfg.to_str().unwrap()])
+    });
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        s.child.id().to_string()
+    );
+    std::fs::write(dir.join("admin"), "admin-credential-two-0123456789").unwrap();
+    let out = std::process::Command::new(common::BIN)
+        .args(["reload", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    eventually("the reload took the new credential", || async {
+        admin_status(&s, "admin-credential-two-0123456789").await == 200
+    })
+    .await;
+    // stopped: the PID file is gone, and `reload` says what is wrong
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &s.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    s.child.wait().unwrap();
+    assert!(!pid_file.exists());
+    let out = std::process::Command::new(common::BIN)
+        .args(["reload", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is sessiond running?"),
+        "{out:?}"
+    );
+}

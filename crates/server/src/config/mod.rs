@@ -142,6 +142,10 @@ pub struct ServerConfig {
     /// File holding the admin credential that unlocks `/stored_token` (first
     /// line). `SESSIOND_ADMIN_TOKEN` may give it instead. Unset = no admin API.
     pub admin_token_file: Option<PathBuf>,
+    /// Where the running server writes its process id (removed when it
+    /// stops), for `sessiond reload`. Unset: no PID file (under systemd,
+    /// `systemctl reload sessiond`).
+    pub pid_file: Option<PathBuf>,
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
     /// names the real client, for login limits and session records.
     pub trusted_proxies: Vec<String>,
@@ -264,6 +268,7 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             refuse_query_credentials: false,
             admin_token_file: None,
+            pid_file: None,
             trusted_proxies: Vec::new(),
         }
     }
