@@ -100,44 +100,25 @@ async fn every_action_is_one_event_with_its_fields() {
         .get("/auth_token?realm=rc&user=alice&pwd=wrong-secret")
         .await;
     assert_eq!(r.status, 429, "{r:?}");
-    // admin: a wrong credential, then a listing and ending a user
+    // admin: a wrong credential, then a listing, the tickets and ending a user
+    for (method, path, credential, status) in [
+        (
+            "GET",
+            "/v1/users/rc/alice/sessions",
+            "not-the-admin-credential",
+            403,
+        ),
+        ("GET", "/v1/users/rc/alice/sessions", ADMIN, 200),
+        ("DELETE", "/v1/users/tk/alice/tickets", ADMIN, 200),
+        ("DELETE", "/v1/users/alice/sessions", ADMIN, 200),
+    ] {
+        let auth = format!("Bearer {credential}");
+        let r = s
+            .request(method, path, &[("Authorization", &auth)], b"")
+            .await;
+        assert_eq!(r.status, status, "{method} {path}: {r:?}");
+    }
     let bearer = |c: &str| format!("Bearer {c}");
-    let r = s
-        .request(
-            "GET",
-            "/v1/users/rc/alice/sessions",
-            &[("Authorization", &bearer("not-the-admin-credential"))],
-            b"",
-        )
-        .await;
-    assert_eq!(r.status, 403, "{r:?}");
-    let r = s
-        .request(
-            "GET",
-            "/v1/users/rc/alice/sessions",
-            &[("Authorization", &bearer(ADMIN))],
-            b"",
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = s
-        .request(
-            "DELETE",
-            "/v1/users/tk/alice/tickets",
-            &[("Authorization", &bearer(ADMIN))],
-            b"",
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let r = s
-        .request(
-            "DELETE",
-            "/v1/users/alice/sessions",
-            &[("Authorization", &bearer(ADMIN))],
-            b"",
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
     // a back end that is not one asks for credentials
     let r = s
         .request(

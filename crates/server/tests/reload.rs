@@ -35,6 +35,54 @@ where
     }
 }
 
+/// Requests sent over and over until stopped, counting those that failed.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Traffic {
+    /// `one` makes one round of requests and says whether all went well.
+    fn start<F, Fut>(one: F) -> Traffic
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = bool> + Send,
+    {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let task = {
+            let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let ok = one().await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                    if !ok {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        Traffic {
+            stop,
+            done,
+            failed,
+            task,
+        }
+    }
+
+    /// Stops; (rounds, failed rounds).
+    async fn stop(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        (
+            self.done.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+}
+
 fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
     let cfg = dir.join("c.toml");
     std::fs::write(
@@ -116,25 +164,12 @@ async fn ticket_secrets_and_the_admin_credential_rotate_under_traffic() {
     assert!(ticket_valid(&s, &t1).await);
     assert!(signed_with(&dir, &t1, S1));
 
-    // continuous traffic: the old ticket, a health check and a login, until told to stop
-    let stop = Arc::new(AtomicBool::new(false));
-    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    // continuous traffic: the old ticket and a health check, until told to stop
     let traffic = {
-        let (s, stop, done, failed, t1) = (
-            s.clone(),
-            stop.clone(),
-            done.clone(),
-            failed.clone(),
-            t1.clone(),
-        );
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let ok = ticket_valid(&s, &t1).await && s.get("/healthz").await.status == 200;
-                done.fetch_add(1, Ordering::Relaxed);
-                if !ok {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+        let (s, t1) = (s.clone(), t1.clone());
+        Traffic::start(move || {
+            let (s, t1) = (s.clone(), t1.clone());
+            async move { ticket_valid(&s, &t1).await && s.get("/healthz").await.status == 200 }
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -163,13 +198,9 @@ async fn ticket_secrets_and_the_admin_credential_rotate_under_traffic() {
         "old tickets verify while their secret is listed"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    traffic.await.unwrap();
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "not one failed request");
-    assert!(
-        done.load(Ordering::Relaxed) > 10,
-        "traffic ran through the reload"
-    );
+    let (done, failed) = traffic.stop().await;
+    assert_eq!(failed, 0, "not one failed request");
+    assert!(done > 10, "traffic ran through the reload");
 
     // the old secret retired: its tickets stop working, the new ones do not
     std::fs::write(dir.join("secrets"), format!("{S2}\n")).unwrap();
@@ -303,18 +334,11 @@ async fn the_tls_certificate_rotates_without_dropping_a_request() {
     assert!(handshake(&s.addr, client_trusting(&[&c1])).await);
     assert!(!handshake(&s.addr, client_trusting(&[&c2])).await);
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let traffic = {
-        let (s, stop, done, failed) = (s.clone(), stop.clone(), done.clone(), failed.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let ok = s.get("/healthz").await.status == 200;
-                done.fetch_add(1, Ordering::Relaxed);
-                if !ok {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+        let s = s.clone();
+        Traffic::start(move || {
+            let s = s.clone();
+            async move { s.get("/healthz").await.status == 200 }
         })
     };
     // the new pair, written the way tools do (key first, then the cert)
@@ -330,10 +354,9 @@ async fn the_tls_certificate_rotates_without_dropping_a_request() {
     .await;
     assert!(!handshake(&s.addr, client_trusting(&[&c1])).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, Ordering::Relaxed);
-    traffic.await.unwrap();
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "not one failed request");
-    assert!(done.load(Ordering::Relaxed) > 10);
+    let (done, failed) = traffic.stop().await;
+    assert_eq!(failed, 0, "not one failed request");
+    assert!(done > 10);
 }
 
 /// `sessiond reload` signals the server named by `server.pid_file`, which
