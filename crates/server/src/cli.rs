@@ -38,9 +38,18 @@ pub enum Command {
     /// Make the running server reload its configuration (SIGHUP to the
     /// process in `server.pid_file`).
     Reload(StoreArgs),
+    /// Write the man page and shell completions (for packaging).
+    Generate(GenerateArgs),
     /// Tell which access rule decides a request to URL, and whether a
     /// user gets in (exit status 0 if let in, 1 if not).
     CheckAccess(CheckAccessArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Directory to write `sessiond.1` and `completions/` into.
+    #[arg(long, default_value = "target/assets")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 
 use crate::cli::{Cli, Command, ServeArgs};
 use crate::config::{Config, StoreKind};
-use crate::{access_cli, app, cli, serve, ticket_cli, tls, token_cli, user_cli};
+use crate::{access_cli, app, cli, generate_cli, serve, ticket_cli, tls, token_cli, user_cli};
 use anyhow::Context;
 use clap::Parser;
 use std::io::IsTerminal;
@@ -23,6 +23,7 @@ pub fn main() -> std::process::ExitCode {
             effective_config(&args.store().as_serve_args()).and_then(|c| token_cli::run(args, c))
         }
         Some(Command::Reload(args)) => reload(&args).map(success),
+        Some(Command::Generate(args)) => generate_cli::run(args).map(success),
         // allowed or not, in the exit status too
         Some(Command::CheckAccess(args)) => access_cli::run(args),
         Some(Command::User(args)) => Config::load(None)

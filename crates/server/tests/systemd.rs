@@ -154,3 +154,62 @@ fn the_unit_files_verify() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The man page and completions come from the command-line definition, and
+/// everything the Debian package lists exists (or is what `generate` writes).
+#[test]
+fn man_page_completions_and_package_assets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["generate", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let man = std::fs::read_to_string(dir.path().join("sessiond.1")).unwrap();
+    assert!(
+        man.contains(".TH sessiond 1"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+    for sub in ["check\\-access", "reload", "serve", "user"] {
+        assert!(man.contains(sub), "the man page names {sub}");
+    }
+    let bash = std::fs::read_to_string(dir.path().join("completions/sessiond.bash")).unwrap();
+    assert!(bash.contains("check-access") && bash.contains("--groups"));
+    assert!(dir.path().join("completions/_sessiond").exists());
+    assert!(dir.path().join("completions/sessiond.fish").exists());
+
+    let manifest: toml::Value = toml::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap(),
+    )
+    .unwrap();
+    let deb = &manifest["package"]["metadata"]["deb"];
+    for asset in deb["assets"].as_array().unwrap() {
+        let source = asset[0].as_str().unwrap();
+        if source.contains("target/") {
+            continue; // built by packaging/build-deb.sh
+        }
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(source);
+        assert!(path.exists(), "package asset {source} is missing");
+    }
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(deb["maintainer-scripts"].as_str().unwrap());
+    let postinst = std::fs::read_to_string(scripts.join("postinst")).unwrap();
+    assert!(
+        postinst.contains("adduser --system"),
+        "a system user on install"
+    );
+    // the packaged configuration is one sessiond accepts
+    let out = Command::new(BIN)
+        .args(["check-config", "-c"])
+        .arg(scripts.join("sessiond.toml"))
+        .env_remove("SESSIOND_AUDIT__SINK")
+        .env_remove("SESSIOND_AUDIT__PATH")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("# configuration is valid"),
+        "{out:?}"
+    );
+}
