@@ -9,15 +9,10 @@ use sessiond_core::access::{split_url, Policy, Target, Who};
 use sessiond_core::names::parse_group_list;
 use std::process::ExitCode;
 
-pub fn run(args: CheckAccessArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(args.config.as_deref())?;
-    let rules = config
-        .access
-        .compile()
-        .with_context(|| match &args.config {
-            Some(p) => format!("invalid configuration ({})", p.display()),
-            None => "invalid configuration".to_owned(),
-        })?;
+/// `config` is the server's effective configuration, checked whole the way
+/// `serve` checks it (so its rules compile).
+pub fn run(args: CheckAccessArgs, config: Config) -> anyhow::Result<ExitCode> {
+    let rules = config.access.compile()?;
     let (host, path) = split_url(&args.url).with_context(|| format!("the URL {:?}", args.url))?;
     let host = host.with_context(|| format!("{:?}: give a whole http(s) URL", args.url))?;
     let method = args.method.to_ascii_uppercase();

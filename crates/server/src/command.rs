@@ -25,7 +25,13 @@ pub fn main() -> std::process::ExitCode {
         Some(Command::Reload(args)) => reload(&args).map(success),
         Some(Command::Generate(args)) => generate_cli::run(args).map(success),
         // allowed or not, in the exit status too
-        Some(Command::CheckAccess(args)) => access_cli::run(args),
+        Some(Command::CheckAccess(args)) => {
+            let store = cli::StoreArgs {
+                config: args.config.clone(),
+                ..cli::StoreArgs::default()
+            };
+            effective_config(&store.as_serve_args()).and_then(|c| access_cli::run(args, c))
+        }
         Some(Command::User(args)) => Config::load(None)
             .and_then(|c| user_cli::run(args, c.auth.password_file))
             .map(success),

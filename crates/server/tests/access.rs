@@ -11,14 +11,7 @@ use common::{Options, Resp, Server, BIN};
 const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
 const SAME_ORIGIN: (&str, &str) = ("Origin", "http://localhost");
 
-use common::readme_block;
-
-/// The README's access configuration, written to `dir/access.toml`.
-pub fn readme_access_config(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("access.toml");
-    std::fs::write(&path, readme_block("## Who may reach what", "toml")).unwrap();
-    path
-}
+use common::{readme_access_config, readme_block};
 
 /// A server with the README's rules and alice (dev), bob (ops).
 fn server(extra: &[(&str, &str)]) -> Server {
@@ -49,12 +42,7 @@ async fn login(s: &Server, user: &str) -> String {
         )
         .await;
     assert_eq!(r.status, 303, "{r:?}");
-    r.header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
+    r.cookie()
 }
 
 async fn auth(s: &Server, cookie: Option<&str>, url: &str, extra: &[(&str, &str)]) -> Resp {
@@ -561,18 +549,7 @@ async fn readme_access_section_works_as_written() {
             .replace("./target/release/sessiond", BIN)
             .replace("4431", &port)
     );
-    let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .current_dir(tmp.path())
-        .env("SESSIOND_LOG", "warn")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::run_bash(&script, tmp.path(), &[("SESSIOND_LOG", "warn")]);
     let lines: Vec<&str> = stdout
         .lines()
         .filter(|l| !l.contains("is listening on"))

@@ -194,13 +194,7 @@ async fn browser_logins_logouts_and_ticket_logins() {
         )
         .await;
     assert_eq!(r.status, 303, "{r:?}");
-    let cookie = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = r.cookie();
     let r = s
         .request(
             "POST",

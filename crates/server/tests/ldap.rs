@@ -245,13 +245,7 @@ async fn groups_from_member_of_a_search_and_nesting() {
         )
         .await;
     assert_eq!(r.status, 303, "{r:?}");
-    let cookie = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = r.cookie();
     let r = s.request("GET", "/auth", &[("Cookie", &cookie)], b"").await;
     assert_eq!(
         r.header("x-remote-groups"),

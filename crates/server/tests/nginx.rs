@@ -259,13 +259,7 @@ async fn nginx_auth_request_journey() {
         r.header("location"),
         Some("http://localhost/private/page?x=1&y=2")
     );
-    let cookie = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = r.cookie();
 
     // the application now sees alice, whatever the client claims
     let r = nginx
@@ -586,18 +580,14 @@ async fn wait_for_text(c: &fantoccini::Client, text: &str) -> String {
 /// Logs in with the form of the page the browser is on.
 async fn fill_login(c: &fantoccini::Client, user: &str, password: &str) {
     use fantoccini::Locator;
-    c.find(Locator::Id("user"))
-        .await
-        .unwrap()
-        .send_keys(user)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
+    for (field, text) in [("user", user), ("password", password)] {
+        c.find(Locator::Id(field))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
     c.find(Locator::Css("button[type=submit]"))
         .await
         .unwrap()
@@ -632,8 +622,7 @@ async fn kerberos_single_sign_on_and_access_rules_in_chromium() {
         return;
     };
     let dir = tempfile::tempdir().unwrap().keep();
-    let cfg = dir.join("access.toml");
-    std::fs::write(&cfg, common::readme_block("## Who may reach what", "toml")).unwrap();
+    let cfg = common::readme_access_config(&dir);
     let s = Server::start(Options {
         dir: Some(dir.clone()),
         ..Options::default()
@@ -777,8 +766,7 @@ async fn kerberos_single_sign_on_and_access_rules_in_chromium() {
 #[tokio::test]
 async fn access_rules_through_nginx_cannot_be_talked_around() {
     let dir = tempfile::tempdir().unwrap().keep();
-    let cfg = dir.join("access.toml");
-    std::fs::write(&cfg, common::readme_block("## Who may reach what", "toml")).unwrap();
+    let cfg = common::readme_access_config(&dir);
     let s = Server::start(Options {
         dir: Some(dir.clone()),
         ..Options::default()
@@ -827,12 +815,7 @@ async fn access_rules_through_nginx_cannot_be_talked_around() {
                 )
                 .await;
             assert_eq!(r.status, 303, "{r:?}");
-            r.header("set-cookie")
-                .unwrap()
-                .split(';')
-                .next()
-                .unwrap()
-                .to_owned()
+            r.cookie()
         }
     };
     let bob = login(b.clone(), "bob").await;

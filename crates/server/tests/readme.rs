@@ -30,17 +30,7 @@ async fn readme_commands_work_as_written() {
         .join("\n")
         .replace("./target/release/sessiond", BIN)
         .replace("127.0.0.1:4431", &s.addr);
-    let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .current_dir(tmp.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::run_bash(&script, tmp.path(), &[]);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "added user alice to sessiond-data/passwd");
     assert_eq!(lines[1].len(), 64, "{stdout}");
@@ -90,20 +80,16 @@ async fn readme_two_instances_on_one_redis() {
             .replace("redis://127.0.0.1:6379", &redis)
     );
     let tmp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
-        .current_dir(tmp.path())
-        .env("SESSIOND_STORE__PREFIX", &prefix)
-        .env("SESSIOND_LOG", "warn")
-        .output()
-        .unwrap();
-    // the keys this left in the shared Redis
-    drop(common::RedisKeys(redis.clone(), prefix.clone()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    // the keys this leaves in the shared Redis go when the test ends,
+    // failed or not
+    let _keys = common::RedisKeys(redis.clone(), prefix.clone());
+    let stdout = common::run_bash(
+        &script,
+        tmp.path(),
+        &[
+            ("SESSIOND_STORE__PREFIX", &prefix),
+            ("SESSIOND_LOG", "warn"),
+        ],
     );
     let lines: Vec<&str> = stdout
         .lines()

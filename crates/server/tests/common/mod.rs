@@ -136,6 +136,32 @@ pub fn kinit(dir: &Path, user: &str, password: &str) -> String {
     ccache
 }
 
+/// The README's "Who may reach what" configuration, written to
+/// `dir/access.toml`.
+pub fn readme_access_config(dir: &Path) -> PathBuf {
+    let path = dir.join("access.toml");
+    std::fs::write(&path, readme_block("## Who may reach what", "toml")).unwrap();
+    path
+}
+
+/// Runs `script` with `bash -euo pipefail` in `dir`; its standard output,
+/// once it succeeded (the README's blocks, run as written).
+pub fn run_bash(script: &str, dir: &Path, env: &[(&str, &str)]) -> String {
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Test-friendly limits unless a test sets its own.
 const BASE_ENV: &[(&str, &str)] = &[
     ("SESSIOND_AUTH__MAX_FAILURES_PER_USER", "1000"),
@@ -376,6 +402,17 @@ impl Resp {
 
     pub fn text(&self) -> String {
         String::from_utf8(self.body.clone()).expect("UTF-8 body")
+    }
+
+    /// The `name=value` part of the (first) `Set-Cookie`, as a browser
+    /// sends it back in `Cookie`.
+    pub fn cookie(&self) -> String {
+        self.header("set-cookie")
+            .unwrap_or_else(|| panic!("no Set-Cookie: {self:?}"))
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned()
     }
 
     /// Every value of a repeated header.
