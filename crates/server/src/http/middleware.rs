@@ -52,13 +52,24 @@ pub async fn observe(req: Request, next: Next) -> Response {
     response
 }
 
+/// A request id unique across processes without a random read per request
+/// (this is every request's path): 8 random hex digits chosen once per
+/// process, then a counter.
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let prefix = PREFIX.get_or_init(|| sessiond_core::token::random_hex(4));
+    format!("{prefix}{:08x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Gives the request an id (the answer's `x-request-id`) and makes it and
 /// the client's address the context of audit events
 /// ([`crate::audit::REQUEST`]). Inside `resolve_client`, so the address is
 /// the one a trusted proxy forwarded.
 pub async fn request_context(req: Request, next: Next) -> Response {
     let context = crate::audit::RequestContext {
-        id: sessiond_core::token::random_hex(8),
+        id: request_id(),
         client: req.extensions().get::<ClientAddr>().map(|a| a.client),
     };
     let id = HeaderValue::from_str(&context.id).expect("hex is a header value");
