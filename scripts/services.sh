@@ -76,6 +76,12 @@ start_services() {
   for n in "${nodes[@]}"; do urls+=("redis://$n"); done
   export SESSIOND_TEST_REDIS_CLUSTER; SESSIOND_TEST_REDIS_CLUSTER=$(IFS=,; echo "${urls[*]}")
 
+  # Redis Sentinel: a primary, a replica and three sentinels
+  # (scripts/redis-sentinel.sh), for the store conformance suite. The
+  # failover test starts its own set, since it kills a primary.
+  eval "$(scripts/redis-sentinel.sh start "$services_dir/sentinel")"
+  echo "redis sentinel: $SESSIOND_TEST_REDIS_SENTINEL (master $SESSIOND_TEST_REDIS_SENTINEL_MASTER)"
+
   # A throwaway Kerberos realm (scripts/krb5-realm.sh)
   eval "$(scripts/krb5-realm.sh start "$services_dir/krb5")"
   echo "kerberos: realm $KRB_TEST_REALM, KDC 127.0.0.1:$KRB_TEST_KDC_PORT"
@@ -98,6 +104,7 @@ stop_services() {
   for pid in "${service_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   service_pids=()
   if [ -n "$services_dir" ]; then
+    scripts/redis-sentinel.sh stop "$services_dir/sentinel" || true
     scripts/krb5-realm.sh stop "$services_dir/krb5" || true
     scripts/ldap-server.sh stop "$services_dir/ldap" || true
     rm -rf "$services_dir"

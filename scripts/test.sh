@@ -20,6 +20,8 @@ command -v pkg-config >/dev/null || need_pkgs+=(pkg-config)
 command -v memcached >/dev/null || need_pkgs+=(memcached)
 command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 command -v redis-cli >/dev/null || need_pkgs+=(redis-tools)
+# Redis Sentinel: a primary, a replica and three sentinels for the failover test
+command -v redis-sentinel >/dev/null || need_pkgs+=(redis-sentinel)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
 command -v caddy >/dev/null || need_pkgs+=(caddy)
 # Kerberos: a KDC for the test realm, kinit, and what libgssapi builds with

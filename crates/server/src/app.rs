@@ -7,8 +7,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sessiond_auth::{Authenticator, PasswordFileAuthenticator};
 use sessiond_core::token::secrets_equal;
 use sessiond_store::{
-    FileStore, MemcachedStore, MemoryStore, PostgresStore, RedisStore, RedisTarget, Store,
-    StoreOptions,
+    FileStore, MemcachedStore, MemoryStore, PostgresStore, RedisStore, RedisTarget, ReplicaAcks,
+    Store, StoreOptions,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -344,11 +344,22 @@ pub async fn open_store(config: &crate::config::StoreConfig) -> anyhow::Result<(
             let description = format!("file {}", store.path().display());
             (Arc::new(store).into_store(), description)
         }
-        StoreKind::Redis | StoreKind::RedisCluster => {
-            let target = if config.kind == StoreKind::Redis {
-                RedisTarget::Standalone(url)
-            } else {
-                RedisTarget::Cluster(url.split(',').map(|n| n.trim().to_owned()).collect())
+        StoreKind::Redis | StoreKind::RedisCluster | StoreKind::RedisSentinel => {
+            let list = || url.split(',').map(|n| n.trim().to_owned()).collect();
+            let target = match config.kind {
+                StoreKind::RedisCluster => RedisTarget::Cluster(list()),
+                StoreKind::RedisSentinel => RedisTarget::Sentinel {
+                    sentinels: list(),
+                    master: config.sentinel_master.clone().unwrap_or_default(),
+                },
+                _ => RedisTarget::Standalone(url.clone()),
+            };
+            // With Sentinel a failover is expected, so writes that must
+            // survive one wait for a replica unless told otherwise.
+            let default_acks = u32::from(config.kind == StoreKind::RedisSentinel);
+            let acks = ReplicaAcks {
+                replicas: config.wait_replicas.unwrap_or(default_acks),
+                timeout: config.wait_timeout.0,
             };
             let ca = match &config.tls_ca_file {
                 Some(path) => Some(
@@ -359,8 +370,12 @@ pub async fn open_store(config: &crate::config::StoreConfig) -> anyhow::Result<(
             };
             let store = RedisStore::connect_with_ca(&target, &config.prefix, opts, ca)
                 .await
-                .with_context(context)?;
-            let description = format!("{} prefix {}", store.description(), config.prefix);
+                .with_context(context)?
+                .with_replica_acks(acks);
+            let mut description = format!("{} prefix {}", store.description(), config.prefix);
+            if acks.replicas > 0 {
+                description += &format!(", revocations wait for {} replica(s)", acks.replicas);
+            }
             (Arc::new(store).into_store(), description)
         }
         StoreKind::Memcached => {

@@ -89,7 +89,7 @@ pub struct StoreArgs {
     /// Keep sessions in the crash-safe file store in this directory (SessionKeyServer's -d).
     #[arg(short = 'd', long = "data-dir", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Store kind: memory, file, redis, redis-cluster, memcached or postgres.
+    /// Store kind: memory, file, redis, redis-cluster, redis-sentinel, memcached or postgres.
     #[arg(long, value_name = "KIND")]
     pub store: Option<String>,
     /// Address of a shared store (store.url), e.g. redis://127.0.0.1:6379.

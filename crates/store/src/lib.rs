@@ -100,7 +100,7 @@ pub use file::FileStore;
 pub use memcached::MemcachedStore;
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
-pub use redis_store::{RedisStore, RedisTarget};
+pub use redis_store::{RedisStore, RedisTarget, ReplicaAcks};
 pub use types::{Access, DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 
 use async_trait::async_trait;

@@ -1,9 +1,12 @@
-//! The conformance suite on Redis, standalone and cluster, plus what only a
-//! TTL store must show: records carry expiries from their own end.
+//! The conformance suite on Redis, standalone, cluster and Sentinel, plus
+//! what only a TTL store must show: records carry expiries from their own end.
 //!
 //! Standalone uses `SESSIOND_TEST_REDIS_URL` (default: this machine's
 //! redis://127.0.0.1:6379); the cluster uses `SESSIOND_TEST_REDIS_CLUSTER`
-//! (comma-separated node URLs; `scripts/test.sh` starts a three-node cluster).
+//! (comma-separated node URLs; `scripts/test.sh` starts a three-node cluster);
+//! Sentinel uses `SESSIOND_TEST_REDIS_SENTINEL` and `…_MASTER` (a primary, a
+//! replica and three sentinels from `scripts/redis-sentinel.sh`), with writes
+//! that must survive a failover waiting for the replica.
 //! Each harness works under its own key prefix and deletes it afterwards.
 
 mod conformance;
@@ -11,7 +14,7 @@ mod conformance;
 use conformance::{login, service_url, Harness, RETENTION};
 use redis::Commands;
 use sessiond_core::{RealmPolicy, Timestamp, Token, Validity};
-use sessiond_store::{RedisStore, RedisTarget, StoreOptions};
+use sessiond_store::{RedisStore, RedisTarget, ReplicaAcks, StoreOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +29,19 @@ fn options() -> StoreOptions {
 struct Cleanup {
     target: RedisTarget,
     prefix: String,
+}
+
+/// A blocking connection to the primary the sentinels name now.
+fn sentinel_primary(sentinels: &[String], master: &str) -> redis::Connection {
+    redis::sentinel::SentinelClient::build(
+        sentinels.to_vec(),
+        master.to_owned(),
+        None,
+        redis::sentinel::SentinelServerType::Master,
+    )
+    .unwrap()
+    .get_connection()
+    .unwrap()
 }
 
 /// Every key under `prefix`, with its contents, read with blocking
@@ -69,6 +85,9 @@ fn keys_and_values(target: &RedisTarget, prefix: &str) -> Vec<(String, String)> 
                 on_node(&mut con, prefix)
             })
             .collect(),
+        RedisTarget::Sentinel { sentinels, master } => {
+            on_node(&mut sentinel_primary(sentinels, master), prefix)
+        }
     }
 }
 
@@ -94,16 +113,32 @@ impl Drop for Cleanup {
                     let _: Result<(), _> = con.del(k);
                 }
             }
+            RedisTarget::Sentinel { sentinels, master } => {
+                let mut con = sentinel_primary(sentinels, master);
+                for (k, _) in keys {
+                    let _: Result<(), _> = con.del(k);
+                }
+            }
         }
     }
 }
 
 async fn harness_for(target: RedisTarget) -> Harness {
     let prefix = format!("sessiond-test-{}", sessiond_core::token::random_hex(6));
+    // On Sentinel the replica is there, so every write that waits for it
+    // is exercised by the whole suite.
+    let acks = match target {
+        RedisTarget::Sentinel { .. } => ReplicaAcks {
+            replicas: 1,
+            timeout: Duration::from_secs(2),
+        },
+        _ => ReplicaAcks::OFF,
+    };
     let store = Arc::new(
         RedisStore::connect(&target, &prefix, options())
             .await
-            .expect("connect to redis"),
+            .expect("connect to redis")
+            .with_replica_acks(acks),
     );
     let dump_target = target.clone();
     let dump_prefix = prefix.clone();
@@ -134,6 +169,19 @@ fn cluster_target() -> Option<RedisTarget> {
         .map(|nodes| RedisTarget::Cluster(nodes.split(',').map(str::to_owned).collect()))
 }
 
+fn sentinel_target() -> Option<RedisTarget> {
+    let sentinels = service_url("SESSIOND_TEST_REDIS_SENTINEL", None)?;
+    Some(RedisTarget::Sentinel {
+        sentinels: sentinels.split(',').map(str::to_owned).collect(),
+        master: std::env::var("SESSIOND_TEST_REDIS_SENTINEL_MASTER")
+            .unwrap_or_else(|_| "sessiond".into()),
+    })
+}
+
+async fn sentinel() -> Option<Harness> {
+    Some(harness_for(sentinel_target()?).await)
+}
+
 async fn standalone() -> Option<Harness> {
     Some(harness_for(standalone_target()?).await)
 }
@@ -150,6 +198,11 @@ mod standalone {
 mod cluster {
     use super::*;
     conformance_suite!(cluster);
+}
+
+mod sentinel {
+    use super::*;
+    conformance_suite!(sentinel);
 }
 
 /// Real TTLs follow the session's own end: absolute lifetime, idle timeout,
@@ -283,4 +336,64 @@ async fn sessions_from_an_older_version_heal_on_use() {
             .unwrap(),
         Validity::Unknown
     ));
+}
+
+/// A revocation that no replica acknowledged is not answered as done: the
+/// machine's Redis has no replica, so `WAIT 1` comes back with 0 and the
+/// store reports itself unavailable (a 503 for the client, who retries)
+/// rather than promise a revocation a failover could undo. Logins and
+/// checks, which need no acknowledgement, go on as usual.
+#[tokio::test]
+async fn unacknowledged_revocations_are_not_answered_as_done() {
+    let Some(target) = standalone_target() else {
+        return;
+    };
+    let h = harness_for(target.clone()).await;
+    let prefix = h.guard.downcast_ref::<Cleanup>().unwrap().prefix.clone();
+    let store = Arc::new(
+        RedisStore::connect(&target, &prefix, options())
+            .await
+            .unwrap()
+            .with_replica_acks(ReplicaAcks {
+                replicas: 1,
+                timeout: Duration::from_millis(50),
+            }),
+    )
+    .into_store();
+    let now = Timestamp(1_700_000_000);
+    let t = Token::generate();
+    let alongside = RealmPolicy {
+        supersede: false,
+        ..RealmPolicy::default()
+    };
+    store
+        .create(t.hash(), login("r", "acks-user", alongside), now)
+        .await
+        .expect("a login without supersede waits for no replica");
+    let e = store.revoke(t.hash(), "r", now).await.unwrap_err();
+    assert!(
+        e.to_string().contains("reached 0 of 1 replicas"),
+        "revocation unconfirmed: {e}"
+    );
+    // The write stands on the primary all the same: the token is gone, and
+    // a retried revocation finds nothing to do.
+    assert!(matches!(
+        store
+            .check(t.hash(), "r", now, sessiond_store::Access::Peek)
+            .await,
+        Ok(Validity::Unknown)
+    ));
+    let supersedes = RealmPolicy {
+        supersede: true,
+        ..RealmPolicy::default()
+    };
+    let e = store
+        .create(
+            Token::generate().hash(),
+            login("r", "acks-user", supersedes),
+            now,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("replicas"), "supersede marks: {e}");
 }

@@ -158,12 +158,14 @@ pub enum StoreKind {
     File,
     Redis,
     RedisCluster,
+    RedisSentinel,
     Memcached,
     Postgres,
 }
 
 impl StoreKind {
-    pub const NAMES: &'static str = "memory, file, redis, redis-cluster, memcached, postgres";
+    pub const NAMES: &'static str =
+        "memory, file, redis, redis-cluster, redis-sentinel, memcached, postgres";
 
     pub fn parse(name: &str) -> Option<StoreKind> {
         Some(match name {
@@ -171,6 +173,7 @@ impl StoreKind {
             "file" => StoreKind::File,
             "redis" => StoreKind::Redis,
             "redis-cluster" => StoreKind::RedisCluster,
+            "redis-sentinel" => StoreKind::RedisSentinel,
             "memcached" => StoreKind::Memcached,
             "postgres" | "postgresql" => StoreKind::Postgres,
             _ => return None,
@@ -190,7 +193,8 @@ pub struct StoreConfig {
     /// Data directory of the `file` store.
     pub path: PathBuf,
     /// Where a shared store lives: `redis://…` or `rediss://…` (redis); node
-    /// URLs, comma-separated (redis-cluster); `host:port`, `memcache://…` or
+    /// URLs, comma-separated (redis-cluster); sentinel URLs, comma-separated
+    /// (redis-sentinel, with `sentinel_master`); `host:port`, `memcache://…` or
     /// `unix:///path`, comma-separated (memcached); `postgres://…` (postgres).
     pub url: Option<String>,
     /// A file holding `url` (first line), for addresses with a password:
@@ -204,6 +208,16 @@ pub struct StoreConfig {
     /// Namespace in a shared store: the key prefix (redis, memcached) or the
     /// schema (postgres). Deployments sharing one server use different ones.
     pub prefix: String,
+    /// The master name the sentinels monitor (redis-sentinel).
+    pub sentinel_master: Option<String>,
+    /// Replicas that must acknowledge a write that must survive a failover
+    /// (revocations, supersede marks, ticket not-before marks, key slots)
+    /// before it is answered (Redis `WAIT`). Default: 1 with redis-sentinel,
+    /// 0 (off) with redis; not available on redis-cluster.
+    pub wait_replicas: Option<u32>,
+    /// How long such a write waits for its acknowledgements before it is
+    /// answered as a store failure (503).
+    pub wait_timeout: Span,
     /// How long superseded tokens keep answering SUPERCEDED after the user's latest login.
     pub superseded_retention: Span,
     /// Most frequent refresh of a session's last-access time on validation.
@@ -283,6 +297,9 @@ impl Default for StoreConfig {
             url_file: None,
             tls_ca_file: None,
             prefix: "sessiond".into(),
+            sentinel_master: None,
+            wait_replicas: None,
+            wait_timeout: Span(Duration::from_secs(1)),
             superseded_retention: Span(Duration::from_secs(24 * 3600)),
             touch_interval: Span(Duration::from_secs(60)),
             sweep_interval: Span(Duration::from_secs(300)),
@@ -454,6 +471,23 @@ impl Config {
         if self.store.kind.is_shared() && self.store.url.as_deref().unwrap_or("").is_empty() {
             bail!(
                 "store.url: the {:?} store needs the address of its server",
+                self.store.kind
+            );
+        }
+        match (self.store.kind, &self.store.sentinel_master) {
+            (StoreKind::RedisSentinel, None) => {
+                bail!("store.sentinel_master: the redis-sentinel store needs the master name the sentinels monitor")
+            }
+            (StoreKind::RedisSentinel, Some(_)) | (_, None) => {}
+            (kind, Some(_)) => {
+                bail!("store.sentinel_master: only for the redis-sentinel store, not {kind:?}")
+            }
+        }
+        if self.store.wait_replicas.unwrap_or(0) > 0
+            && !matches!(self.store.kind, StoreKind::Redis | StoreKind::RedisSentinel)
+        {
+            bail!(
+                "store.wait_replicas: only for the redis and redis-sentinel stores, not {:?}",
                 self.store.kind
             );
         }

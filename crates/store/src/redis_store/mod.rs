@@ -1,5 +1,6 @@
-//! The Redis store: standalone (`redis://`, `rediss://`) or Redis Cluster (a
-//! list of node URLs), shared by any number of sessiond instances.
+//! The Redis store: standalone (`redis://`, `rediss://`), Redis Cluster (a
+//! list of node URLs) or a Sentinel-managed primary, shared by any number of
+//! sessiond instances.
 //!
 //! Each session is one hash keyed by its token's SHA-256; records expire
 //! through Redis TTLs set from the session's own end. A user's supersede
@@ -10,6 +11,7 @@
 
 mod keys;
 mod scripts;
+mod sentinel;
 
 use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 use crate::{Access, Store, UserSessions};
@@ -35,10 +37,32 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Where the Redis store connects.
 #[derive(Debug, Clone)]
 pub enum RedisTarget {
-    /// One server (or a proxy / Sentinel-managed primary address).
+    /// One server (or a proxy in front of one).
     Standalone(String),
     /// Seed nodes of a Redis Cluster; the client discovers the rest.
     Cluster(Vec<String>),
+    /// The primary that Redis Sentinel names for `master`, asked of the
+    /// `sentinels` (URLs) and asked again after a failover.
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+    },
+}
+
+/// Writes that must survive a failover wait until this many replicas have
+/// them (Redis `WAIT`); 0 turns the wait off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaAcks {
+    pub replicas: u32,
+    pub timeout: Duration,
+}
+
+impl ReplicaAcks {
+    /// No waiting: a write is answered once the primary has it.
+    pub const OFF: ReplicaAcks = ReplicaAcks {
+        replicas: 0,
+        timeout: Duration::ZERO,
+    };
 }
 
 /// A connection to either deployment; both multiplex many requests over few
@@ -47,6 +71,19 @@ pub enum RedisTarget {
 enum Conn {
     Standalone(ConnectionManager),
     Cluster(ClusterConnection),
+    Sentinel(sentinel::Primary),
+}
+
+impl Conn {
+    /// Changes when commands may have started going to another server (a
+    /// new Sentinel primary); constant for the other deployments, whose
+    /// address does not change under the store.
+    fn links_opened(&self) -> u64 {
+        match self {
+            Conn::Sentinel(p) => p.links_opened(),
+            Conn::Standalone(_) | Conn::Cluster(_) => 0,
+        }
+    }
 }
 
 impl ConnectionLike for Conn {
@@ -54,6 +91,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Standalone(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -66,6 +104,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Standalone(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -73,6 +112,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Standalone(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
         }
     }
 }
@@ -88,6 +128,7 @@ pub struct RedisStore {
     conn: Conn,
     keys: Keys,
     opts: StoreOptions,
+    acks: ReplicaAcks,
     description: String,
 }
 
@@ -151,11 +192,28 @@ impl RedisStore {
                     format!("redis cluster {}", shown.join(",")),
                 )
             }
+            RedisTarget::Sentinel { sentinels, master } => {
+                let primary = sentinel::Primary::connect(
+                    sentinels,
+                    master,
+                    ca.clone(),
+                    CONNECT_TIMEOUT,
+                    RESPONSE_TIMEOUT,
+                )
+                .await
+                .map_err(open)?;
+                let shown: Vec<String> = sentinels.iter().map(|n| crate::redact_url(n)).collect();
+                (
+                    Conn::Sentinel(primary),
+                    format!("redis sentinel {master} via {}", shown.join(",")),
+                )
+            }
         };
         let store = RedisStore {
             conn,
             keys: Keys::new(prefix),
             opts,
+            acks: ReplicaAcks::OFF,
             description,
         };
         store
@@ -163,6 +221,16 @@ impl RedisStore {
             .await
             .map_err(|e| StoreError::Open(e.to_string()))?;
         Ok(store)
+    }
+
+    /// Makes writes that must not be lost in a failover (revocations,
+    /// supersede marks, ticket not-before marks, key slots) wait for
+    /// `acks.replicas` replicas. A write that does not reach them in time
+    /// stands on the primary but is answered as a store failure (503), so
+    /// no client is told "revoked" about a revocation a failover could undo.
+    pub fn with_replica_acks(mut self, acks: ReplicaAcks) -> Self {
+        self.acks = acks;
+        self
     }
 
     /// What the start-up line shows: the target without any password.
@@ -176,6 +244,49 @@ impl RedisStore {
 
     fn conn(&self) -> Conn {
         self.conn.clone()
+    }
+
+    /// Runs `write`, then, with replica acknowledgements on, `WAIT`s until
+    /// enough replicas have everything this connection wrote. `WAIT` counts
+    /// only the writes of the connection it runs on, so if the primary
+    /// changed meanwhile the writes are not confirmed.
+    async fn kept<T>(
+        &self,
+        write: impl std::future::Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
+        self.kept_if(true, write).await
+    }
+
+    /// [`RedisStore::kept`] when `must` holds, else just `write`.
+    async fn kept_if<T>(
+        &self,
+        must: bool,
+        write: impl std::future::Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
+        let links = self.conn.links_opened();
+        let out = write.await?;
+        let ReplicaAcks { replicas, timeout } = self.acks;
+        if replicas == 0 || !must {
+            return Ok(out);
+        }
+        let acked: i64 = redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout.as_millis().max(1) as u64)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        if self.conn.links_opened() != links {
+            return Err(StoreError::Unavailable(
+                "redis: the primary changed during a write; it may be lost".into(),
+            ));
+        }
+        if acked < i64::from(replicas) {
+            return Err(StoreError::Unavailable(format!(
+                "redis: a write reached {acked} of {replicas} replicas within {} ms",
+                timeout.as_millis()
+            )));
+        }
+        Ok(out)
     }
 
     async fn fields(&self, id: &TokenHash) -> StoreResult<Fields> {
@@ -458,37 +569,42 @@ impl SessionStore for RedisStore {
     ) -> StoreResult<SessionRecord> {
         let (realm, user) = (new.realm.clone(), new.identity.user.clone());
         let supersede = new.policy.supersede;
-        // The end is only known once the record exists; build it with a
-        // placeholder generation, then set the one the login script assigns.
-        let mut record = SessionRecord::issue(new, 0, now);
-        let score = index_score(&record);
-        self.conn()
-            .sadd::<_, _, ()>(self.keys.user_realms(&user), &realm)
-            .await
-            .map_err(unavailable)?;
-        let (generation, others, indexed): (u64, Vec<String>, u64) = scripts::LOGIN
-            .key(self.keys.user_state(&realm, &user))
-            .key(self.keys.user_index(&realm, &user))
-            .arg(if supersede { "1" } else { "0" })
-            .arg(now.0)
-            .arg(id.to_hex())
-            .arg(score)
-            .arg(self.opts.superseded_retention.as_secs().max(1))
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
-        record.generation = generation;
-        self.put(&id, &record, now).await?;
-        if supersede {
-            self.mark_superseded(&others, generation, now).await?;
-        }
-        // Sessions that ended idle (never expired by score) stay indexed
-        // until the user's sessions are listed. Clean up when the index
-        // reaches 64, 128, 256, …: amortised, a login costs O(1) more.
-        if indexed >= 64 && indexed.is_power_of_two() {
-            self.list_user_sessions(&realm, &user, now).await?;
-        }
-        Ok(record)
+        // A login that supersedes others must not lose its marks in a
+        // failover: the older sessions would come back.
+        self.kept_if(supersede, async {
+            // The end is only known once the record exists; build it with a
+            // placeholder generation, then set the one the login script assigns.
+            let mut record = SessionRecord::issue(new, 0, now);
+            let score = index_score(&record);
+            self.conn()
+                .sadd::<_, _, ()>(self.keys.user_realms(&user), &realm)
+                .await
+                .map_err(unavailable)?;
+            let (generation, others, indexed): (u64, Vec<String>, u64) = scripts::LOGIN
+                .key(self.keys.user_state(&realm, &user))
+                .key(self.keys.user_index(&realm, &user))
+                .arg(if supersede { "1" } else { "0" })
+                .arg(now.0)
+                .arg(id.to_hex())
+                .arg(score)
+                .arg(self.opts.superseded_retention.as_secs().max(1))
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            record.generation = generation;
+            self.put(&id, &record, now).await?;
+            if supersede {
+                self.mark_superseded(&others, generation, now).await?;
+            }
+            // Sessions that ended idle (never expired by score) stay indexed
+            // until the user's sessions are listed. Clean up when the index
+            // reaches 64, 128, 256, …: amortised, a login costs O(1) more.
+            if indexed >= 64 && indexed.is_power_of_two() {
+                self.list_user_sessions(&realm, &user, now).await?;
+            }
+            Ok(record)
+        })
+        .await
     }
 
     // With Access::Touch, last access (and the TTL) moves on when due.
@@ -527,16 +643,19 @@ impl SessionStore for RedisStore {
         realm: &str,
         now: Timestamp,
     ) -> StoreResult<Option<SessionRecord>> {
-        let Some((record, user)) = self.take(&id, realm, false).await? else {
-            return Ok(None);
-        };
-        self.unindex(&id, &record).await?;
-        Ok(
-            match classify(&record, &user, realm, now, self.opts.superseded_retention) {
-                Classification::Current | Classification::Superseded => Some(record),
-                _ => None,
-            },
-        )
+        self.kept(async {
+            let Some((record, user)) = self.take(&id, realm, false).await? else {
+                return Ok(None);
+            };
+            self.unindex(&id, &record).await?;
+            Ok(
+                match classify(&record, &user, realm, now, self.opts.superseded_retention) {
+                    Classification::Current | Classification::Superseded => Some(record),
+                    _ => None,
+                },
+            )
+        })
+        .await
     }
 
     async fn replace(
@@ -546,61 +665,64 @@ impl SessionStore for RedisStore {
         realm: &str,
         now: Timestamp,
     ) -> StoreResult<Option<SessionRecord>> {
-        // Write the new session first, then take the old one: a failure in
-        // between leaves the old session working (and an orphan whose token
-        // nobody holds), never no session at all.
-        let Some((mut record, Classification::Current)) = self.lookup(&old, realm, now).await?
-        else {
-            return Ok(None);
-        };
-        record.last_access = now;
-        self.put(&new, &record, now).await?;
-        // Indexed before the old one is taken: an "end all" or "end this
-        // user" running meanwhile finds the new id and ends it too.
-        let index = self.keys.user_index(realm, &record.identity.user);
-        self.conn()
-            .zadd::<_, _, _, ()>(&index, new.to_hex(), index_score(&record))
-            .await
-            .map_err(unavailable)?;
-        let Some((taken, user)) = self.take(&old, realm, true).await? else {
-            // A racing revoke or replace won: the copy must not outlive it.
-            self.forget(&new, &record).await?;
-            return Ok(None);
-        };
-        if classify(&taken, &user, realm, now, self.opts.superseded_retention)
-            != Classification::Current
-        {
-            self.forget(&new, &taken).await?;
-            self.unindex(&old, &taken).await?;
-            return Ok(None);
-        }
-        if taken.data_version != record.data_version {
-            // Data written between the read and the take: carry it over.
-            record.data = taken.data;
-            record.data_version = taken.data_version;
+        self.kept(async {
+            // Write the new session first, then take the old one: a failure in
+            // between leaves the old session working (and an orphan whose token
+            // nobody holds), never no session at all.
+            let Some((mut record, Classification::Current)) = self.lookup(&old, realm, now).await?
+            else {
+                return Ok(None);
+            };
+            record.last_access = now;
             self.put(&new, &record, now).await?;
-        }
-        self.conn()
-            .zrem::<_, _, ()>(&index, old.to_hex())
-            .await
-            .map_err(unavailable)?;
-        if record.supersede {
-            // A login that ran after `take` listed the old id, not the new
-            // one; it bumped the generation first, so seeing a newer one here
-            // means this session must mark itself.
-            let state: HashMap<String, i64> = self
-                .conn()
-                .hgetall(self.keys.user_state(realm, &record.identity.user))
+            // Indexed before the old one is taken: an "end all" or "end this
+            // user" running meanwhile finds the new id and ends it too.
+            let index = self.keys.user_index(realm, &record.identity.user);
+            self.conn()
+                .zadd::<_, _, _, ()>(&index, new.to_hex(), index_score(&record))
                 .await
                 .map_err(unavailable)?;
-            let generation = state.get("g").copied().unwrap_or(0).max(0) as u64;
-            if generation > record.generation {
-                let at = Timestamp(state.get("at").copied().unwrap_or(now.0));
-                self.mark_superseded(&[new.to_hex()], generation, at)
-                    .await?;
+            let Some((taken, user)) = self.take(&old, realm, true).await? else {
+                // A racing revoke or replace won: the copy must not outlive it.
+                self.forget(&new, &record).await?;
+                return Ok(None);
+            };
+            if classify(&taken, &user, realm, now, self.opts.superseded_retention)
+                != Classification::Current
+            {
+                self.forget(&new, &taken).await?;
+                self.unindex(&old, &taken).await?;
+                return Ok(None);
             }
-        }
-        Ok(Some(record))
+            if taken.data_version != record.data_version {
+                // Data written between the read and the take: carry it over.
+                record.data = taken.data;
+                record.data_version = taken.data_version;
+                self.put(&new, &record, now).await?;
+            }
+            self.conn()
+                .zrem::<_, _, ()>(&index, old.to_hex())
+                .await
+                .map_err(unavailable)?;
+            if record.supersede {
+                // A login that ran after `take` listed the old id, not the new
+                // one; it bumped the generation first, so seeing a newer one here
+                // means this session must mark itself.
+                let state: HashMap<String, i64> = self
+                    .conn()
+                    .hgetall(self.keys.user_state(realm, &record.identity.user))
+                    .await
+                    .map_err(unavailable)?;
+                let generation = state.get("g").copied().unwrap_or(0).max(0) as u64;
+                if generation > record.generation {
+                    let at = Timestamp(state.get("at").copied().unwrap_or(now.0));
+                    self.mark_superseded(&[new.to_hex()], generation, at)
+                        .await?;
+                }
+            }
+            Ok(Some(record))
+        })
+        .await
     }
 
     async fn read_data(
@@ -655,16 +777,19 @@ impl SessionStore for RedisStore {
     }
 
     async fn end_user_sessions(&self, user: &str, now: Timestamp) -> StoreResult<Option<u64>> {
-        let realms: Vec<String> = self
-            .conn()
-            .smembers(self.keys.user_realms(user))
-            .await
-            .map_err(unavailable)?;
-        let mut removed = 0;
-        for realm in realms {
-            removed += self.revoke_user_sessions(&realm, user, None, now).await?;
-        }
-        Ok(Some(removed))
+        self.kept(async {
+            let realms: Vec<String> = self
+                .conn()
+                .smembers(self.keys.user_realms(user))
+                .await
+                .map_err(unavailable)?;
+            let mut removed = 0;
+            for realm in realms {
+                removed += self.revoke_user_sessions(&realm, user, None, now).await?;
+            }
+            Ok(Some(removed))
+        })
+        .await
     }
 }
 
@@ -713,31 +838,34 @@ impl crate::UserSessions for RedisStore {
         keep: Option<TokenHash>,
         _now: Timestamp,
     ) -> StoreResult<u64> {
-        let index = self.keys.user_index(realm, user);
-        let ids: Vec<String> = self
-            .conn()
-            .zrange(&index, 0, -1)
-            .await
-            .map_err(unavailable)?;
-        let mut removed = 0;
-        for hex in ids {
-            let Some(id) = TokenHash::from_hex(&hex) else {
-                continue;
-            };
-            if keep.as_ref() == Some(&id) {
-                continue;
-            }
-            if let Some((record, _)) = self.take(&id, realm, false).await? {
-                if record.identity.user == user {
-                    removed += 1;
-                }
-            }
-            self.conn()
-                .zrem::<_, _, ()>(&index, &hex)
+        self.kept(async {
+            let index = self.keys.user_index(realm, user);
+            let ids: Vec<String> = self
+                .conn()
+                .zrange(&index, 0, -1)
                 .await
                 .map_err(unavailable)?;
-        }
-        Ok(removed)
+            let mut removed = 0;
+            for hex in ids {
+                let Some(id) = TokenHash::from_hex(&hex) else {
+                    continue;
+                };
+                if keep.as_ref() == Some(&id) {
+                    continue;
+                }
+                if let Some((record, _)) = self.take(&id, realm, false).await? {
+                    if record.identity.user == user {
+                        removed += 1;
+                    }
+                }
+                self.conn()
+                    .zrem::<_, _, ()>(&index, &hex)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            Ok(removed)
+        })
+        .await
     }
 }
 
@@ -749,13 +877,16 @@ impl crate::TicketMarks for RedisStore {
         user: &str,
         at: Timestamp,
     ) -> StoreResult<Timestamp> {
-        scripts::RAISE
-            .key(self.keys.key_slot(&crate::not_before_slot(realm, user)))
-            .arg(at.0)
-            .invoke_async::<i64>(&mut self.conn())
-            .await
-            .map(Timestamp)
-            .map_err(unavailable)
+        self.kept(async {
+            scripts::RAISE
+                .key(self.keys.key_slot(&crate::not_before_slot(realm, user)))
+                .arg(at.0)
+                .invoke_async::<i64>(&mut self.conn())
+                .await
+                .map(Timestamp)
+                .map_err(unavailable)
+        })
+        .await
     }
 }
 
@@ -769,10 +900,13 @@ impl crate::KeySlots for RedisStore {
     }
 
     async fn put_key(&self, slot: &str, key: &str) -> StoreResult<()> {
-        self.conn()
-            .set(self.keys.key_slot(slot), key)
-            .await
-            .map_err(unavailable)
+        self.kept(async {
+            self.conn()
+                .set(self.keys.key_slot(slot), key)
+                .await
+                .map_err(unavailable)
+        })
+        .await
     }
 }
 
