@@ -9,8 +9,9 @@
 #   scripts/redis-sentinel.sh stop DIR    stops every server it started
 #
 # Each data server's start command is kept in DIR/node-PORT.sh, so a test
-# that kills one can start it again (the sentinels then make it a replica of
-# whichever server is primary now). Failure detection is set to 1 s
+# that kills one can start it again: with `--replicaof 127.0.0.1 NEW` it
+# follows the new primary at once (the sentinels would also make it a
+# replica, but only about 10 s after it comes back). Failure detection is set to 1 s
 # (`down-after-milliseconds`) so a failover test takes seconds, not the
 # default 30 s.
 set -euo pipefail
@@ -40,7 +41,7 @@ start_node() { # start_node PORT [replicaof-port]
     --dir "$dir" --logfile "$dir/redis-$port.log" --pidfile "$dir/redis-$port.pid"
     --daemonize yes)
   [ -n "$of" ] && args+=(--replicaof 127.0.0.1 "$of")
-  printf 'exec redis-server %s\n' "${args[*]}" > "$dir/node-$port.sh"
+  printf 'exec redis-server %s "$@"\n' "${args[*]}" > "$dir/node-$port.sh"
   bash "$dir/node-$port.sh"
 }
 

@@ -371,7 +371,9 @@ pub async fn open_store(config: &crate::config::StoreConfig) -> anyhow::Result<(
             let store = RedisStore::connect_with_ca(&target, &config.prefix, opts, ca)
                 .await
                 .with_context(context)?
-                .with_replica_acks(acks);
+                .with_replica_acks(acks)
+                .await
+                .context("store.wait_replicas")?;
             let mut description = format!("{} prefix {}", store.description(), config.prefix);
             if acks.replicas > 0 {
                 description += &format!(", revocations wait for {} replica(s)", acks.replicas);

@@ -138,7 +138,9 @@ async fn harness_for(target: RedisTarget) -> Harness {
         RedisStore::connect(&target, &prefix, options())
             .await
             .expect("connect to redis")
-            .with_replica_acks(acks),
+            .with_replica_acks(acks)
+            .await
+            .expect("a second connection to redis"),
     );
     let dump_target = target.clone();
     let dump_prefix = prefix.clone();
@@ -356,8 +358,10 @@ async fn unacknowledged_revocations_are_not_answered_as_done() {
             .unwrap()
             .with_replica_acks(ReplicaAcks {
                 replicas: 1,
-                timeout: Duration::from_millis(50),
-            }),
+                timeout: Duration::from_secs(2),
+            })
+            .await
+            .unwrap(),
     )
     .into_store();
     let now = Timestamp(1_700_000_000);
@@ -367,10 +371,36 @@ async fn unacknowledged_revocations_are_not_answered_as_done() {
         ..RealmPolicy::default()
     };
     store
-        .create(t.hash(), login("r", "acks-user", alongside), now)
+        .create(t.hash(), login("r", "acks-user", alongside.clone()), now)
         .await
         .expect("a login without supersede waits for no replica");
-    let e = store.revoke(t.hash(), "r", now).await.unwrap_err();
+    let other = Token::generate();
+    store
+        .create(
+            other.hash(),
+            login("r", "acks-user", alongside.clone()),
+            now,
+        )
+        .await
+        .unwrap();
+    // While the revocation waits for its replica, checks go on: WAIT holds
+    // only the connection of the writes that wait.
+    let revoking = tokio::spawn({
+        let (store, id) = (store.clone(), t.hash());
+        async move { store.revoke(id, "r", now).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(matches!(
+        store
+            .check(other.hash(), "r", now, sessiond_store::Access::Peek)
+            .await,
+        Ok(Validity::Current(_))
+    ));
+    assert!(
+        !revoking.is_finished(),
+        "the check did not wait behind WAIT"
+    );
+    let e = revoking.await.unwrap().unwrap_err();
     assert!(
         e.to_string().contains("reached 0 of 1 replicas"),
         "revocation unconfirmed: {e}"

@@ -128,8 +128,85 @@ pub struct RedisStore {
     conn: Conn,
     keys: Keys,
     opts: StoreOptions,
-    acks: ReplicaAcks,
+    /// The connection for writes that wait for replicas, and how many.
+    durable: Option<(Conn, ReplicaAcks)>,
+    target: RedisTarget,
+    ca: Option<Vec<u8>>,
     description: String,
+}
+
+tokio::task_local! {
+    /// Set while a write that must survive a failover runs: its commands
+    /// go to the durable connection, where `WAIT` then counts them.
+    static DURABLE: ();
+}
+
+/// Opens a connection to `target` and says what it is (without passwords).
+/// A command may take `response_timeout` before the store reports itself
+/// unavailable.
+async fn open(
+    target: &RedisTarget,
+    ca: &Option<Vec<u8>>,
+    response_timeout: Duration,
+) -> StoreResult<(Conn, String)> {
+    let open = |e: redis::RedisError| StoreError::Open(format!("redis: {e}"));
+    let certs = || redis::TlsCertificates {
+        client_tls: None,
+        root_cert: ca.clone(),
+    };
+    Ok(match target {
+        RedisTarget::Standalone(url) => {
+            let client = match ca {
+                Some(_) => redis::Client::build_with_tls(url.as_str(), certs()),
+                None => redis::Client::open(url.as_str()),
+            }
+            .map_err(open)?;
+            let config = ConnectionManagerConfig::new()
+                .set_response_timeout(Some(response_timeout))
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_millis(500));
+            let manager = ConnectionManager::new_with_config(client, config)
+                .await
+                .map_err(open)?;
+            (
+                Conn::Standalone(manager),
+                format!("redis {}", crate::redact_url(url)),
+            )
+        }
+        RedisTarget::Cluster(nodes) => {
+            let mut builder = redis::cluster::ClusterClient::builder(nodes.clone())
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(response_timeout)
+                .retries(2);
+            if ca.is_some() {
+                builder = builder.certs(certs());
+            }
+            let client = builder.build().map_err(open)?;
+            let conn = client.get_async_connection().await.map_err(open)?;
+            let shown: Vec<String> = nodes.iter().map(|n| crate::redact_url(n)).collect();
+            (
+                Conn::Cluster(conn),
+                format!("redis cluster {}", shown.join(",")),
+            )
+        }
+        RedisTarget::Sentinel { sentinels, master } => {
+            let primary = sentinel::Primary::connect(
+                sentinels,
+                master,
+                ca.clone(),
+                CONNECT_TIMEOUT,
+                response_timeout,
+            )
+            .await
+            .map_err(open)?;
+            let shown: Vec<String> = sentinels.iter().map(|n| crate::redact_url(n)).collect();
+            (
+                Conn::Sentinel(primary),
+                format!("redis sentinel {master} via {}", shown.join(",")),
+            )
+        }
+    })
 }
 
 impl RedisStore {
@@ -151,69 +228,14 @@ impl RedisStore {
         opts: StoreOptions,
         ca: Option<Vec<u8>>,
     ) -> StoreResult<RedisStore> {
-        let open = |e: redis::RedisError| StoreError::Open(format!("redis: {e}"));
-        let certs = || redis::TlsCertificates {
-            client_tls: None,
-            root_cert: ca.clone(),
-        };
-        let (conn, description) = match target {
-            RedisTarget::Standalone(url) => {
-                let client = match &ca {
-                    Some(_) => redis::Client::build_with_tls(url.as_str(), certs()),
-                    None => redis::Client::open(url.as_str()),
-                }
-                .map_err(open)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_number_of_retries(2)
-                    .set_max_delay(Duration::from_millis(500));
-                let manager = ConnectionManager::new_with_config(client, config)
-                    .await
-                    .map_err(open)?;
-                (
-                    Conn::Standalone(manager),
-                    format!("redis {}", crate::redact_url(url)),
-                )
-            }
-            RedisTarget::Cluster(nodes) => {
-                let mut builder = redis::cluster::ClusterClient::builder(nodes.clone())
-                    .connection_timeout(CONNECT_TIMEOUT)
-                    .response_timeout(RESPONSE_TIMEOUT)
-                    .retries(2);
-                if ca.is_some() {
-                    builder = builder.certs(certs());
-                }
-                let client = builder.build().map_err(open)?;
-                let conn = client.get_async_connection().await.map_err(open)?;
-                let shown: Vec<String> = nodes.iter().map(|n| crate::redact_url(n)).collect();
-                (
-                    Conn::Cluster(conn),
-                    format!("redis cluster {}", shown.join(",")),
-                )
-            }
-            RedisTarget::Sentinel { sentinels, master } => {
-                let primary = sentinel::Primary::connect(
-                    sentinels,
-                    master,
-                    ca.clone(),
-                    CONNECT_TIMEOUT,
-                    RESPONSE_TIMEOUT,
-                )
-                .await
-                .map_err(open)?;
-                let shown: Vec<String> = sentinels.iter().map(|n| crate::redact_url(n)).collect();
-                (
-                    Conn::Sentinel(primary),
-                    format!("redis sentinel {master} via {}", shown.join(",")),
-                )
-            }
-        };
+        let (conn, description) = open(target, &ca, RESPONSE_TIMEOUT).await?;
         let store = RedisStore {
             conn,
+            durable: None,
+            target: target.clone(),
+            ca,
             keys: Keys::new(prefix),
             opts,
-            acks: ReplicaAcks::OFF,
             description,
         };
         store
@@ -228,9 +250,24 @@ impl RedisStore {
     /// `acks.replicas` replicas. A write that does not reach them in time
     /// stands on the primary but is answered as a store failure (503), so
     /// no client is told "revoked" about a revocation a failover could undo.
-    pub fn with_replica_acks(mut self, acks: ReplicaAcks) -> Self {
-        self.acks = acks;
-        self
+    ///
+    /// These writes get a connection of their own: `WAIT` blocks the
+    /// connection it runs on, and on the shared one it would hold up every
+    /// validation queued behind it for as long as replicas take.
+    pub async fn with_replica_acks(mut self, acks: ReplicaAcks) -> StoreResult<RedisStore> {
+        if acks.replicas == 0 {
+            self.durable = None;
+            return Ok(self);
+        }
+        if matches!(self.target, RedisTarget::Cluster(_)) {
+            return Err(StoreError::Open(
+                "redis: waiting for replicas is not available on Redis Cluster".into(),
+            ));
+        }
+        // WAIT itself may take `acks.timeout`.
+        let (conn, _) = open(&self.target, &self.ca, RESPONSE_TIMEOUT + acks.timeout).await?;
+        self.durable = Some((conn, acks));
+        Ok(self)
     }
 
     /// What the start-up line shows: the target without any password.
@@ -243,7 +280,10 @@ impl RedisStore {
     }
 
     fn conn(&self) -> Conn {
-        self.conn.clone()
+        match &self.durable {
+            Some((durable, _)) if DURABLE.try_with(|_| ()).is_ok() => durable.clone(),
+            _ => self.conn.clone(),
+        }
     }
 
     /// Runs `write`, then, with replica acknowledgements on, `WAIT`s until
@@ -263,19 +303,19 @@ impl RedisStore {
         must: bool,
         write: impl std::future::Future<Output = StoreResult<T>>,
     ) -> StoreResult<T> {
-        let links = self.conn.links_opened();
-        let out = write.await?;
-        let ReplicaAcks { replicas, timeout } = self.acks;
-        if replicas == 0 || !must {
-            return Ok(out);
-        }
+        let Some((durable, acks)) = self.durable.as_ref().filter(|_| must) else {
+            return write.await;
+        };
+        let ReplicaAcks { replicas, timeout } = *acks;
+        let links = durable.links_opened();
+        let out = DURABLE.scope((), write).await?;
         let acked: i64 = redis::cmd("WAIT")
             .arg(replicas)
             .arg(timeout.as_millis().max(1) as u64)
-            .query_async(&mut self.conn())
+            .query_async(&mut durable.clone())
             .await
             .map_err(unavailable)?;
-        if self.conn.links_opened() != links {
+        if durable.links_opened() != links {
             return Err(StoreError::Unavailable(
                 "redis: the primary changed during a write; it may be lost".into(),
             ));
