@@ -138,7 +138,7 @@ async fn validate_forever(s: Arc<Server>, seen: Arc<Mutex<Seen>>, stop: Arc<Atom
         let (token, want) = {
             let seen = seen.lock().unwrap();
             let revoked: Vec<&String> = seen.revoked.iter().collect();
-            if i % 2 == 0 && !revoked.is_empty() {
+            if i.is_multiple_of(2) && !revoked.is_empty() {
                 (revoked[i % revoked.len()].clone(), "NO\n")
             } else {
                 (seen.live[i % seen.live.len()].clone(), YES)
@@ -276,7 +276,7 @@ async fn failover_answers_503_in_the_gap_and_loses_no_revocation() {
     }
     let unconfirmed = revoker.await.unwrap();
 
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert!(seen.wrong.is_empty(), "wrong answers: {:#?}", seen.wrong);
     let first_503 = seen.first_unavailable.expect("the gap answered 503");
     let back = seen.first_good_after.expect("answers came back");
