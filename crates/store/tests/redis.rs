@@ -35,7 +35,7 @@ struct Cleanup {
 fn sentinel_primary(sentinels: &[String], master: &str) -> redis::Connection {
     redis::sentinel::SentinelClient::build(
         sentinels.to_vec(),
-        master.to_owned(),
+        master,
         None,
         redis::sentinel::SentinelServerType::Master,
     )
