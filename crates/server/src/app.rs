@@ -24,12 +24,24 @@ pub struct Live {
     /// The admin credential, if one is configured.
     admin_token: Option<String>,
     credential_readers: Vec<String>,
+    /// Enabled authenticators by lower-case module name.
+    modules: HashMap<String, Arc<dyn Authenticator>>,
+    /// Seals the credentials sessions keep (delegated Kerberos tickets).
+    keyring: Arc<sessiond_core::keyring::Keyring>,
+    /// No key file: the key was made at start and lives only in memory.
+    keyring_is_ephemeral: bool,
+    /// Where Kerberos logins get their groups (`kerberos.groups`, and LDAP
+    /// with `kerberos.groups_from`).
+    kerberos_groups: Vec<Arc<dyn sessiond_auth::GroupLookup>>,
+    /// The policy each realm's new sessions get.
+    policies: crate::config::Policies,
 }
 
 impl Live {
-    /// Builds everything a reload may change; any failure leaves the
-    /// running set untouched.
-    pub fn build(config: &Config) -> anyhow::Result<Live> {
+    /// Builds everything a reload may change; any failure leaves the `previous` is the set in force, whose
+    /// throwaway credential key a reload keeps: without a configured key
+    /// file, replacing it would make every sealed credential unreadable.
+    pub fn build(config: &Config, previous: Option<&Live>) -> anyhow::Result<Live> {
         let loopback = config.bind_addr()?.ip().is_loopback();
         let mut tickets = HashMap::new();
         for (realm, r) in &config.realms {
@@ -38,11 +50,44 @@ impl Live {
                 tickets.insert(realm.clone(), Arc::new(tr));
             }
         }
+        let keys = load_keyring(config)?;
+        let keyring_is_ephemeral = keys.is_none();
+        let keyring = match (keys, previous) {
+            (Some(keys), _) => Arc::new(keys),
+            (None, Some(previous)) if previous.keyring_is_ephemeral => previous.keyring.clone(),
+            (None, _) => Arc::new(sessiond_core::keyring::Keyring::ephemeral()),
+        };
+        let mut kerberos_groups: Vec<Arc<dyn sessiond_auth::GroupLookup>> = Vec::new();
+        if !config.kerberos.groups.is_empty() {
+            kerberos_groups.push(Arc::new(sessiond_auth::StaticGroups(
+                config.kerberos.groups.clone().into_iter().collect(),
+            )));
+        }
+        if config.kerberos.groups_from == Some(crate::config::GroupSource::Ldap) {
+            kerberos_groups.push(Arc::new(ldap_module(&config)?));
+        }
         Ok(Live {
             tickets,
             access: config.access.compile()?,
             admin_token: load_admin_token(config)?,
             credential_readers: load_credential_readers(config)?,
+            modules: match previous {
+                None => build_modules(config)?,
+                // `auth` takes a restart (the login limits, the password
+                // file's watcher), so a reload keeps the modules it has
+                // and renews only the LDAP one, whose settings it applies.
+                Some(previous) => {
+                    let mut modules = previous.modules.clone();
+                    if modules.contains_key("ldap") {
+                        modules.insert("ldap".into(), Arc::new(ldap_module(config)?));
+                    }
+                    modules
+                }
+            },
+            keyring_is_ephemeral,
+            keyring,
+            kerberos_groups,
+            policies: config.policies(),
         })
     }
 }
@@ -50,16 +95,11 @@ impl Live {
 pub struct App {
     pub config: Config,
     pub store: Store,
-    /// Enabled authenticators by lower-case module name.
-    pub modules: HashMap<String, Arc<dyn Authenticator>>,
     pub guard: Arc<LoginGuard>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// What a reload (SIGHUP) replaces as a whole: ticket realms, access
-    /// rules, the admin and credential-reader credentials.
+    /// What a reload (SIGHUP) replaces as a whole (see [`Live`]).
     live: arc_swap::ArcSwap<Live>,
     store_description: String,
-    /// Seals the credentials sessions keep (delegated Kerberos tickets).
-    pub keyring: sessiond_core::keyring::Keyring,
     /// Unfinished multi-leg Negotiate exchanges, per connection.
     #[cfg(feature = "kerberos")]
     pub negotiate: sessiond_auth::kerberos::NegotiateAcceptor,
@@ -70,9 +110,6 @@ pub struct App {
 
     /// Where audit events go.
     pub audit: crate::audit::Audit,
-    /// Where Kerberos logins get their groups (`kerberos.groups`, and LDAP
-    /// with `kerberos.groups_from`).
-    kerberos_groups: Vec<Arc<dyn sessiond_auth::GroupLookup>>,
 }
 
 impl App {
@@ -88,52 +125,9 @@ impl App {
                  DELETE /v1/users/{{user}}/sessions work"
             );
         }
-        let mut modules: HashMap<String, Arc<dyn Authenticator>> = HashMap::new();
-        for name in &config.auth.modules {
-            let key = name.to_ascii_lowercase();
-            let module: Arc<dyn Authenticator> = match key.as_str() {
-                "file" => Arc::new(
-                    PasswordFileAuthenticator::open("file", &config.auth.password_file)
-                        .with_context(|| {
-                            format!(
-                                "auth.password_file = {}",
-                                config.auth.password_file.display()
-                            )
-                        })?,
-                ),
-                #[cfg(feature = "pam")]
-                "pam" => {
-                    use sessiond_auth::pam::{PamAuthenticator, PamService};
-                    let service = if config.auth.pam_service_from_realm {
-                        PamService::FromRealm {
-                            allowed: config.auth.pam_services.clone(),
-                        }
-                    } else {
-                        PamService::Fixed(config.auth.pam_service.clone())
-                    };
-                    Arc::new(PamAuthenticator::new("pam", service))
-                }
-                "ldap" => Arc::new(ldap_module(&config)?),
-                #[cfg(feature = "kerberos")]
-                "krb5" => Arc::new(sessiond_auth::kerberos::Krb5PasswordAuthenticator::new(
-                    "krb5",
-                    &config.kerberos.service,
-                    {
-                        let config = config.clone();
-                        let local = config.kerberos.effective_local_realms();
-                        Box::new(move |realm: &str| {
-                            to_auth_mapping(config.principal_mapping_in(realm), &local)
-                        })
-                    },
-                )),
-                other => anyhow::bail!("auth.modules: unknown module {other:?}"),
-            };
-            modules.insert(key, module);
-        }
         let guard = Arc::new(LoginGuard::new(&config.auth, store.failures.clone()));
         let trusted_proxies = config.trusted_proxies()?;
-        let keyring = load_keyring(&config)?;
-        let live = Live::build(&config)?;
+        let live = Live::build(&config, None)?;
         let krb_local_realms = config.kerberos.effective_local_realms();
         let kerberos_used = config.module_enabled("krb5")
             || config.kerberos.negotiate
@@ -146,28 +140,16 @@ impl App {
             );
         }
         let audit = crate::audit::Audit::open(&config.audit)?;
-        let mut kerberos_groups: Vec<Arc<dyn sessiond_auth::GroupLookup>> = Vec::new();
-        if !config.kerberos.groups.is_empty() {
-            kerberos_groups.push(Arc::new(sessiond_auth::StaticGroups(
-                config.kerberos.groups.clone().into_iter().collect(),
-            )));
-        }
-        if config.kerberos.groups_from == Some(crate::config::GroupSource::Ldap) {
-            kerberos_groups.push(Arc::new(ldap_module(&config)?));
-        }
         Ok(App {
             live: arc_swap::ArcSwap::from_pointee(live),
             audit,
-            kerberos_groups,
             krb_local_realms,
             #[cfg(feature = "kerberos")]
             negotiate: sessiond_auth::kerberos::NegotiateAcceptor::new(),
-            keyring,
             store_description,
             trusted_proxies,
             config,
             store,
-            modules,
             guard,
             metrics,
         })
@@ -178,7 +160,8 @@ impl App {
     /// narrow what rules let through, never widen it.
     pub async fn kerberos_groups(&self, user: &str) -> Vec<String> {
         let mut groups = Vec::new();
-        for source in &self.kerberos_groups {
+        let live = self.live();
+        for source in &live.kerberos_groups {
             match source.groups(user).await {
                 Ok(g) => groups.extend(g),
                 Err(e) => {
@@ -187,6 +170,16 @@ impl App {
             }
         }
         groups
+    }
+
+    /// The authenticator of `module` (lower-case), if it is enabled.
+    pub fn module(&self, module: &str) -> Option<Arc<dyn Authenticator>> {
+        self.live.load().modules.get(module).cloned()
+    }
+
+    /// The policy a new session of `realm` gets.
+    pub fn realm_policy(&self, realm: &str) -> sessiond_core::RealmPolicy {
+        self.live.load().policies.get(realm)
     }
 
     /// The reloadable part, as it is now (hold it for one request: a
@@ -241,7 +234,7 @@ impl App {
     /// — nothing is. Returns the settings that differ from the running
     /// ones but take effect only after a restart.
     pub fn reload(&self, new: &Config) -> anyhow::Result<Vec<&'static str>> {
-        let live = Live::build(new)?;
+        let live = Live::build(new, Some(&self.live()))?;
         self.live.store(Arc::new(live));
         let old = &self.config;
         let mut restart = Vec::new();
@@ -257,15 +250,8 @@ impl App {
                 differs(format!("{:?}", old.auth), format!("{:?}", new.auth)),
             ),
             (
-                "realm_defaults / realms (policies)",
-                differs(
-                    format!("{:?}", old.realm_defaults),
-                    format!("{:?}", new.realm_defaults),
-                ) || old
-                    .realms
-                    .iter()
-                    .map(|(k, r)| (k, r.policy()))
-                    .ne(new.realms.iter().map(|(k, r)| (k, r.policy()))),
+                "realms (cookie, negotiate, principal_mapping)",
+                differs(realm_rest(old), realm_rest(new)),
             ),
             (
                 "browser",
@@ -277,10 +263,6 @@ impl App {
                     format!("{:?}", old.kerberos.principal_mapping),
                     format!("{:?}", new.kerberos.principal_mapping),
                 ) || old.kerberos.negotiate != new.kerberos.negotiate,
-            ),
-            (
-                "ldap",
-                differs(format!("{:?}", old.ldap), format!("{:?}", new.ldap)),
             ),
             (
                 "audit",
@@ -297,7 +279,11 @@ impl App {
     /// Seals login credentials for the session of `user` in `realm` (base64).
     pub fn seal_credentials(&self, realm: &str, user: &str, ccache: &[u8]) -> String {
         use base64::Engine;
-        let sealed = self.keyring.seal(ccache, &credential_binding(realm, user));
+        let sealed = self
+            .live
+            .load()
+            .keyring
+            .seal(ccache, &credential_binding(realm, user));
         base64::engine::general_purpose::STANDARD.encode(sealed)
     }
 
@@ -313,6 +299,8 @@ impl App {
             .decode(sealed)
             .context("stored credentials are not base64")?;
         Ok(self
+            .live
+            .load()
             .keyring
             .open(&bytes, &credential_binding(realm, user))?)
     }
@@ -431,12 +419,27 @@ pub fn to_auth_mapping(
     }
 }
 
+/// The realm settings a reload does not apply (policies and tickets it
+/// does), for comparing two configurations.
+fn realm_rest(config: &Config) -> String {
+    let rest = |r: &crate::config::RealmConfig| {
+        format!("{:?} {:?} {:?}", r.cookie, r.negotiate, r.principal_mapping)
+    };
+    let realms: Vec<String> = config
+        .realms
+        .iter()
+        .map(|(name, r)| format!("{name}: {}", rest(r)))
+        .collect();
+    format!("{} {realms:?}", rest(&config.realm_defaults))
+}
+
 /// What sealed credentials are bound to: their owner.
 fn credential_binding(realm: &str, user: &str) -> Vec<u8> {
     format!("sessiond-credentials-v1\0{realm}\0{user}").into_bytes()
 }
 
-fn load_keyring(config: &Config) -> anyhow::Result<sessiond_core::keyring::Keyring> {
+/// The configured credential keys; `None` when none are configured.
+fn load_keyring(config: &Config) -> anyhow::Result<Option<sessiond_core::keyring::Keyring>> {
     use sessiond_core::keyring::Keyring;
     let Some(text) = secret::read(
         config.kerberos.credential_keys_file.as_deref(),
@@ -444,10 +447,59 @@ fn load_keyring(config: &Config) -> anyhow::Result<sessiond_core::keyring::Keyri
         "SESSIOND_CREDENTIAL_KEYS",
     )?
     else {
-        return Ok(Keyring::ephemeral());
+        return Ok(None);
     };
     Keyring::from_hex_lines(&text)
+        .map(Some)
         .context("credential keys (kerberos.credential_keys_file / SESSIOND_CREDENTIAL_KEYS)")
+}
+
+/// The enabled authenticators, by lower-case module name.
+fn build_modules(config: &Config) -> anyhow::Result<HashMap<String, Arc<dyn Authenticator>>> {
+    let mut modules: HashMap<String, Arc<dyn Authenticator>> = HashMap::new();
+    for name in &config.auth.modules {
+        let key = name.to_ascii_lowercase();
+        let module: Arc<dyn Authenticator> = match key.as_str() {
+            "file" => Arc::new(
+                PasswordFileAuthenticator::open("file", &config.auth.password_file).with_context(
+                    || {
+                        format!(
+                            "auth.password_file = {}",
+                            config.auth.password_file.display()
+                        )
+                    },
+                )?,
+            ),
+            #[cfg(feature = "pam")]
+            "pam" => {
+                use sessiond_auth::pam::{PamAuthenticator, PamService};
+                let service = if config.auth.pam_service_from_realm {
+                    PamService::FromRealm {
+                        allowed: config.auth.pam_services.clone(),
+                    }
+                } else {
+                    PamService::Fixed(config.auth.pam_service.clone())
+                };
+                Arc::new(PamAuthenticator::new("pam", service))
+            }
+            "ldap" => Arc::new(ldap_module(&config)?),
+            #[cfg(feature = "kerberos")]
+            "krb5" => Arc::new(sessiond_auth::kerberos::Krb5PasswordAuthenticator::new(
+                "krb5",
+                &config.kerberos.service,
+                {
+                    let config = config.clone();
+                    let local = config.kerberos.effective_local_realms();
+                    Box::new(move |realm: &str| {
+                        to_auth_mapping(config.principal_mapping_in(realm), &local)
+                    })
+                },
+            )),
+            other => anyhow::bail!("auth.modules: unknown module {other:?}"),
+        };
+        modules.insert(key, module);
+    }
+    Ok(modules)
 }
 
 fn load_credential_readers(config: &Config) -> anyhow::Result<Vec<String>> {

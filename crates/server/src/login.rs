@@ -100,7 +100,7 @@ pub async fn authenticate_password(
     check_name("user", req.user).map_err(|e| LoginError::BadRequest(e.to_string()))?;
     let module_text = req.module.unwrap_or(&app.config.auth.default_module);
     let module_key = module_text.to_ascii_lowercase();
-    let Some(authenticator) = app.modules.get(&module_key) else {
+    let Some(authenticator) = app.module(&module_key) else {
         return Err(LoginError::UnknownModule(module_text.to_owned()));
     };
     app.guard
@@ -209,9 +209,7 @@ pub async fn authenticate_password(
         groups: Vec::new(),
     }
     .with_groups(groups);
-    let policy = req
-        .policy
-        .unwrap_or_else(|| app.config.realm_policy(req.realm));
+    let policy = req.policy.unwrap_or_else(|| app.realm_policy(req.realm));
     // Sealed at once: the clear ccache is dropped (and wiped) right here.
     let credentials = verified
         .credentials
@@ -262,7 +260,7 @@ pub async fn issue(
     client: Option<IpAddr>,
     token: Token,
 ) -> Result<(Token, SessionRecord), LoginError> {
-    let policy = app.config.realm_policy(realm);
+    let policy = app.realm_policy(realm);
     let client = Client {
         addr: client,
         device: None,

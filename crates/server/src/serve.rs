@@ -187,7 +187,7 @@ async fn on_hangup(
                         .increment(1);
                     metrics::gauge!("sessiond_config_last_reload_success_timestamp_seconds")
                         .set(now().0 as f64);
-                    tracing::info!("configuration reloaded (ticket realms, access rules, admin and back-end credentials, TLS certificate)");
+                    tracing::info!("configuration reloaded (ticket realms, credential keys, admin and back-end credentials, TLS certificate, realm policies, access rules, LDAP settings)");
                     if !restart.is_empty() {
                         tracing::warn!(settings = ?restart, "these settings changed but take effect only after a restart");
                     }

@@ -266,7 +266,7 @@ async fn a_broken_configuration_is_refused_whole() {
     write_config(
         &dir,
         "[[access.rules]]\npaths = [\"/closed\"]\npolicy = \"deny\"\n\
-         [realm_defaults]\nidle_timeout = \"5m\"\n",
+         [store]\nprefix = \"elsewhere\"\n",
     );
     hup(&s);
     eventually("the new admin credential works", || async {
@@ -410,5 +410,217 @@ async fn sessiond_reload_signals_the_server_of_the_pid_file() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("is sessiond running?"),
         "{out:?}"
+    );
+}
+
+const KEY_A: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const KEY_B: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+const READER: &str = "backend-credential-0123456789";
+
+/// Realm policies, LDAP settings and the Kerberos credential keys change on
+/// reload: new sessions get the new policy (existing ones keep theirs),
+/// LDAP logins use the new directory settings, and credential keys rotate
+/// the keyring's way — sealed under the old key still opens while the key
+/// is listed, new credentials are sealed under the new one.
+#[tokio::test]
+async fn realm_policies_ldap_settings_and_credential_keys_apply_on_reload() {
+    let var = |k: &str| std::env::var(k).ok();
+    let (Some(ldap_url), Some(ldap_pw), Some(krb_user), Some(krb_pw), Some(krb_dir)) = (
+        var("LDAP_TEST_URL"),
+        var("LDAP_TEST_PASSWORD"),
+        var("KRB_TEST_USER"),
+        var("KRB_TEST_PASSWORD"),
+        var("KRB_TEST_DIR"),
+    ) else {
+        common::missing::<()>("the test LDAP server and Kerberos realm (scripts/services.sh)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::write(dir.join("readers"), format!("{READER}\n")).unwrap();
+    let write = |ldap: &str, keys: &str, policy: &str| {
+        std::fs::write(dir.join("keys"), keys).unwrap();
+        let cfg = dir.join("c.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[auth]\nmodules = [\"file\", \"ldap\", \"krb5\"]\n\
+                 [ldap]\nurl = {ldap:?}\nuser_dn_template = \"uid={{user}},ou=people,dc=example,dc=test\"\n\
+                 [kerberos]\nkeytab = \"{krb_dir}/http.keytab\"\n\
+                 credential_keys_file = {:?}\ncredential_readers_file = {:?}\n\
+                 [realms.rp]\nsupersede = false\n{policy}\n",
+                dir.join("keys"),
+                dir.join("readers"),
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    // nothing listens on port 1
+    let cfg = write("ldap://127.0.0.1:1", &format!("{KEY_A}\n"), "");
+    let s = Server::start(Options {
+        dir: Some(dir.clone()),
+        ..Options::default()
+            .user("bob", "bob-pw")
+            .args(&["-c", cfg.to_str().unwrap()])
+    });
+    let login = |user: &str, password: &str, module: &str| {
+        s.post_json(
+            "/v1/login",
+            serde_json::json!({"realm": "rp", "user": user, "password": password, "module": module}),
+        )
+    };
+    let creds = |token: String| async {
+        let token = token;
+        s.request(
+            "GET",
+            "/v1/sessions/credentials?realm=rp",
+            &[
+                ("Authorization", &format!("Bearer {READER}")),
+                ("X-Sessiond-Token", &token),
+            ],
+            b"",
+        )
+        .await
+        .status
+    };
+    assert_eq!(login("alice", &ldap_pw, "ldap").await.status, 503);
+    let before = login("bob", "bob-pw", "file").await.json();
+    assert!(before["expires_at"].is_null(), "{before}");
+    let under_a = login(&krb_user, &krb_pw, "krb5").await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(creds(under_a.clone()).await, 200);
+
+    write(
+        &ldap_url,
+        &format!("{KEY_B}\n{KEY_A}\n"),
+        "max_lifetime = \"1h\"",
+    );
+    hup(&s);
+    eventually("LDAP logins reach the new directory", || async {
+        login("alice", &ldap_pw, "ldap").await.status == 200
+    })
+    .await;
+    let after = login("bob", "bob-pw", "file").await.json();
+    let (created, expires) = (
+        after["created"].as_i64().unwrap(),
+        after["expires_at"].as_i64().unwrap(),
+    );
+    assert_eq!(
+        expires - created,
+        3600,
+        "new sessions get the new policy: {after}"
+    );
+    let r = s
+        .post_json(
+            "/v1/validate",
+            serde_json::json!({"realm": "rp", "token": before["token"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.json()["expires_at"].is_null(),
+        "existing ones keep theirs: {r:?}"
+    );
+    assert_eq!(creds(under_a.clone()).await, 200, "the old key still opens");
+    let under_b = login(&krb_user, &krb_pw, "krb5").await.json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(creds(under_b.clone()).await, 200);
+
+    // the old key retired: what it sealed no longer opens
+    write(&ldap_url, &format!("{KEY_B}\n"), "max_lifetime = \"1h\"");
+    hup(&s);
+    eventually("the retired key no longer opens", || async {
+        creds(under_a.clone()).await != 200
+    })
+    .await;
+    assert_eq!(
+        creds(under_b.clone()).await,
+        200,
+        "sealed under the new key"
+    );
+    assert!(
+        !s.stderr().contains("take effect only after a restart"),
+        "all of it applied: {}",
+        s.stderr()
+    );
+}
+
+/// Without a key file the credential key is made at start and lives in
+/// memory; a reload keeps it, or every session's credentials would become
+/// unreadable at each SIGHUP.
+#[tokio::test]
+async fn a_reload_keeps_the_throwaway_credential_key() {
+    let var = |k: &str| std::env::var(k).ok();
+    let (Some(krb_user), Some(krb_pw), Some(krb_dir)) = (
+        var("KRB_TEST_USER"),
+        var("KRB_TEST_PASSWORD"),
+        var("KRB_TEST_DIR"),
+    ) else {
+        common::missing::<()>("the test Kerberos realm (scripts/services.sh)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::write(dir.join("readers"), format!("{READER}\n")).unwrap();
+    let write = |rules: &str| {
+        let cfg = dir.join("c.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[auth]\nmodules = [\"krb5\"]\ndefault_module = \"krb5\"\n\
+                 [kerberos]\nkeytab = \"{krb_dir}/http.keytab\"\ncredential_readers_file = {:?}\n{rules}",
+                dir.join("readers"),
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    let cfg = write("");
+    let s = Server::start(Options {
+        dir: Some(dir.clone()),
+        ..Options::default().args(&["-c", cfg.to_str().unwrap()])
+    });
+    let r = s
+        .post_json(
+            "/v1/login",
+            serde_json::json!({"realm": "rc", "user": krb_user, "password": krb_pw}),
+        )
+        .await;
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    let creds = || async {
+        s.request(
+            "GET",
+            "/v1/sessions/credentials?realm=rc",
+            &[
+                ("Authorization", &format!("Bearer {READER}")),
+                ("X-Sessiond-Token", &token),
+            ],
+            b"",
+        )
+        .await
+        .status
+    };
+    assert_eq!(creds().await, 200);
+    write("[[access.rules]]\npaths = [\"/closed\"]\npolicy = \"deny\"\n");
+    hup(&s);
+    eventually("the reload applied", || async {
+        s.request(
+            "GET",
+            "/auth",
+            &[("X-Original-URL", "http://app.test/closed")],
+            b"",
+        )
+        .await
+        .status
+            == 403
+    })
+    .await;
+    assert_eq!(
+        creds().await,
+        200,
+        "sealed before the reload, opened after it"
     );
 }

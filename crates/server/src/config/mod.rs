@@ -344,6 +344,27 @@ impl Default for RealmConfig {
     }
 }
 
+/// The session policy of every realm: `[realms.X]`, the browser realm's
+/// own defaults, `[realm_defaults]` for the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policies {
+    realms: BTreeMap<String, RealmPolicy>,
+    browser_realm: String,
+    browser: RealmPolicy,
+    default: RealmPolicy,
+}
+
+impl Policies {
+    /// The policy new sessions of `realm` get.
+    pub fn get(&self, realm: &str) -> RealmPolicy {
+        match self.realms.get(realm) {
+            Some(p) => p.clone(),
+            None if realm == self.browser_realm => self.browser.clone(),
+            None => self.default.clone(),
+        }
+    }
+}
+
 impl RealmConfig {
     pub fn policy(&self) -> RealmPolicy {
         RealmPolicy {
@@ -610,16 +631,27 @@ impl Config {
 
     /// The policy for `realm`: its own section, or the defaults.
     pub fn realm_policy(&self, realm: &str) -> RealmPolicy {
-        match self.realms.get(realm) {
-            Some(r) => r.policy(),
+        self.policies().get(realm)
+    }
+
+    /// Every realm's session policy, for the running server to hold (and
+    /// a reload to replace).
+    pub fn policies(&self) -> Policies {
+        Policies {
+            realms: self
+                .realms
+                .iter()
+                .map(|(name, r)| (name.clone(), r.policy()))
+                .collect(),
+            browser_realm: self.browser.realm.clone(),
             // The browser realm without a table of its own: sessions that end.
-            None if realm == self.browser.realm => RealmPolicy {
+            browser: RealmPolicy {
                 idle_timeout: Some(browser::BROWSER_IDLE_TIMEOUT),
                 max_lifetime: Some(browser::BROWSER_MAX_LIFETIME),
                 supersede: false,
                 ..self.realm_defaults.policy()
             },
-            None => self.realm_defaults.policy(),
+            default: self.realm_defaults.policy(),
         }
     }
 

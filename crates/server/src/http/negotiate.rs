@@ -136,7 +136,7 @@ async fn accept_and_issue(
         credential_end: Some(crate::clock::now().plus(accepted.lifetime)),
         credentials,
     };
-    let policy = app.config.realm_policy(realm);
+    let policy = app.realm_policy(realm);
     let (token, record) = if store_session {
         let (token, record) = login::issue_with_policy(
             app,

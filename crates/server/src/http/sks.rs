@@ -283,7 +283,7 @@ impl SksRequest<'_> {
 
     /// Legacy PAM-only login, recorded with source `pam`.
     async fn pam_token(&self) -> Answer {
-        if !self.app.modules.contains_key("pam") {
+        if !self.app.module("pam").is_some() {
             return Err(login::LoginError::UnknownModule("pam".into()).into());
         }
         self.password_login(Some("pam"), Some("pam")).await

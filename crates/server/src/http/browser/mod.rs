@@ -204,7 +204,7 @@ async fn login_form(
         RealmPolicy {
             idle_timeout: Some(r.idle_timeout.0),
             max_lifetime: Some(r.max_lifetime.0),
-            ..app.config.realm_policy(&realm)
+            ..app.realm_policy(&realm)
         }
     });
     let request = PasswordLogin {
