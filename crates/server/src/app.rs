@@ -64,7 +64,7 @@ impl Live {
             )));
         }
         if config.kerberos.groups_from == Some(crate::config::GroupSource::Ldap) {
-            kerberos_groups.push(Arc::new(ldap_module(&config)?));
+            kerberos_groups.push(Arc::new(ldap_module(config)?));
         }
         Ok(Live {
             tickets,
@@ -482,7 +482,7 @@ fn build_modules(config: &Config) -> anyhow::Result<HashMap<String, Arc<dyn Auth
                 };
                 Arc::new(PamAuthenticator::new("pam", service))
             }
-            "ldap" => Arc::new(ldap_module(&config)?),
+            "ldap" => Arc::new(ldap_module(config)?),
             #[cfg(feature = "kerberos")]
             "krb5" => Arc::new(sessiond_auth::kerberos::Krb5PasswordAuthenticator::new(
                 "krb5",

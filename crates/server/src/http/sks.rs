@@ -283,7 +283,7 @@ impl SksRequest<'_> {
 
     /// Legacy PAM-only login, recorded with source `pam`.
     async fn pam_token(&self) -> Answer {
-        if !self.app.module("pam").is_some() {
+        if self.app.module("pam").is_none() {
             return Err(login::LoginError::UnknownModule("pam".into()).into());
         }
         self.password_login(Some("pam"), Some("pam")).await
