@@ -174,7 +174,19 @@ impl UserState {
 pub enum Validity {
     Current(SessionRecord),
     Superseded(SessionRecord),
+    /// Past its end (idle, absolute, or its credentials'), found by this
+    /// check and deleted. Answered like [`Validity::Unknown`]; told apart
+    /// only so the server can record the expiry (an audit event). Stores
+    /// that expire records themselves (Redis and memcached TTLs) mostly
+    /// never see one.
+    Expired(SessionRecord),
     Unknown,
+}
+
+/// Whether a record a check found gone ended by reaching its own end —
+/// not by being superseded long ago or ended with its user's sessions.
+pub fn expired_on_sight(record: &SessionRecord, user: &UserState, now: Timestamp) -> bool {
+    record.is_expired(now) && record.user_epoch >= user.epoch
 }
 
 /// What a store should do with a record it looked up.

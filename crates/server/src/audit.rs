@@ -36,6 +36,14 @@ pub enum Action {
     Revoke,
     /// A session moved to a new token.
     Replace,
+    /// A login in a realm that supersedes, after earlier ones of the same
+    /// user: those sessions answer SUPERCEDED from now on (`session` is the
+    /// new login's).
+    Supersede,
+    /// A check found a session past its end (idle, absolute, or its
+    /// credentials') and deleted it. Stores with their own TTLs (Redis,
+    /// memcached) usually drop such records before any check sees them.
+    Expire,
     /// An admin request: listing or ending a user's sessions, tickets.
     Admin,
     /// A back end fetched a session's Kerberos credentials.
@@ -56,6 +64,8 @@ impl Action {
             Action::Logout => "logout",
             Action::Revoke => "revoke",
             Action::Replace => "replace",
+            Action::Supersede => "supersede",
+            Action::Expire => "expire",
             Action::Admin => "admin",
             Action::CredentialFetch => "credential_fetch",
             Action::TicketRevoke => "ticket_revoke",
@@ -315,6 +325,27 @@ pub fn revoked(audit: &Audit, realm: &str, r: &sessiond_core::SessionRecord, id:
             .user(&r.identity.user)
             .source(&r.identity.source)
             .session(id),
+    );
+}
+
+/// A session `id` a check found past its end; `reason` says which end:
+/// `idle_timeout` or `lifetime` (absolute, or capped by its credentials).
+pub fn expired(audit: &Audit, realm: &str, r: &sessiond_core::SessionRecord, id: &TokenHash) {
+    let idle_end = r
+        .idle_timeout_secs
+        .map(|s| r.last_access.plus(std::time::Duration::from_secs(s)));
+    let reason = match (idle_end, r.expires_at) {
+        (Some(idle), Some(end)) if idle < end => "idle_timeout",
+        (Some(_), None) => "idle_timeout",
+        _ => "lifetime",
+    };
+    audit.emit(
+        Event::new(Action::Expire, Outcome::Success)
+            .realm(realm)
+            .user(&r.identity.user)
+            .source(&r.identity.source)
+            .session(id)
+            .reason(reason),
     );
 }
 

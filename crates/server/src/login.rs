@@ -306,6 +306,18 @@ pub async fn issue_with_policy(
             .source(&record.identity.source)
             .session(&token.hash()),
     );
+    // Generation 1 is the user's first login in the realm: nothing to
+    // supersede.
+    if record.supersede && record.generation > 1 {
+        app.audit.emit(
+            Event::new(Action::Supersede, Outcome::Success)
+                .realm(realm)
+                .user(&record.identity.user)
+                .source(&record.identity.source)
+                .session(&token.hash())
+                .reason("newer_login"),
+        );
+    }
     tracing::info!(
         realm,
         user = %record.identity.user,

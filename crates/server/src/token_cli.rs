@@ -90,7 +90,7 @@ async fn check(store: &dyn SessionStore, realm: &str, token: &Token) -> anyhow::
             print!("SUPERCEDED\n{}", r.identity.sks_record_text());
             ExitCode::FAILURE
         }
-        Validity::Unknown => {
+        Validity::Expired(_) | Validity::Unknown => {
             println!("NO");
             ExitCode::FAILURE
         }

@@ -267,7 +267,15 @@ async fn the_audit_file_is_reopened_on_sighup() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(login().await.status, 200);
-    assert_eq!(s.audit_events().len(), 1, "the new file has the new event");
+    // the second login supersedes the first: two events, both new
+    assert_eq!(
+        summary(&s.audit_events()),
+        [
+            t("login", "success", ""),
+            t("supersede", "success", "newer_login")
+        ],
+        "the new file has the new events"
+    );
     let old = std::fs::read_to_string(&rotated).unwrap();
     assert_eq!(old.lines().count(), 1, "the rotated file keeps the old one");
     #[cfg(unix)]
@@ -276,4 +284,51 @@ async fn the_audit_file_is_reopened_on_sighup() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "audit files are the server's alone");
     }
+}
+
+/// A later login that supersedes earlier ones is a `supersede` event (the
+/// first login is not); a check that finds a session past its end is one
+/// `expire` event, with the end it reached, and only once.
+#[tokio::test]
+async fn supersede_and_expiry_seen_on_a_check() {
+    let s = Server::start(
+        Options::default()
+            .user("alice", "alice-pw")
+            .env("SESSIOND_REALMS__EX__IDLE_TIMEOUT", "1s")
+            .env("SESSIOND_REALMS__EX__SUPERSEDE", "false"),
+    );
+    let first = common::login(&s, "rc", "alice", "alice-pw").await;
+    common::login(&s, "rc", "alice", "alice-pw").await;
+    s.get(&format!("/valid?realm=rc&token={first}"))
+        .await
+        .assert_text(200, "SUPERCEDED\nalice\nauth/file\n\n");
+    let short = common::login(&s, "ex", "alice", "alice-pw").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    for _ in 0..2 {
+        s.get(&format!("/valid?realm=ex&token={short}"))
+            .await
+            .assert_text(200, "NO\n");
+    }
+    let events = s.audit_events();
+    assert_eq!(
+        summary(&events),
+        [
+            t("login", "success", ""),
+            t("login", "success", ""),
+            t("supersede", "success", "newer_login"),
+            t("login", "success", ""),
+            t("expire", "success", "idle_timeout"),
+        ],
+        "{events:#?}"
+    );
+    // the supersede names the new login's session and shares its request
+    assert_eq!(events[2]["session"], events[1]["session"]);
+    assert_eq!(events[2]["request_id"], events[1]["request_id"]);
+    // the expiry names the session, its realm and user
+    assert_eq!(events[4]["session"], events[3]["session"]);
+    assert_eq!(
+        (events[4]["realm"].as_str(), events[4]["user"].as_str()),
+        (Some("ex"), Some("alice"))
+    );
+    assert!(events[4]["request_id"].is_string(), "the check's request");
 }

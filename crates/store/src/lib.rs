@@ -103,6 +103,46 @@ pub use postgres::PostgresStore;
 pub use redis_store::{RedisStore, RedisTarget, ReplicaAcks};
 pub use types::{Access, DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 
+/// What a store's look-up found, for the stores' own check paths: a
+/// record in use, one that expired (deleted now, reported by the check),
+/// or nothing to answer for.
+pub(crate) enum Found {
+    Live(
+        sessiond_core::SessionRecord,
+        sessiond_core::session::Classification,
+    ),
+    Expired(sessiond_core::SessionRecord),
+    Missing,
+}
+
+impl Found {
+    /// A record the classification called gone: expired, or ended otherwise.
+    fn gone(
+        record: sessiond_core::SessionRecord,
+        user: &sessiond_core::session::UserState,
+        now: sessiond_core::Timestamp,
+    ) -> Found {
+        if sessiond_core::session::expired_on_sight(&record, user, now) {
+            Found::Expired(record)
+        } else {
+            Found::Missing
+        }
+    }
+
+    /// The record and its class, if it is in use.
+    fn live(
+        self,
+    ) -> Option<(
+        sessiond_core::SessionRecord,
+        sessiond_core::session::Classification,
+    )> {
+        match self {
+            Found::Live(record, class) => Some((record, class)),
+            Found::Expired(_) | Found::Missing => None,
+        }
+    }
+}
+
 use async_trait::async_trait;
 use sessiond_core::limiter::{Backoff, Failures};
 use sessiond_core::session::{SessionData, SessionRecord, Validity};

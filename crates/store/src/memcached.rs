@@ -228,18 +228,31 @@ impl Inner {
         realm: &str,
         now: Timestamp,
     ) -> StoreResult<Option<(SessionRecord, Classification, u64)>> {
+        Ok(match self.find(id, realm, now)? {
+            (crate::Found::Live(record, class), cas) => Some((record, class, cas)),
+            _ => None,
+        })
+    }
+
+    /// [`Self::lookup`], handing back a record that expired.
+    fn find(
+        &self,
+        id: &TokenHash,
+        realm: &str,
+        now: Timestamp,
+    ) -> StoreResult<(crate::Found, u64)> {
         let Some((record, user, cas)) = self.session(id)? else {
-            return Ok(None);
+            return Ok((crate::Found::Missing, 0));
         };
         match classify(&record, &user, realm, now, self.opts.superseded_retention) {
-            Classification::OtherRealm => Ok(None),
+            Classification::OtherRealm => Ok((crate::Found::Missing, 0)),
             Classification::Gone => {
                 self.client()
                     .delete(&self.session_key(id))
                     .map_err(|e| self.failed(e))?;
-                Ok(None)
+                Ok((crate::Found::gone(record, &user, now), 0))
             }
-            c => Ok(Some((record, c, cas))),
+            c => Ok((crate::Found::Live(record, c), cas)),
         }
     }
 
@@ -536,10 +549,13 @@ impl SessionStore for MemcachedStore {
     ) -> StoreResult<Validity> {
         let realm = realm.to_owned();
         self.run(move |i| {
-            Ok(match i.lookup(&id, &realm, now)? {
-                None => Validity::Unknown,
-                Some((record, Classification::Superseded, _)) => Validity::Superseded(record),
-                Some((mut record, _, _)) => {
+            Ok(match i.find(&id, &realm, now)?.0 {
+                crate::Found::Missing => Validity::Unknown,
+                crate::Found::Expired(record) => Validity::Expired(record),
+                crate::Found::Live(record, Classification::Superseded) => {
+                    Validity::Superseded(record)
+                }
+                crate::Found::Live(mut record, _) => {
                     if access == Access::Touch && record.needs_touch(now, i.opts.touch_interval) {
                         record.last_access = now;
                         i.touch(&id, now)?;

@@ -95,17 +95,28 @@ fn lookup(
     now: Timestamp,
     opts: &StoreOptions,
 ) -> StoreResult<Option<(SessionRecord, Classification)>> {
+    Ok(find(t, id, realm, now, opts)?.live())
+}
+
+/// [`lookup`], handing back a record that expired (for a check to report).
+fn find(
+    t: &mut dyn Txn,
+    id: &TokenHash,
+    realm: &str,
+    now: Timestamp,
+    opts: &StoreOptions,
+) -> StoreResult<crate::Found> {
     let Some(record) = t.session(id)? else {
-        return Ok(None);
+        return Ok(crate::Found::Missing);
     };
     let user = t.user(&record.realm, &record.identity.user)?;
     match classify(&record, &user, realm, now, opts.superseded_retention) {
-        Classification::OtherRealm => Ok(None),
+        Classification::OtherRealm => Ok(crate::Found::Missing),
         Classification::Gone => {
             t.delete_session(id)?;
-            Ok(None)
+            Ok(crate::Found::gone(record, &user, now))
         }
-        c => Ok(Some((record, c))),
+        c => Ok(crate::Found::Live(record, c)),
     }
 }
 
@@ -118,10 +129,11 @@ pub(crate) fn validate(
     opts: &StoreOptions,
     access: Access,
 ) -> StoreResult<Validity> {
-    Ok(match lookup(t, id, realm, now, opts)? {
-        None => Validity::Unknown,
-        Some((record, Classification::Superseded)) => Validity::Superseded(record),
-        Some((mut record, _)) => {
+    Ok(match find(t, id, realm, now, opts)? {
+        crate::Found::Missing => Validity::Unknown,
+        crate::Found::Expired(record) => Validity::Expired(record),
+        crate::Found::Live(record, Classification::Superseded) => Validity::Superseded(record),
+        crate::Found::Live(mut record, _) => {
             if access == Access::Touch && record.needs_touch(now, opts.touch_interval) {
                 record.last_access = now;
                 t.put_session(id, &record)?;

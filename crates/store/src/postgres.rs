@@ -415,7 +415,11 @@ impl SessionStore for PostgresStore {
                     .execute(&self.pool)
                     .await
                     .map_err(unavailable)?;
-                    Validity::Unknown
+                    if sessiond_core::session::expired_on_sight(&record, &user, now) {
+                        Validity::Expired(record)
+                    } else {
+                        Validity::Unknown
+                    }
                 }
                 Classification::Superseded => Validity::Superseded(record),
                 Classification::Current => {

@@ -24,10 +24,20 @@ pub async fn lookup(
     realm: &str,
     access: Access,
 ) -> Result<Validity, Error> {
-    app.store
+    let validity = app
+        .store
         .check(token.hash(), realm, now(), access)
         .await
-        .map_err(Error::store("validate"))
+        .map_err(Error::store("validate"))?;
+    Ok(match validity {
+        // Answered as unknown; the expiry is an audit event, once (the
+        // store deleted the record).
+        Validity::Expired(record) => {
+            crate::audit::expired(&app.audit, realm, &record, &token.hash());
+            Validity::Unknown
+        }
+        other => other,
+    })
 }
 
 /// The current session of `token` in `realm`, or [`Error::NotCurrent`].
@@ -39,7 +49,9 @@ pub async fn current(
 ) -> Result<SessionRecord, Error> {
     match lookup(app, token, realm, access).await? {
         Validity::Current(record) => Ok(record),
-        Validity::Superseded(_) | Validity::Unknown => Err(Error::NotCurrent),
+        Validity::Superseded(_) | Validity::Expired(_) | Validity::Unknown => {
+            Err(Error::NotCurrent)
+        }
     }
 }
 
@@ -64,7 +76,7 @@ pub async fn token_or_ticket(
     match lookup(app, token, realm, Access::Touch).await? {
         Validity::Current(r) => return Ok(Checked::Current(r)),
         Validity::Superseded(r) => return Ok(Checked::Superseded(r)),
-        Validity::Unknown => {}
+        Validity::Expired(_) | Validity::Unknown => {}
     }
     let Some(tr) = app.ticket_realm(realm) else {
         return Ok(Checked::Invalid);

@@ -400,17 +400,22 @@ impl RedisStore {
         realm: &str,
         now: Timestamp,
     ) -> StoreResult<Option<(SessionRecord, Classification)>> {
+        Ok(self.find(id, realm, now).await?.live())
+    }
+
+    /// [`RedisStore::lookup`], handing back a record that expired.
+    async fn find(&self, id: &TokenHash, realm: &str, now: Timestamp) -> StoreResult<crate::Found> {
         let fields = self.fields(id).await?;
         let Some((record, user)) = decode_fields(&fields)? else {
-            return Ok(None);
+            return Ok(crate::Found::Missing);
         };
         match classify(&record, &user, realm, now, self.opts.superseded_retention) {
-            Classification::OtherRealm => Ok(None),
+            Classification::OtherRealm => Ok(crate::Found::Missing),
             Classification::Gone => {
                 self.forget(id, &record).await?;
-                Ok(None)
+                Ok(crate::Found::gone(record, &user, now))
             }
-            c => Ok(Some((record, c))),
+            c => Ok(crate::Found::Live(record, c)),
         }
     }
 
@@ -655,10 +660,11 @@ impl SessionStore for RedisStore {
         now: Timestamp,
         access: Access,
     ) -> StoreResult<Validity> {
-        Ok(match self.lookup(&id, realm, now).await? {
-            None => Validity::Unknown,
-            Some((record, Classification::Superseded)) => Validity::Superseded(record),
-            Some((mut record, _)) => {
+        Ok(match self.find(&id, realm, now).await? {
+            crate::Found::Missing => Validity::Unknown,
+            crate::Found::Expired(record) => Validity::Expired(record),
+            crate::Found::Live(record, Classification::Superseded) => Validity::Superseded(record),
+            crate::Found::Live(mut record, _) => {
                 if access == Access::Touch && record.needs_touch(now, self.opts.touch_interval) {
                     record.last_access = now;
                     let touched: i64 = scripts::TOUCH

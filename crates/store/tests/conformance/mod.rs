@@ -68,7 +68,7 @@ macro_rules! conformance_suite {
             peek_is_not_activity, ticket_not_before_only_moves_forward,
             touched_sessions_stay_reachable, ending_a_user_reaches_every_realm,
             racing_ticket_revocations_keep_the_latest, shared_failure_counts,
-            racing_touches_never_shorten_a_session);
+            racing_touches_never_shorten_a_session, expiry_is_reported_once);
     };
     (@tests $make:path; $($name:ident),*) => {
         $(
@@ -117,7 +117,8 @@ async fn state(h: &Harness, t: &Token, realm: &str, now: Timestamp) -> &'static 
     match h.store.validate(t.hash(), realm, now).await.unwrap() {
         Validity::Current(_) => "current",
         Validity::Superseded(_) => "superseded",
-        Validity::Unknown => "unknown",
+        // as every caller answers it (expiry_is_reported_once tells them apart)
+        Validity::Expired(_) | Validity::Unknown => "unknown",
     }
 }
 
@@ -773,7 +774,7 @@ pub async fn peek_is_not_activity(h: &Harness) {
     }
     assert!(matches!(
         h.store.peek(polled.hash(), "web", at(101)).await.unwrap(),
-        Validity::Unknown
+        Validity::Expired(_)
     ));
     assert_eq!(state(h, &polled, "web", at(101)).await, "unknown");
     assert_eq!(state(h, &used, "web", at(150)).await, "current");
@@ -1029,4 +1030,36 @@ pub async fn racing_touches_never_shorten_a_session(h: &Harness) {
             "round {round}: the sweep kept it"
         );
     }
+}
+
+/// A check that finds a session past its end says so once (the server
+/// records it as an audit event), then the token is simply unknown. A
+/// session that ended otherwise — superseded past the retention, or ended
+/// with its user — is not reported as expired.
+pub async fn expiry_is_reported_once(h: &Harness) {
+    let idle = RealmPolicy {
+        idle_timeout: Some(Duration::from_secs(100)),
+        supersede: false,
+        ..sks()
+    };
+    let t = issue(h, "web", "alice", idle, at(0)).await;
+    match h.store.validate(t.hash(), "web", at(101)).await.unwrap() {
+        Validity::Expired(r) => {
+            assert_eq!(r.identity.user, "alice");
+            assert_eq!(r.identity.source, "auth/test");
+        }
+        other => panic!("expired on sight: {other:?}"),
+    }
+    assert!(matches!(
+        h.store.validate(t.hash(), "web", at(102)).await.unwrap(),
+        Validity::Unknown
+    ));
+
+    let old = issue(h, "rc", "carol", sks(), at(0)).await;
+    issue(h, "rc", "carol", sks(), at(1)).await;
+    let later = Timestamp(at(1).0 + RETENTION.as_secs() as i64 + 1);
+    assert!(matches!(
+        h.store.validate(old.hash(), "rc", later).await.unwrap(),
+        Validity::Unknown
+    ));
 }
