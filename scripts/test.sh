@@ -7,7 +7,8 @@
 # (scripts/services.sh: memcached and a Redis Cluster on free ports; the
 # machine's Redis and PostgreSQL are used under per-test prefixes), checks formatting and lints, and runs the
 # whole suite: unit tests, the store conformance suite, and black-box tests
-# that start the real `sessiond` binary.
+# that start the real `sessiond` binary; then builds, installs and purges the
+# Debian package (scripts/package-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -146,3 +147,8 @@ passed=$(grep -Eo 'test result: ok\. [0-9]+ passed' target/test-output.txt | awk
 failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
 echo
 echo "$passed passed, $failed failed"
+
+# The Debian package is built from the release binary, so it comes last,
+# after everything the debug build tests has passed.
+log "the Debian package: build (cargo deb), contents, install, run, purge"
+scripts/package-test.sh
