@@ -199,6 +199,7 @@ async fn ticket_secrets_and_the_admin_credential_rotate_under_traffic() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (done, failed) = traffic.stop().await;
+    eprintln!("reload under traffic: {done} requests, {failed} failed");
     assert_eq!(failed, 0, "not one failed request");
     assert!(done > 10, "traffic ran through the reload");
 
@@ -355,6 +356,7 @@ async fn the_tls_certificate_rotates_without_dropping_a_request() {
     assert!(!handshake(&s.addr, client_trusting(&[&c1])).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (done, failed) = traffic.stop().await;
+    eprintln!("reload under traffic: {done} requests, {failed} failed");
     assert_eq!(failed, 0, "not one failed request");
     assert!(done > 10);
 }
