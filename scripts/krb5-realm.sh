@@ -34,7 +34,8 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 stop
 rm -f "$dir"/principal* "$dir/stash"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+source "$(dirname "$0")/lib.sh"   # free_port
+port=$(free_port)
 password="alice-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
 cat > "$dir/krb5.conf" <<EOF

@@ -36,9 +36,7 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 stop
 rm -rf "$dir/db"; mkdir -p "$dir/db"
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+source "$(dirname "$0")/lib.sh"   # free_port
 port=$(free_port); tls_port=$(free_port)
 rand() { head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 password="alice-$(rand)"; reader_password="reader-$(rand)"; root_password="root-$(rand)"

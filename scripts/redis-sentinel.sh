@@ -19,21 +19,7 @@ action=${1:?usage: redis-sentinel.sh start|stop DIR}
 dir=${2:?usage: redis-sentinel.sh start|stop DIR}
 master=sessiond
 
-free_port() {
-  python3 -c '
-import socket
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_for() { # wait_for <what> <command...>: up to 20 s
-  local what=$1; shift
-  for _ in $(seq 1 200); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  echo "scripts/redis-sentinel.sh: $what did not come up" >&2
-  return 1
-}
+source "$(dirname "$0")/lib.sh"   # free_port, wait_for
 
 start_node() { # start_node PORT [replicaof-port]
   local port=$1 of=${2:-}

@@ -9,8 +9,10 @@
 services_dir=""
 service_pids=()
 
-# A free port below 50000: Redis Cluster also listens on port + 10000.
-free_port() {
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # free_port, wait_for
+
+# A free port below 50000 whose cluster bus port (port + 10000) is free too.
+free_cluster_port() {
   python3 -c '
 import random, socket
 while True:
@@ -23,16 +25,6 @@ while True:
     except OSError:
         s.close()
 '
-}
-
-wait_for() { # wait_for <what> <command...>: up to 10 s
-  local what=$1; shift
-  for _ in $(seq 1 100); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
-  done
-  echo "scripts/services.sh: $what did not come up" >&2
-  return 1
 }
 
 start_services() {
@@ -55,7 +47,7 @@ start_services() {
   # Redis Cluster: three primaries, no replicas.
   local nodes=() port
   for _ in 1 2 3; do
-    port=$(free_port)
+    port=$(free_cluster_port)
     mkdir -p "$services_dir/redis-$port"
     redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
       --cluster-config-file "$services_dir/redis-$port/nodes.conf" \

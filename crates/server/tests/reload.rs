@@ -419,6 +419,21 @@ const KEY_A: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccd
 const KEY_B: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
 const READER: &str = "backend-credential-0123456789";
 
+/// The status of a back end's request for the credentials of `token`.
+async fn credentials_status(s: &Server, realm: &str, token: &str) -> u16 {
+    s.request(
+        "GET",
+        &format!("/v1/sessions/credentials?realm={realm}"),
+        &[
+            ("Authorization", &format!("Bearer {READER}")),
+            ("X-Sessiond-Token", token),
+        ],
+        b"",
+    )
+    .await
+    .status
+}
+
 /// Realm policies, LDAP settings and the Kerberos credential keys change on
 /// reload: new sessions get the new policy (existing ones keep theirs),
 /// LDAP logins use the new directory settings, and credential keys rotate
@@ -471,20 +486,8 @@ async fn realm_policies_ldap_settings_and_credential_keys_apply_on_reload() {
             serde_json::json!({"realm": "rp", "user": user, "password": password, "module": module}),
         )
     };
-    let creds = |token: String| async {
-        let token = token;
-        s.request(
-            "GET",
-            "/v1/sessions/credentials?realm=rp",
-            &[
-                ("Authorization", &format!("Bearer {READER}")),
-                ("X-Sessiond-Token", &token),
-            ],
-            b"",
-        )
-        .await
-        .status
-    };
+    let s = &s;
+    let creds = |token: String| async move { credentials_status(s, "rp", &token).await };
     assert_eq!(login("alice", &ldap_pw, "ldap").await.status, 503);
     let before = login("bob", "bob-pw", "file").await.json();
     assert!(before["expires_at"].is_null(), "{before}");
@@ -592,19 +595,7 @@ async fn a_reload_keeps_the_throwaway_credential_key() {
         )
         .await;
     let token = r.json()["token"].as_str().unwrap().to_owned();
-    let creds = || async {
-        s.request(
-            "GET",
-            "/v1/sessions/credentials?realm=rc",
-            &[
-                ("Authorization", &format!("Bearer {READER}")),
-                ("X-Sessiond-Token", &token),
-            ],
-            b"",
-        )
-        .await
-        .status
-    };
+    let creds = || credentials_status(&s, "rc", &token);
     assert_eq!(creds().await, 200);
     write("[[access.rules]]\npaths = [\"/closed\"]\npolicy = \"deny\"\n");
     hup(&s);
