@@ -502,7 +502,7 @@ async fn realm_policies_ldap_settings_and_credential_keys_apply_on_reload() {
         &format!("{KEY_B}\n{KEY_A}\n"),
         "max_lifetime = \"1h\"",
     );
-    hup(&s);
+    hup(s);
     eventually("LDAP logins reach the new directory", || async {
         login("alice", &ldap_pw, "ldap").await.status == 200
     })
@@ -537,7 +537,7 @@ async fn realm_policies_ldap_settings_and_credential_keys_apply_on_reload() {
 
     // the old key retired: what it sealed no longer opens
     write(&ldap_url, &format!("{KEY_B}\n"), "max_lifetime = \"1h\"");
-    hup(&s);
+    hup(s);
     eventually("the retired key no longer opens", || async {
         creds(under_a.clone()).await != 200
     })
