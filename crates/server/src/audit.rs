@@ -11,7 +11,7 @@
 //! free text from a request except names already checked at login.
 //!
 //! The request id and client address come from the request's context
-//! ([`RequestContext`], set by `http::middleware::observe`), so call sites
+//! ([`RequestContext`], set by `http::middleware::pipeline`), so call sites
 //! name only what happened.
 
 use crate::config::{AuditConfig, AuditSink};
@@ -163,7 +163,7 @@ pub struct RequestContext {
 }
 
 tokio::task_local! {
-    /// Set around each request by `middleware::observe`.
+    /// Set around each request by `middleware::pipeline`.
     pub static REQUEST: RequestContext;
 }
 

@@ -9,7 +9,7 @@
 //! copies drifted (an unknown module was 403, 400 or 401 depending on the
 //! door; `Retry-After` was missing on one). Why renderers do no logging:
 //! every error response carries its [`Error`] (as [`Failed`]) and
-//! `middleware::observe` logs and counts it once, whatever the surface.
+//! `middleware::pipeline` logs and counts it once, whatever the surface.
 //!
 //! The text protocol keeps its wire answers: the original answered a failed
 //! login, a missing or stale token and the group refusals with a bare 403,
@@ -402,7 +402,7 @@ impl Error {
     }
 
     /// Logs and counts this failure; called once per failed request, by
-    /// `middleware::observe`, whatever the surface that answered.
+    /// `middleware::pipeline`, whatever the surface that answered.
     pub fn report(&self, endpoint: &str) {
         match self {
             Error::Store { op, source } => {

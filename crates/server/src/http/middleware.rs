@@ -1,51 +1,151 @@
-//! Per-request metrics and logs, and the one place a failed request is
-//! logged and counted (whatever surface answered it: the renderers in
-//! `error.rs` only attach the failure to the answer). Only a route's path
+//! What happens around every request, in one layer ([`pipeline`]): the
+//! client's address, the request id and audit context, per-request metrics
+//! and logs, and the one place a failed request is logged and counted
+//! (whatever surface answered it: the renderers in `error.rs` only attach
+//! the failure to the answer). Only a route's path
 //! template or a known SessionKeyServer path is ever recorded: query strings
 //! carry passwords and tokens, and an unknown path could too.
 
 use crate::http::ClientAddr;
 use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use metrics::SharedString;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// The label of a request: the route it matched (a path template such as
 /// `/v1/users/{realm}/{user}/sessions`, never the names in it), else a
-/// SessionKeyServer path, else `other`. Shared (`Arc`), so the two metrics
-/// and the log line reuse one copy of a matched route.
-fn endpoint(req: &Request) -> SharedString {
+/// SessionKeyServer path, else `other`.
+fn endpoint(req: &Request) -> &str {
     if let Some(matched) = req.extensions().get::<axum::extract::MatchedPath>() {
-        return SharedString::from(std::sync::Arc::<str>::from(matched.as_str()));
+        return matched.as_str();
     }
     let path = req.uri().path();
-    SharedString::const_str(
-        crate::http::sks::PATHS
-            .iter()
-            .find(|p| **p == path)
-            .copied()
-            .unwrap_or("other"),
-    )
+    crate::http::sks::PATHS
+        .iter()
+        .find(|p| **p == path)
+        .copied()
+        .unwrap_or("other")
 }
 
-pub async fn observe(req: Request, next: Next) -> Response {
-    let endpoint = endpoint(&req);
+/// The metric handles of one endpoint, made once and kept. `counter!` and
+/// `histogram!` look their key and labels up in the recorder's registry on
+/// every call (hashing the name and each label), and the label strings were
+/// allocated per request: under load that was a visible share of every
+/// request's own work (bench/path.sh).
+struct EndpointMetrics {
+    name: SharedString,
+    seconds: metrics::Histogram,
+    /// By status code; a handful per endpoint.
+    requests: parking_lot::RwLock<Vec<(u16, metrics::Counter)>>,
+}
+
+impl EndpointMetrics {
+    fn of(endpoint: &str) -> Arc<EndpointMetrics> {
+        static ALL: OnceLock<parking_lot::RwLock<HashMap<Box<str>, Arc<EndpointMetrics>>>> =
+            OnceLock::new();
+        let all = ALL.get_or_init(Default::default);
+        if let Some(m) = all.read().get(endpoint) {
+            return m.clone();
+        }
+        let name = SharedString::from(Arc::<str>::from(endpoint));
+        all.write()
+            .entry(endpoint.into())
+            .or_insert_with(|| {
+                Arc::new(EndpointMetrics {
+                    seconds: metrics::histogram!("sessiond_http_request_seconds", "endpoint" => name.clone()),
+                    name,
+                    requests: Default::default(),
+                })
+            })
+            .clone()
+    }
+
+    fn count(&self, status: u16) {
+        if let Some((_, c)) = self.requests.read().iter().find(|(s, _)| *s == status) {
+            c.increment(1);
+            return;
+        }
+        let mut requests = self.requests.write();
+        if let Some((_, c)) = requests.iter().find(|(s, _)| *s == status) {
+            c.increment(1);
+            return;
+        }
+        let c = metrics::counter!("sessiond_http_requests_total", "endpoint" => self.name.clone(), "status" => status.to_string());
+        c.increment(1);
+        requests.push((status, c));
+    }
+}
+
+/// What [`pipeline`] needs from the configuration.
+pub struct Surroundings {
+    /// `server.trusted_proxies`.
+    pub proxies: Vec<ipnet::IpNet>,
+    /// `server.request_timeout`.
+    pub timeout: std::time::Duration,
+}
+
+/// Everything sessiond does around each request, in one pass. One layer,
+/// not the five it was (a tower layer per concern): each layer moves the
+/// request and boxes or wraps a future per request, and together they
+/// were a measured share of a request's whole cost (bench/path.sh,
+/// docs/performance.md).
+///
+/// 1. the client's address: the one a trusted proxy forwarded
+///    ([`resolve_client`]);
+/// 2. a request id (the answer's `x-request-id`) and, with the address, the
+///    context of audit events ([`crate::audit::REQUEST`]);
+/// 3. `server.request_timeout`: past it the request is dropped and
+///    answered `408`;
+/// 4. metrics and the debug log line (timed-out requests included), and
+///    the one place a failed request is logged and counted
+///    ([`crate::http::error::Failed`]);
+/// 5. `Cache-Control: no-store` unless the handler set one: answers carry
+///    tokens, keys, identities and session state, and no cache (a
+///    browser's, a proxy's) may keep one unless a handler says so (the
+///    static script); and the `server` header.
+///
+/// The body-size limit stays a tower layer outside it
+/// (`RequestBodyLimitLayer`): it has to wrap the body before anything
+/// reads it.
+pub async fn pipeline(
+    axum::extract::State(around): axum::extract::State<Arc<Surroundings>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    resolve_client(&around.proxies, &mut req);
+    let metrics = EndpointMetrics::of(endpoint(&req));
     let method = req.method().clone();
     let started = Instant::now();
-    let mut response = next.run(req).await;
+    let context = crate::audit::RequestContext {
+        id: request_id(),
+        client: req.extensions().get::<ClientAddr>().map(|a| a.client),
+    };
+    let id = HeaderValue::from_str(&context.id).expect("hex is a header value");
+    let answered = tokio::time::timeout(
+        around.timeout,
+        crate::audit::REQUEST.scope(context, next.run(req)),
+    )
+    .await;
+    let mut response = answered.unwrap_or_else(|_| StatusCode::REQUEST_TIMEOUT.into_response());
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     if let Some(crate::http::error::Failed(e)) = response.extensions().get() {
-        e.report(&endpoint);
+        e.report(&metrics.name);
     }
-    metrics::counter!("sessiond_http_requests_total", "endpoint" => endpoint.clone(), "status" => status.to_string())
-        .increment(1);
-    metrics::histogram!("sessiond_http_request_seconds", "endpoint" => endpoint.clone())
-        .record(elapsed.as_secs_f64());
-    tracing::debug!(%method, endpoint = &*endpoint, status, micros = elapsed.as_micros() as u64, "request");
-    response.headers_mut().insert(
+    metrics.count(status);
+    metrics.seconds.record(elapsed.as_secs_f64());
+    tracing::debug!(%method, endpoint = &*metrics.name, status, micros = elapsed.as_micros() as u64, "request");
+    let headers = response.headers_mut();
+    headers.insert("x-request-id", id);
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.insert(
         "server",
         HeaderValue::from_static(concat!("sessiond/", env!("CARGO_PKG_VERSION"))),
     );
@@ -57,25 +157,10 @@ pub async fn observe(req: Request, next: Next) -> Response {
 /// process, then a counter.
 fn request_id() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
-    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static PREFIX: OnceLock<String> = OnceLock::new();
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let prefix = PREFIX.get_or_init(|| sessiond_core::token::random_hex(4));
     format!("{prefix}{:08x}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Gives the request an id (the answer's `x-request-id`) and makes it and
-/// the client's address the context of audit events
-/// ([`crate::audit::REQUEST`]). Inside `resolve_client`, so the address is
-/// the one a trusted proxy forwarded.
-pub async fn request_context(req: Request, next: Next) -> Response {
-    let context = crate::audit::RequestContext {
-        id: request_id(),
-        client: req.extensions().get::<ClientAddr>().map(|a| a.client),
-    };
-    let id = HeaderValue::from_str(&context.id).expect("hex is a header value");
-    let mut response = crate::audit::REQUEST.scope(context, next.run(req)).await;
-    response.headers_mut().insert("x-request-id", id);
-    response
 }
 
 /// A proxy on this host forwards client addresses, but none is trusted: every
@@ -95,11 +180,7 @@ fn warn_untrusted_proxy_once() {
 /// Replaces the client address with the one a trusted proxy forwarded: the
 /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (the
 /// entries to its left were written by the client and prove nothing).
-pub async fn resolve_client(
-    axum::extract::State(proxies): axum::extract::State<std::sync::Arc<Vec<ipnet::IpNet>>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+fn resolve_client(proxies: &[ipnet::IpNet], req: &mut Request) {
     let trusted = |ip: &std::net::IpAddr| proxies.iter().any(|net| net.contains(ip));
     let forwarded = req
         .extensions()
@@ -126,5 +207,4 @@ pub async fn resolve_client(
     if let Some(addr) = forwarded {
         req.extensions_mut().insert(addr);
     }
-    next.run(req).await
 }

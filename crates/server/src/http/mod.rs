@@ -134,33 +134,21 @@ pub fn routes() -> Routes {
 pub fn router(app: Arc<App>) -> Router {
     let timeout = app.config.server.request_timeout.0;
     let max_body = app.config.server.max_body_bytes;
-    let proxies = std::sync::Arc::new(app.trusted_proxies.clone());
+    let app_proxies = app.trusted_proxies.clone();
     routes()
         .router
         // applies to the routes above, so it must come after them
         .method_not_allowed_fallback(api_v1::method_not_allowed)
         .fallback(sks::handle)
         .with_state(app)
-        // Answers carry tokens, keys, identities and session state: no cache
-        // (a browser's, a proxy's) may keep one unless a handler says so
-        // (the static script).
-        .layer(
-            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
-                axum::http::header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-store"),
-            ),
-        )
-        .layer(axum::middleware::from_fn(middleware::request_context))
         .layer(axum::middleware::from_fn_with_state(
-            proxies,
-            middleware::resolve_client,
+            Arc::new(middleware::Surroundings {
+                proxies: app_proxies,
+                timeout,
+            }),
+            middleware::pipeline,
         ))
-        .layer(axum::middleware::from_fn(middleware::observe))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
 }
 
 #[cfg(test)]
