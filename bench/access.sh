@@ -23,13 +23,7 @@ install_packages "${need[@]}"
 cargo build --release -q -p sessiond-server
 bin=$PWD/target/release/sessiond
 
-work=$(mktemp -d)
-pids=()
-finish() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap finish EXIT
+scratch
 
 echo 'bench-pw' | "$bin" user add bench --groups bench,staff -f "$work/passwd" >/dev/null
 

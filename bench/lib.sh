@@ -30,3 +30,11 @@ p99_ms() {
 require_2xx() {
   if grep -q 'Non-2xx' "$1"; then echo "non-2xx answers in $1" >&2; cat "$1" >&2; exit 1; fi
 }
+
+# A scratch directory ($work) and the background processes a benchmark
+# starts ($pids: append to it), both cleaned up when the script exits.
+scratch() {
+  work=$(mktemp -d)
+  pids=()
+  trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+}

@@ -20,13 +20,7 @@ command -v wrk >/dev/null || install_packages wrk
 cargo build --release -q -p sessiond-server -p bench-baseline
 bin=$PWD/target/release/sessiond
 
-work=$(mktemp -d)
-pids=()
-finish() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap finish EXIT
+scratch
 
 wait_listening() { # file: the server's stdout
   for _ in $(seq 100); do grep -q listening "$1" 2>/dev/null && break; sleep 0.1; done
