@@ -297,7 +297,10 @@ impl RedisStore {
         self.kept_if(true, write).await
     }
 
-    /// [`RedisStore::kept`] when `must` holds, else just `write`.
+    /// [`RedisStore::kept`] when `must` holds, else just `write`. A kept
+    /// write inside another (ending a user revokes in each of their
+    /// realms) runs on the durable connection without a `WAIT` of its
+    /// own: the outermost one confirms everything written inside it.
     async fn kept_if<T>(
         &self,
         must: bool,
@@ -306,6 +309,9 @@ impl RedisStore {
         let Some((durable, acks)) = self.durable.as_ref().filter(|_| must) else {
             return write.await;
         };
+        if DURABLE.try_with(|_| ()).is_ok() {
+            return write.await;
+        }
         let ReplicaAcks { replicas, timeout } = *acks;
         let links = durable.links_opened();
         let out = DURABLE.scope((), write).await?;
