@@ -108,13 +108,17 @@ impl SessionRecord {
     /// its absolute end and `last_access + idle_timeout`. `None` = never.
     /// Stores with native TTLs use this to set them.
     pub fn ends_at(&self) -> Option<Timestamp> {
-        let idle_end = self
-            .idle_timeout_secs
-            .map(|s| self.last_access.plus(Duration::from_secs(s)));
-        match (self.expires_at, idle_end) {
+        match (self.expires_at, self.idle_end()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// When the session ends if it is not used again: `last_access +
+    /// idle_timeout`. `None` without an idle timeout.
+    pub fn idle_end(&self) -> Option<Timestamp> {
+        self.idle_timeout_secs
+            .map(|s| self.last_access.plus(Duration::from_secs(s)))
     }
 
     pub fn is_expired(&self, now: Timestamp) -> bool {

@@ -38,7 +38,8 @@ pub struct Live {
 }
 
 impl Live {
-    /// Builds everything a reload may change; any failure leaves the `previous` is the set in force, whose
+    /// Builds everything a reload may change; any failure leaves the
+    /// running set untouched. `previous` is the set in force, whose
     /// throwaway credential key a reload keeps: without a configured key
     /// file, replacing it would make every sealed credential unreadable.
     pub fn build(config: &Config, previous: Option<&Live>) -> anyhow::Result<Live> {

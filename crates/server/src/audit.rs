@@ -331,10 +331,7 @@ pub fn revoked(audit: &Audit, realm: &str, r: &sessiond_core::SessionRecord, id:
 /// A session `id` a check found past its end; `reason` says which end:
 /// `idle_timeout` or `lifetime` (absolute, or capped by its credentials).
 pub fn expired(audit: &Audit, realm: &str, r: &sessiond_core::SessionRecord, id: &TokenHash) {
-    let idle_end = r
-        .idle_timeout_secs
-        .map(|s| r.last_access.plus(std::time::Duration::from_secs(s)));
-    let reason = match (idle_end, r.expires_at) {
+    let reason = match (r.idle_end(), r.expires_at) {
         (Some(idle), Some(end)) if idle < end => "idle_timeout",
         (Some(_), None) => "idle_timeout",
         _ => "lifetime",
