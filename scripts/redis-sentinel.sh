@@ -70,9 +70,16 @@ CONF
   echo "export SESSIOND_TEST_REDIS_SENTINEL_MASTER=$master"
   ;;
 stop)
+  pids=()
   for pidfile in "$dir"/sentinel-*.pid "$dir"/redis-*.pid; do
     [ -e "$pidfile" ] || continue
-    kill "$(cat "$pidfile")" 2>/dev/null || true
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null && pids+=("$pid")
+  done
+  # Wait for them to exit: a sentinel rewrites its configuration as it
+  # stops, and a caller removing DIR meanwhile fails ("Directory not empty").
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   done
   ;;
 *)
