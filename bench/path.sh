@@ -18,7 +18,9 @@ mkdir -p "$out"
 source bench/lib.sh
 command -v wrk >/dev/null || install_packages wrk
 cargo build --release -q -p sessiond-server -p bench-baseline
-bin=$PWD/target/release/sessiond
+# BENCH_SESSIOND: another build to measure (an A/B comparison of two commits;
+# not SESSIOND_*, which sessiond reads as configuration)
+bin=${BENCH_SESSIOND:-$PWD/target/release/sessiond}
 
 scratch
 

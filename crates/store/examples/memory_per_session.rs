@@ -7,6 +7,11 @@
 //!
 //! `cargo run --release -p sessiond-store --example memory_per_session [N]`
 
+// The allocator the server runs with (crates/server/src/main.rs): bytes per
+// session depend on it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use sessiond_core::{Identity, NewSession, RealmPolicy, Timestamp, Token};
 use sessiond_store::{MemoryStore, SessionStore, StoreOptions};
 

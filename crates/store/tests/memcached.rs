@@ -5,7 +5,8 @@
 mod conformance;
 
 use conformance::{service_url, Harness, RETENTION};
-use sessiond_store::{MemcachedStore, StoreOptions};
+use sessiond_core::session::Validity;
+use sessiond_store::{MemcachedStore, SessionStore, StoreOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
 
@@ -134,4 +135,55 @@ async fn unreachable_server_is_a_clear_error() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("memcached"), "{err}");
+}
+
+/// A check is one `gets` (session, generation and epoch together) once the
+/// instance knows whose session it is; an instance that never saw the
+/// session learns that with one more round trip, the first time only.
+#[tokio::test]
+async fn a_check_is_one_round_trip() {
+    let Some(address) = service_url("SESSIOND_TEST_MEMCACHED", None) else {
+        return;
+    };
+    let prefix = format!("sessiond-test-{}", sessiond_core::token::random_hex(6));
+    let open = || MemcachedStore::connect(&address, &prefix, StoreOptions::default());
+    let (issuer, other) = (open().await.unwrap(), open().await.unwrap());
+    let now = sessiond_core::Timestamp(1_700_000_000);
+    let token = sessiond_core::Token::generate();
+    let new = sessiond_core::NewSession {
+        realm: "rc".into(),
+        identity: sessiond_core::Identity::new("alice", "pam"),
+        policy: sessiond_core::RealmPolicy::default(),
+        credential_end: None,
+        client_addr: None,
+        device: None,
+        credentials: None,
+    };
+    issuer.create(token.hash(), new, now).await.unwrap();
+    for (store, first, then) in [(&issuer, 1, 1), (&other, 2, 1)] {
+        for expected in [first, then, then] {
+            let before = store.commands_sent();
+            let v = store.peek(token.hash(), "rc", now).await.unwrap();
+            assert!(matches!(v, Validity::Current(_)), "{v:?}");
+            assert_eq!(store.commands_sent() - before, expected);
+        }
+    }
+    // a superseding login elsewhere is seen by the one round trip
+    let again = sessiond_core::NewSession {
+        realm: "rc".into(),
+        identity: sessiond_core::Identity::new("alice", "pam"),
+        policy: sessiond_core::RealmPolicy::default(),
+        credential_end: None,
+        client_addr: None,
+        device: None,
+        credentials: None,
+    };
+    other
+        .create(sessiond_core::Token::generate().hash(), again, now)
+        .await
+        .unwrap();
+    let before = issuer.commands_sent();
+    let v = issuer.peek(token.hash(), "rc", now).await.unwrap();
+    assert!(matches!(v, Validity::Superseded(_)), "{v:?}");
+    assert_eq!(issuer.commands_sent() - before, 1);
 }

@@ -1,5 +1,5 @@
 //! The memcached store, FreeIPA's choice: TCP or UNIX-socket servers, several
-//! of them if wanted (the client spreads keys over them by hash).
+//! of them if wanted (keys spread over them by a stable hash).
 //!
 //! memcached has no transactions and no way to enumerate keys, so:
 //! - every read-modify-write is a `gets` / `cas` loop on one key;
@@ -9,13 +9,19 @@
 //!   per realm and user), checked on every validation;
 //! - ending all of a user's sessions (password change, deleted account)
 //!   moves the user's session epoch on (one small key per user, read in the
-//!   same `get` as the generation), so older sessions are refused without
+//!   same `gets` as the generation), so older sessions are refused without
 //!   being found;
 //! - listing a user's sessions, and revoking them all, are not offered:
 //!   the store does not implement `UserSessions` (see docs/stores.md).
 //!
-//! The client (`memcache` crate) is blocking; calls run on Tokio's blocking
-//! pool, over a pool of connections.
+//! A check is one round trip: the session, its user's generation and the
+//! user's epoch in one `gets`. The user's keys come from a bounded table of
+//! which user a session id belongs to ([`Hints`]); a session id missing from
+//! it (another instance logged the user in, or it was pushed out) costs a
+//! second round trip once. The client (`wire.rs`) is async: no call leaves
+//! the runtime's worker threads.
+
+mod wire;
 
 use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions};
 use crate::{Access, Store};
@@ -30,6 +36,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use wire::WireError;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 /// A revoked or moved session, for the few seconds until it is deleted.
@@ -40,36 +47,14 @@ const RELATIVE_EXPIRY_LIMIT: i64 = 30 * 24 * 3600;
 /// under pathological contention on a single key).
 const CAS_ATTEMPTS: usize = 64;
 
-/// Connections at most per server: one per request in flight on the
-/// blocking pool, which Tokio lets grow far beyond this, so requests beyond
-/// it wait (up to `TIMEOUT`) for a connection.
-const POOL_SIZE: u32 = 64;
+/// Connections at most per server; requests beyond them wait (up to the
+/// socket timeout) for one to come free.
+const POOL_SIZE: usize = 64;
 
-/// The client, over connection pools of our own configuration: the crate's
-/// builder has the pool run `version` on every checkout (a whole extra round
-/// trip per call, halving throughput) and applies read timeouts to one
-/// connection only. Here every connection gets the timeout from its URL
-/// (`timeout=`), none is tested on checkout, and since the crate cannot
-/// report a broken connection to the pool, `Inner::failed` replaces the
-/// whole client after a connection error instead.
-fn build_client(urls: &[String]) -> Result<memcache::Client, memcache::MemcacheError> {
-    let mut pools = Vec::new();
-    for url in urls {
-        let url = memcache::Url::parse(url)
-            .map_err(|e| memcache::MemcacheError::BadURL(e.to_string()))?;
-        pools.push(
-            r2d2::Pool::builder()
-                .max_size(POOL_SIZE)
-                .min_idle(Some(0))
-                .test_on_check_out(false)
-                .connection_timeout(TIMEOUT)
-                .build_unchecked(memcache::ConnectionManager::new(url)),
-        );
-    }
-    memcache::Client::with_pools(pools)
-}
+/// Session ids whose user this instance remembers, at most (~100 bytes each).
+const HINTS: usize = 65_536;
 
-fn unavailable(e: &memcache::MemcacheError) -> StoreError {
+fn unavailable(e: WireError) -> StoreError {
     StoreError::Unavailable(format!("memcached: {e}"))
 }
 
@@ -78,28 +63,6 @@ fn contended() -> StoreError {
     StoreError::Unavailable(format!(
         "memcached: key kept changing over {CAS_ATTEMPTS} attempts"
     ))
-}
-
-/// Turns `unix:///path` into the client's `memcache:///path`, and a bare
-/// `host:port` into `memcache://host:port`; selects the text protocol unless
-/// the address names one (the client defaults to the binary protocol, which
-/// memcached has deprecated), and a 2-second socket timeout unless given.
-fn client_url(address: &str) -> String {
-    let url = if let Some(path) = address.strip_prefix("unix://") {
-        format!("memcache://{path}")
-    } else if address.contains("://") {
-        address.to_owned()
-    } else {
-        format!("memcache://{address}")
-    };
-    let mut url = url;
-    for (key, default) in [("protocol", "ascii"), ("timeout", "2")] {
-        if !url.contains(&format!("{key}=")) {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            url = format!("{url}{sep}{key}={default}");
-        }
-    }
-    url
 }
 
 /// Key of a name that may hold any character: its SHA-256 (memcached keys
@@ -113,13 +76,19 @@ fn hashed(parts: &[&str]) -> String {
     hex::encode(h.finalize())
 }
 
+/// Which realm and user a session id belongs to, for the sessions this
+/// instance issued or has checked. A hint only says which user keys to read
+/// beside the session; the session read in the same `gets` confirms it (a
+/// session id never changes user), so a wrong or missing hint costs a round
+/// trip, never a wrong answer. Bounded: a hint pushed out is learnt again on
+/// the next check.
+type Hints = quick_cache::sync::Cache<TokenHash, Arc<(String, String)>>;
+
 struct Inner {
-    /// Replaced by a fresh one after a connection error: the client's pool
-    /// cannot tell a broken connection from a good one (see `build_client`).
-    client: parking_lot::RwLock<Arc<memcache::Client>>,
-    urls: Vec<String>,
+    client: wire::Client,
     prefix: String,
     opts: StoreOptions,
+    hints: Hints,
 }
 
 pub struct MemcachedStore {
@@ -131,22 +100,6 @@ pub struct MemcachedStore {
 type Versioned = (Vec<u8>, u64);
 
 impl Inner {
-    fn client(&self) -> Arc<memcache::Client> {
-        self.client.read().clone()
-    }
-
-    /// Reports a failed call; after anything but a command's own answer
-    /// (a connection or protocol error) the pooled connections are dropped
-    /// and new ones made on the next call.
-    fn failed(&self, e: memcache::MemcacheError) -> StoreError {
-        if !matches!(e, memcache::MemcacheError::CommandError(_)) {
-            if let Ok(fresh) = build_client(&self.urls) {
-                *self.client.write() = Arc::new(fresh);
-            }
-        }
-        unavailable(&e)
-    }
-
     fn session_key(&self, id: &TokenHash) -> String {
         format!("{}:s:{}", self.prefix, id.to_hex())
     }
@@ -155,12 +108,21 @@ impl Inner {
         format!("{}:u:{}", self.prefix, hashed(&[realm, user]))
     }
 
-    fn gets(&self, key: &str) -> StoreResult<Option<Versioned>> {
-        let mut found: std::collections::HashMap<String, (Vec<u8>, u32, Option<u64>)> =
-            self.client().gets(&[key]).map_err(|e| self.failed(e))?;
-        Ok(found
-            .remove(key)
-            .map(|(value, _, cas)| (value, cas.unwrap_or(0))))
+    /// Key of a user's session epoch (all realms).
+    fn epoch_key(&self, user: &str) -> String {
+        format!("{}:e:{}", self.prefix, hashed(&[user]))
+    }
+
+    async fn gets(&self, key: &str) -> StoreResult<Option<Versioned>> {
+        self.client.get(key).await.map_err(unavailable)
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        self.client
+            .delete(key)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 
     /// memcached's `exptime` for a record ending at `end` (seen at `now`).
@@ -179,77 +141,115 @@ impl Inner {
         u32::try_from(wall.saturating_add(ttl)).unwrap_or(0)
     }
 
-    /// Key of a user's session epoch (all realms).
-    fn epoch_key(&self, user: &str) -> String {
-        format!("{}:e:{}", self.prefix, hashed(&[user]))
-    }
-
-    fn epoch(&self, user: &str) -> StoreResult<u64> {
-        match self.gets(&self.epoch_key(user))? {
+    async fn epoch(&self, user: &str) -> StoreResult<u64> {
+        match self.gets(&self.epoch_key(user)).await? {
             Some((bytes, _)) => decode(&bytes),
             None => Ok(0),
         }
     }
 
-    /// The user's supersede state in `realm` and session epoch, in one `get`.
-    fn user(&self, realm: &str, user: &str) -> StoreResult<UserState> {
-        let (state_key, epoch_key) = (self.user_key(realm, user), self.epoch_key(user));
-        let mut found: std::collections::HashMap<String, (Vec<u8>, u32, Option<u64>)> = self
-            .client()
-            .gets(&[state_key.as_str(), epoch_key.as_str()])
-            .map_err(|e| self.failed(e))?;
-        let mut state: UserState = match found.remove(&state_key) {
-            Some((bytes, ..)) => decode(&bytes)?,
+    /// A user's state from the values of its two keys, as a `gets` found them.
+    fn user_state(
+        found: &mut std::collections::HashMap<String, Versioned>,
+        state_key: &str,
+        epoch_key: &str,
+    ) -> StoreResult<UserState> {
+        let mut state: UserState = match found.remove(state_key) {
+            Some((bytes, _)) => decode(&bytes)?,
             None => UserState::default(),
         };
-        if let Some((bytes, ..)) = found.remove(&epoch_key) {
+        if let Some((bytes, _)) = found.remove(epoch_key) {
             state.epoch = decode(&bytes)?;
         }
         Ok(state)
     }
 
-    /// Reads a session and its user's state. `None` for missing or tombstoned.
-    fn session(&self, id: &TokenHash) -> StoreResult<Option<(SessionRecord, UserState, u64)>> {
-        let Some((bytes, cas)) = self.gets(&self.session_key(id))? else {
+    /// The user's supersede state in `realm` and session epoch, in one `gets`.
+    async fn user(&self, realm: &str, user: &str) -> StoreResult<UserState> {
+        let (state_key, epoch_key) = (self.user_key(realm, user), self.epoch_key(user));
+        let mut found = self
+            .client
+            .gets(&[state_key.as_str(), epoch_key.as_str()])
+            .await
+            .map_err(unavailable)?;
+        Self::user_state(&mut found, &state_key, &epoch_key)
+    }
+
+    fn remember(&self, id: &TokenHash, record: &SessionRecord) {
+        self.hints.insert(
+            *id,
+            Arc::new((record.realm.clone(), record.identity.user.clone())),
+        );
+    }
+
+    /// Reads a session and its user's state: one `gets` when the session's
+    /// user is known here ([`Hints`]), two otherwise. `None` for missing or
+    /// tombstoned.
+    async fn session(
+        &self,
+        id: &TokenHash,
+    ) -> StoreResult<Option<(SessionRecord, UserState, u64)>> {
+        let key = self.session_key(id);
+        let hint = self.hints.get(id);
+        let user_keys = hint
+            .as_ref()
+            .map(|h| (self.user_key(&h.0, &h.1), self.epoch_key(&h.1)));
+        let mut keys = vec![key.as_str()];
+        if let Some((state_key, epoch_key)) = &user_keys {
+            keys.extend([state_key.as_str(), epoch_key.as_str()]);
+        }
+        let mut found = self.client.gets(&keys).await.map_err(unavailable)?;
+        let Some((bytes, cas)) = found.remove(&key) else {
             return Ok(None);
         };
         if bytes == TOMBSTONE {
             return Ok(None);
         }
         let record: SessionRecord = decode(&bytes)?;
-        let user = self.user(&record.realm, &record.identity.user)?;
+        let hinted = hint
+            .as_ref()
+            .is_some_and(|h| h.0 == record.realm && h.1 == record.identity.user);
+        let user = match user_keys {
+            Some((state_key, epoch_key)) if hinted => {
+                Self::user_state(&mut found, &state_key, &epoch_key)?
+            }
+            _ => {
+                let user = self.user(&record.realm, &record.identity.user).await?;
+                self.remember(id, &record);
+                user
+            }
+        };
         Ok(Some((record, user, cas)))
     }
 
     /// Classifies a session; deletes it when gone.
-    fn lookup(
+    async fn lookup(
         &self,
         id: &TokenHash,
         realm: &str,
         now: Timestamp,
     ) -> StoreResult<Option<(SessionRecord, Classification, u64)>> {
-        Ok(match self.find(id, realm, now)? {
+        Ok(match self.find(id, realm, now).await? {
             (crate::Found::Live(record, class), cas) => Some((record, class, cas)),
             _ => None,
         })
     }
 
     /// [`Self::lookup`], handing back a record that expired.
-    fn find(
+    async fn find(
         &self,
         id: &TokenHash,
         realm: &str,
         now: Timestamp,
     ) -> StoreResult<(crate::Found, u64)> {
-        let Some((record, user, cas)) = self.session(id)? else {
+        let Some((record, user, cas)) = self.session(id).await? else {
             return Ok((crate::Found::Missing, 0));
         };
         match classify(&record, &user, realm, now, self.opts.superseded_retention) {
             Classification::OtherRealm => Ok((crate::Found::Missing, 0)),
             Classification::Gone => {
-                self.client()
-                    .delete(&self.session_key(id))
-                    .map_err(|e| self.failed(e))?;
+                self.delete(&self.session_key(id)).await?;
+                self.hints.remove(id);
                 Ok((crate::Found::gone(record, &user, now), 0))
             }
             c => Ok((crate::Found::Live(record, c), cas)),
@@ -258,20 +258,24 @@ impl Inner {
 
     /// Swaps the record (still at version `cas`) for a tombstone: true if this
     /// caller won the race to remove it.
-    fn claim(&self, id: &TokenHash, cas: u64) -> StoreResult<bool> {
-        self.client()
+    async fn claim(&self, id: &TokenHash, cas: u64) -> StoreResult<bool> {
+        self.client
             .cas(&self.session_key(id), TOMBSTONE, 30, cas)
-            .map_err(|e| self.failed(e))
+            .await
+            .map_err(unavailable)
     }
 
-    fn put(&self, id: &TokenHash, record: &SessionRecord, now: Timestamp) -> StoreResult<()> {
-        self.client()
+    async fn put(&self, id: &TokenHash, record: &SessionRecord, now: Timestamp) -> StoreResult<()> {
+        self.client
             .set(
                 &self.session_key(id),
-                encode(record)?.as_slice(),
+                &encode(record)?,
                 Self::exptime(now, record.ends_at()),
             )
-            .map_err(|e| self.failed(e))
+            .await
+            .map_err(unavailable)?;
+        self.remember(id, record);
+        Ok(())
     }
 
     /// Moves a session's last access forward to `now` (never back), in a
@@ -279,10 +283,10 @@ impl Inner {
     /// a racing touch from an earlier moment must not leave the idle end
     /// behind. (Touches are rare — at most every `touch_interval` — so the
     /// fresh read costs little.)
-    fn touch(&self, id: &TokenHash, now: Timestamp) -> StoreResult<()> {
+    async fn touch(&self, id: &TokenHash, now: Timestamp) -> StoreResult<()> {
         let key = self.session_key(id);
         for _ in 0..CAS_ATTEMPTS {
-            let Some((bytes, cas)) = self.gets(&key)? else {
+            let Some((bytes, cas)) = self.gets(&key).await? else {
                 return Ok(());
             };
             if bytes == TOMBSTONE {
@@ -294,14 +298,15 @@ impl Inner {
             }
             record.last_access = now;
             let written = self
-                .client()
+                .client
                 .cas(
                     &key,
-                    encode(&record)?.as_slice(),
+                    &encode(&record)?,
                     Self::exptime(now, record.ends_at()),
                     cas,
                 )
-                .map_err(|e| self.failed(e))?;
+                .await
+                .map_err(unavailable)?;
             if written {
                 return Ok(());
             }
@@ -312,17 +317,17 @@ impl Inner {
     /// Read-modify-write of one key through `gets`/`cas`, starting from
     /// `initial` when the key is missing. `change` returns the new value, or
     /// `None` to leave it as it is.
-    fn update<T>(
+    async fn update<T>(
         &self,
         key: &str,
         initial: &[u8],
         change: impl FnMut(&[u8]) -> StoreResult<(Option<Vec<u8>>, T)>,
     ) -> StoreResult<T> {
-        self.update_expiring(key, initial, 0, change)
+        self.update_expiring(key, initial, 0, change).await
     }
 
     /// [`Inner::update`] whose key expires `exptime` after each write.
-    fn update_expiring<T>(
+    async fn update_expiring<T>(
         &self,
         key: &str,
         initial: &[u8],
@@ -330,23 +335,21 @@ impl Inner {
         mut change: impl FnMut(&[u8]) -> StoreResult<(Option<Vec<u8>>, T)>,
     ) -> StoreResult<T> {
         for _ in 0..CAS_ATTEMPTS {
-            let Some((bytes, cas)) = self.gets(key)? else {
+            let Some((bytes, cas)) = self.gets(key).await? else {
                 // Racing adds all store the same initial value; then retry.
-                match self.client().add(key, initial, exptime) {
-                    Ok(())
-                    | Err(memcache::MemcacheError::CommandError(
-                        memcache::CommandError::KeyExists,
-                    )) => {}
-                    Err(e) => return Err(self.failed(e)),
-                }
+                self.client
+                    .add(key, initial, exptime)
+                    .await
+                    .map_err(unavailable)?;
                 continue;
             };
             let (new, result) = change(&bytes)?;
             let Some(new) = new else { return Ok(result) };
             if self
-                .client()
-                .cas(key, new.as_slice(), exptime, cas)
-                .map_err(|e| self.failed(e))?
+                .client
+                .cas(key, &new, exptime, cas)
+                .await
+                .map_err(unavailable)?
             {
                 return Ok(result);
             }
@@ -364,8 +367,9 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
 }
 
 impl MemcachedStore {
-    /// Connects to one or more servers (`memcache://host:port`,
-    /// `unix:///path/to/socket`, comma-separated); every key starts with `prefix:`.
+    /// Connects to one or more servers (`host:port`, `memcache://host:port`,
+    /// `unix:///path/to/socket`, comma-separated, each optionally with
+    /// `?timeout=SECONDS`); every key starts with `prefix:`.
     pub async fn connect(
         addresses: &str,
         prefix: &str,
@@ -376,38 +380,37 @@ impl MemcachedStore {
                 "memcached key prefix {prefix:?}: 1 to 64 printable characters, no spaces"
             )));
         }
-        let urls: Vec<String> = addresses
+        let open = |e: WireError| StoreError::Open(format!("memcached: {e}"));
+        let addresses: Vec<&str> = addresses
             .split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
-            .map(client_url)
             .collect();
-        if urls.is_empty() {
+        if addresses.is_empty() {
             return Err(StoreError::Open("memcached: no server address".into()));
         }
+        let servers = addresses
+            .iter()
+            .map(|a| wire::Server::parse(a, TIMEOUT))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(open)?;
         let description = format!(
             "memcached {}",
-            urls.iter()
+            addresses
+                .iter()
                 .map(|u| crate::redact_url(u.split('?').next().unwrap_or(u)))
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        let prefix = prefix.to_owned();
-        let inner = tokio::task::spawn_blocking(move || {
-            let open = |e: memcache::MemcacheError| StoreError::Open(format!("memcached: {e}"));
-            let client = build_client(&urls).map_err(open)?;
-            client.version().map_err(open)?;
-            Ok::<_, StoreError>(Inner {
-                client: parking_lot::RwLock::new(Arc::new(client)),
-                urls,
-                prefix,
-                opts,
-            })
-        })
-        .await
-        .map_err(|e| StoreError::Open(format!("memcached: {e}")))??;
+        let client = wire::Client::new(servers, POOL_SIZE);
+        client.version().await.map_err(open)?;
         Ok(MemcachedStore {
-            inner: Arc::new(inner),
+            inner: Arc::new(Inner {
+                client,
+                prefix: prefix.to_owned(),
+                opts,
+                hints: Hints::new(HINTS),
+            }),
             description,
         })
     }
@@ -416,14 +419,9 @@ impl MemcachedStore {
         &self.description
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || op(&inner))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("memcached task failed: {e}")))?
+    /// Commands sent to memcached so far (a check's round trips, in tests).
+    pub fn commands_sent(&self) -> u64 {
+        self.inner.client.commands_sent()
     }
 }
 
@@ -442,8 +440,10 @@ fn failures_key(prefix: &str, key: &str) -> String {
 impl crate::FailureCounters for MemcachedStore {
     async fn failures(&self, key: &str) -> StoreResult<Option<Failures>> {
         let key = key.to_owned();
-        self.run(move |i| {
-            i.gets(&failures_key(&i.prefix, &key))?
+        {
+            let i = &*self.inner;
+            i.gets(&failures_key(&i.prefix, &key))
+                .await?
                 .map(|(bytes, _)| decode::<(u32, i64)>(&bytes))
                 .transpose()
                 .map(|r| {
@@ -452,8 +452,7 @@ impl crate::FailureCounters for MemcachedStore {
                         last: Timestamp(last),
                     })
                 })
-        })
-        .await
+        }
     }
 
     async fn record_failure(
@@ -463,7 +462,8 @@ impl crate::FailureCounters for MemcachedStore {
         now: Timestamp,
     ) -> StoreResult<Failures> {
         let (key, backoff) = (key.to_owned(), *backoff);
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             // Past 30 days memcached reads an expiry as a Unix time.
             let exptime = Inner::exptime(now, Some(now.plus(backoff.window)));
             // Starts at "no failures yet, long ago": the first change counts 1.
@@ -477,19 +477,16 @@ impl crate::FailureCounters for MemcachedStore {
                 let next = backoff.after_failure(before, now);
                 Ok((Some(encode(&(next.count, next.last.0))?), next))
             })
-        })
-        .await
+            .await
+        }
     }
 
     async fn clear_failures(&self, key: &str) -> StoreResult<()> {
         let key = key.to_owned();
-        self.run(move |i| {
-            i.client()
-                .delete(&failures_key(&i.prefix, &key))
-                .map(|_| ())
-                .map_err(|e| i.failed(e))
-        })
-        .await
+        {
+            let i = &*self.inner;
+            i.delete(&failures_key(&i.prefix, &key)).await
+        }
     }
 }
 
@@ -508,8 +505,12 @@ impl SessionStore for MemcachedStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        self.run(|i| i.client().version().map(|_| ()).map_err(|e| i.failed(e)))
+        self.inner
+            .client
+            .version()
             .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 
     async fn create(
@@ -518,25 +519,27 @@ impl SessionStore for MemcachedStore {
         new: NewSession,
         now: Timestamp,
     ) -> StoreResult<SessionRecord> {
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             let key = i.user_key(&new.realm, &new.identity.user);
             let supersede = new.policy.supersede;
-            let generation = i.update(&key, &encode(&UserState::default())?, |bytes| {
-                let mut state: UserState = decode(bytes)?;
-                let generation = state.next_login(supersede, now);
-                Ok((supersede.then(|| encode(&state)).transpose()?, generation))
-            })?;
+            let generation = i
+                .update(&key, &encode(&UserState::default())?, |bytes| {
+                    let mut state: UserState = decode(bytes)?;
+                    let generation = state.next_login(supersede, now);
+                    Ok((supersede.then(|| encode(&state)).transpose()?, generation))
+                })
+                .await?;
             // Read before the session is written: an "end all" after this
             // read refuses the session; one before it ended the older
             // sessions only (as deleting stores do for a login stored
             // after their delete).
-            let epoch = i.epoch(&new.identity.user)?;
+            let epoch = i.epoch(&new.identity.user).await?;
             let mut record = SessionRecord::issue(new, generation, now);
             record.user_epoch = epoch;
-            i.put(&id, &record, now)?;
+            i.put(&id, &record, now).await?;
             Ok(record)
-        })
-        .await
+        }
     }
 
     // With Access::Touch, last access moves on when due.
@@ -548,8 +551,9 @@ impl SessionStore for MemcachedStore {
         access: Access,
     ) -> StoreResult<Validity> {
         let realm = realm.to_owned();
-        self.run(move |i| {
-            Ok(match i.find(&id, &realm, now)?.0 {
+        {
+            let i = &*self.inner;
+            Ok(match i.find(&id, &realm, now).await?.0 {
                 crate::Found::Missing => Validity::Unknown,
                 crate::Found::Expired(record) => Validity::Expired(record),
                 crate::Found::Live(record, Classification::Superseded) => {
@@ -558,13 +562,12 @@ impl SessionStore for MemcachedStore {
                 crate::Found::Live(mut record, _) => {
                     if access == Access::Touch && record.needs_touch(now, i.opts.touch_interval) {
                         record.last_access = now;
-                        i.touch(&id, now)?;
+                        i.touch(&id, now).await?;
                     }
                     Validity::Current(record)
                 }
             })
-        })
-        .await
+        }
     }
 
     async fn revoke(
@@ -574,21 +577,22 @@ impl SessionStore for MemcachedStore {
         now: Timestamp,
     ) -> StoreResult<Option<SessionRecord>> {
         let realm = realm.to_owned();
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             for _ in 0..CAS_ATTEMPTS {
-                let Some((record, _, cas)) = i.lookup(&id, &realm, now)? else {
+                let Some((record, _, cas)) = i.lookup(&id, &realm, now).await? else {
                     return Ok(None);
                 };
-                if i.claim(&id, cas)? {
-                    i.client()
+                if i.claim(&id, cas).await? {
+                    i.client
                         .delete(&i.session_key(&id))
-                        .map_err(|e| i.failed(e))?;
+                        .await
+                        .map_err(unavailable)?;
                     return Ok(Some(record));
                 }
             }
             Err(contended())
-        })
-        .await
+        }
     }
 
     async fn replace(
@@ -599,26 +603,27 @@ impl SessionStore for MemcachedStore {
         now: Timestamp,
     ) -> StoreResult<Option<SessionRecord>> {
         let realm = realm.to_owned();
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             for _ in 0..CAS_ATTEMPTS {
-                let Some((mut record, class, cas)) = i.lookup(&old, &realm, now)? else {
+                let Some((mut record, class, cas)) = i.lookup(&old, &realm, now).await? else {
                     return Ok(None);
                 };
                 if class != Classification::Current {
                     return Ok(None);
                 }
-                if i.claim(&old, cas)? {
+                if i.claim(&old, cas).await? {
                     record.last_access = now;
-                    i.put(&new, &record, now)?;
-                    i.client()
+                    i.put(&new, &record, now).await?;
+                    i.client
                         .delete(&i.session_key(&old))
-                        .map_err(|e| i.failed(e))?;
+                        .await
+                        .map_err(unavailable)?;
                     return Ok(Some(record));
                 }
             }
             Err(contended())
-        })
-        .await
+        }
     }
 
     async fn read_data(
@@ -628,15 +633,15 @@ impl SessionStore for MemcachedStore {
         now: Timestamp,
     ) -> StoreResult<Option<(SessionData, u64)>> {
         let realm = realm.to_owned();
-        self.run(move |i| {
-            Ok(match i.lookup(&id, &realm, now)? {
+        {
+            let i = &*self.inner;
+            Ok(match i.lookup(&id, &realm, now).await? {
                 Some((record, Classification::Current, _)) => {
                     Some((record.data, record.data_version))
                 }
                 _ => None,
             })
-        })
-        .await
+        }
     }
 
     async fn write_data(
@@ -648,10 +653,11 @@ impl SessionStore for MemcachedStore {
         now: Timestamp,
     ) -> StoreResult<DataWrite> {
         let realm = realm.to_owned();
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             for _ in 0..CAS_ATTEMPTS {
                 let Some((mut record, Classification::Current, cas)) =
-                    i.lookup(&id, &realm, now)?
+                    i.lookup(&id, &realm, now).await?
                 else {
                     return Ok(DataWrite::NotFound);
                 };
@@ -663,14 +669,15 @@ impl SessionStore for MemcachedStore {
                 record.data = data.clone();
                 record.data_version += 1;
                 record.last_access = now;
-                if i.client()
+                if i.client
                     .cas(
                         &i.session_key(&id),
                         encode(&record)?.as_slice(),
                         Inner::exptime(now, record.ends_at()),
                         cas,
                     )
-                    .map_err(|e| i.failed(e))?
+                    .await
+                    .map_err(unavailable)?
                 {
                     return Ok(DataWrite::Written {
                         version: record.data_version,
@@ -679,8 +686,7 @@ impl SessionStore for MemcachedStore {
                 // Lost to a touch or another write: look again.
             }
             Err(contended())
-        })
-        .await
+        }
     }
 
     /// memcached expires records itself.
@@ -690,13 +696,14 @@ impl SessionStore for MemcachedStore {
 
     async fn end_user_sessions(&self, user: &str, _now: Timestamp) -> StoreResult<Option<u64>> {
         let user = user.to_owned();
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             i.update(&i.epoch_key(&user), b"0", |bytes| {
                 let epoch: u64 = decode(bytes)?;
                 Ok((Some(encode(&(epoch + 1))?), ()))
             })
-        })
-        .await?;
+            .await
+        }?;
         Ok(None)
     }
 }
@@ -710,7 +717,8 @@ impl crate::TicketMarks for MemcachedStore {
         at: Timestamp,
     ) -> StoreResult<Timestamp> {
         let slot = crate::not_before_slot(realm, user);
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             let key = format!("{}:k:{}", i.prefix, hashed(&[&slot]));
             i.update(&key, at.0.to_string().as_bytes(), |bytes| {
                 let current = crate::parse_not_before(&String::from_utf8_lossy(bytes))?;
@@ -720,8 +728,8 @@ impl crate::TicketMarks for MemcachedStore {
                     (None, current)
                 })
             })
-        })
-        .await
+            .await
+        }
     }
 }
 
@@ -729,23 +737,25 @@ impl crate::TicketMarks for MemcachedStore {
 impl crate::KeySlots for MemcachedStore {
     async fn get_key(&self, slot: &str) -> StoreResult<Option<String>> {
         let slot = slot.to_owned();
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             let key = format!("{}:k:{}", i.prefix, hashed(&[&slot]));
-            Ok(i.gets(&key)?
+            Ok(i.gets(&key)
+                .await?
                 .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned()))
-        })
-        .await
+        }
     }
 
     async fn put_key(&self, slot: &str, key: &str) -> StoreResult<()> {
         let (slot, value) = (slot.to_owned(), key.to_owned());
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             let key = format!("{}:k:{}", i.prefix, hashed(&[&slot]));
-            i.client()
-                .set(&key, value.as_str(), 0)
-                .map_err(|e| i.failed(e))
-        })
-        .await
+            i.client
+                .set(&key, value.as_bytes(), 0)
+                .await
+                .map_err(unavailable)
+        }
     }
 }
 
@@ -764,27 +774,30 @@ impl crate::Groups for MemcachedStore {
             user.to_owned(),
             key.to_owned(),
         );
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             let roles_key = format!("{}:gr:{}", i.prefix, hashed(&[&group]));
             // The roles map doubles as the group's existence marker: the
             // first `cas` from "absent" creates the group, once.
-            let created = i.update(&roles_key, b"null", |bytes| {
-                let existing: Option<Roles> = decode(bytes)?;
-                if existing.is_some() {
-                    return Ok((None, false));
-                }
-                let roles = Roles::from([(member(&realm, &user), GroupRole::Admin)]);
-                Ok((Some(encode(&Some(roles))?), true))
-            })?;
+            let created = i
+                .update(&roles_key, b"null", |bytes| {
+                    let existing: Option<Roles> = decode(bytes)?;
+                    if existing.is_some() {
+                        return Ok((None, false));
+                    }
+                    let roles = Roles::from([(member(&realm, &user), GroupRole::Admin)]);
+                    Ok((Some(encode(&Some(roles))?), true))
+                })
+                .await?;
             if created {
                 let key = format!("{}:gk:{}", i.prefix, hashed(&[&group]));
-                i.client()
-                    .set(&key, value.as_str(), 0)
-                    .map_err(|e| i.failed(e))?;
+                i.client
+                    .set(&key, value.as_bytes(), 0)
+                    .await
+                    .map_err(unavailable)?;
             }
             Ok(created)
-        })
-        .await
+        }
     }
 
     async fn group_role(
@@ -794,25 +807,26 @@ impl crate::Groups for MemcachedStore {
         user: &str,
     ) -> StoreResult<Option<GroupRole>> {
         let (group, who) = (group.to_owned(), member(realm, user));
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             let roles_key = format!("{}:gr:{}", i.prefix, hashed(&[&group]));
-            let Some((bytes, _)) = i.gets(&roles_key)? else {
+            let Some((bytes, _)) = i.gets(&roles_key).await? else {
                 return Ok(None);
             };
             let roles: Option<Roles> = decode(&bytes)?;
             Ok(roles.and_then(|r| r.get(&who).copied()))
-        })
-        .await
+        }
     }
 
     async fn group_key(&self, group: &str) -> StoreResult<Option<String>> {
         let group = group.to_owned();
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             let key = format!("{}:gk:{}", i.prefix, hashed(&[&group]));
-            Ok(i.gets(&key)?
+            Ok(i.gets(&key)
+                .await?
                 .map(|(bytes, _)| String::from_utf8_lossy(&bytes).into_owned()))
-        })
-        .await
+        }
     }
 
     async fn update_group(
@@ -824,7 +838,8 @@ impl crate::Groups for MemcachedStore {
     ) -> StoreResult<bool> {
         let (group, realm, caller) = (group.to_owned(), realm.to_owned(), caller.to_owned());
         let changes = changes.to_vec();
-        self.run(move |i| {
+        {
+            let i = &*self.inner;
             let roles_key = format!("{}:gr:{}", i.prefix, hashed(&[&group]));
             i.update(&roles_key, b"null", |bytes| {
                 let Some(mut roles) = decode::<Option<Roles>>(bytes)? else {
@@ -842,34 +857,14 @@ impl crate::Groups for MemcachedStore {
                 }
                 Ok((Some(encode(&Some(roles))?), true))
             })
-        })
-        .await
+            .await
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_become_client_urls() {
-        assert_eq!(
-            client_url("unix:///run/mc.sock"),
-            "memcache:///run/mc.sock?protocol=ascii&timeout=2"
-        );
-        assert_eq!(
-            client_url("127.0.0.1:11211"),
-            "memcache://127.0.0.1:11211?protocol=ascii&timeout=2"
-        );
-        assert_eq!(
-            client_url("memcache://h:1?tcp_nodelay=true"),
-            "memcache://h:1?tcp_nodelay=true&protocol=ascii&timeout=2"
-        );
-        assert_eq!(
-            client_url("memcache://h:1?protocol=binary&timeout=5"),
-            "memcache://h:1?protocol=binary&timeout=5"
-        );
-    }
 
     #[test]
     fn long_expiries_become_unix_times() {
