@@ -2,8 +2,11 @@
 # Load benchmark per store: GET /valid (a valid token, keep-alive, 50
 # connections, wrk) against sessiond on each store — memory, file, redis,
 # redis-cluster, memcached, postgres — reported as a ratio to the memory
-# store, and to `redis-benchmark` GET throughput at the same concurrency
-# (50 clients, no pipelining) against the same Redis, in the same run.
+# store and to what the store itself serves a bare client, in the same run:
+#   redis          `redis-benchmark -c 50 -P 1 -t get` (same concurrency)
+#   redis-cluster  the same with --cluster, against the same cluster
+#   postgres       `pgbench -S -M prepared -c 16` (sessiond's 16 check
+#                  connections), on a throwaway database
 #
 #   bench/stores.sh [seconds-per-run]      (default 10)
 #   STORES="redis postgres" bench/stores.sh   (a subset; memory always runs)
@@ -36,6 +39,7 @@ finish() {
   stop_services
   redis-cli -h 127.0.0.1 -p 6379 --scan --pattern 'sessiond-bench:*' | xargs -r redis-cli -h 127.0.0.1 -p 6379 del >/dev/null || true
   psql -h 127.0.0.1 -U root -d test -qc 'DROP SCHEMA IF EXISTS sessiond_bench CASCADE' >/dev/null 2>&1 || true
+  psql -h 127.0.0.1 -U root -d test -qc 'DROP DATABASE IF EXISTS sessiond_pgbench' >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap finish EXIT
@@ -85,6 +89,27 @@ redis-benchmark -h 127.0.0.1 -p 6379 -c 50 -n $((duration * 50000)) -P 1 -q \
 # -q prints progress lines separated by CR; the last line has the total.
 redis_get=$(tr '\r' '\n' < "$out/redis-benchmark.txt" | awk '/requests per second/ {print $2}' | tail -1)
 [ -n "$redis_get" ] || { cat "$out/redis-benchmark.txt" >&2; exit 1; }
+declare -A bare=([redis]=$redis_get)
+declare -A bare_what=([redis]="redis-benchmark GET")
+
+for store in "${stores[@]}"; do
+  case $store in
+    redis-cluster)
+      node=${SESSIOND_TEST_REDIS_CLUSTER%%,*}; node=${node#redis://}
+      redis-benchmark -h "${node%:*}" -p "${node#*:}" --cluster -c 50 \
+        -n $((duration * 50000)) -P 1 -q -t get > "$out/redis-benchmark-cluster.txt" 2>&1 || true
+      bare[$store]=$(tr '\r' '\n' < "$out/redis-benchmark-cluster.txt" | awk '/requests per second/ {print $2}' | tail -1)
+      bare_what[$store]="redis-benchmark --cluster GET" ;;
+    postgres)
+      psql -h 127.0.0.1 -U root -d test -qc 'DROP DATABASE IF EXISTS sessiond_pgbench' >/dev/null
+      psql -h 127.0.0.1 -U root -d test -qc 'CREATE DATABASE sessiond_pgbench' >/dev/null
+      pgbench -h 127.0.0.1 -U root -i -s 1 -q sessiond_pgbench > /dev/null 2>&1
+      pgbench -h 127.0.0.1 -U root -S -M prepared -c 16 -j 2 -T "$duration" sessiond_pgbench \
+        > "$out/pgbench.txt" 2>&1
+      bare[$store]=$(awk '/^tps = / {print $3}' "$out/pgbench.txt" | tail -1)
+      bare_what[$store]="pgbench -S -M prepared -c 16" ;;
+  esac
+done
 
 results="$out/stores.md"
 {
@@ -92,12 +117,14 @@ results="$out/stores.md"
   echo
   echo "redis-benchmark GET, 50 clients, no pipelining: ${redis_get} requests/s"
   echo
-  echo "| store | /valid requests/s | p99 ms | vs memory store | vs redis-benchmark GET |"
-  echo "|---|---|---|---|---|"
+  echo "| store | /valid requests/s | p99 ms | vs memory store | vs redis-benchmark GET | the store to a bare client | vs that |"
+  echo "|---|---|---|---|---|---|---|"
   for store in "${stores[@]}"; do
     awk -v s="$store" -v r="${got_rps[$store]}" -v p="${got_p99[$store]}" \
-        -v m="${got_rps[memory]}" -v g="$redis_get" 'BEGIN {
-      printf "| %s | %.0f | %.2f | %.2f | %.2f |\n", s, r, p, r/m, r/g }'
+        -v m="${got_rps[memory]}" -v g="$redis_get" -v b="${bare[$store]:-}" \
+        -v w="${bare_what[$store]:-}" 'BEGIN {
+      own = (b == "") ? "| – | – |" : sprintf("| %s: %.0f/s | %.2f |", w, b, r/b)
+      printf "| %s | %.0f | %.2f | %.2f | %.2f %s\n", s, r, p, r/m, r/g, own }'
   done
 } > "$results"
 cat "$results"

@@ -88,6 +88,7 @@
 
 mod error;
 pub mod file;
+mod lease;
 pub mod memcached;
 pub mod memory;
 mod ops;

@@ -16,7 +16,7 @@ use sessiond_core::session::{
 };
 use sessiond_core::{NewSession, Timestamp, TokenHash};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Postgres, Row, Transaction};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -59,8 +59,20 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("postgres session column {what}"))
 }
 
+/// Connections for checks, at most (beside the pool of 16 for the rest).
+const CHECK_CONNECTIONS: usize = 16;
+
+/// How long a check may take, waiting for a connection included: the
+/// statement timeout (2 s) and a little for the round trip.
+const CHECK_TIMEOUT: Duration = Duration::from_millis(2500);
+
 pub struct PostgresStore {
     pool: PgPool,
+    /// The check path's own connections (`lease.rs`): sqlx's pool pings
+    /// every connection it takes back, a second round trip per check.
+    checks: crate::lease::Pool<PgConnection>,
+    /// How a check connection is opened.
+    connect: PgConnectOptions,
     opts: StoreOptions,
     schema: String,
     description: String,
@@ -139,22 +151,25 @@ impl PostgresStore {
                 .map_err(|e| StoreError::Open(format!("postgres migrations: {e}")))?;
             migrating.close().await;
         }
+        // A stuck database must fail a request within the store's budget
+        // (503, retry) rather than hold it until the HTTP timeout:
+        // statements get 2 s, lock waits 1 s.
+        let connect = base.options([
+            ("search_path", schema),
+            ("statement_timeout", "2000"),
+            ("lock_timeout", "1000"),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(2))
-            // A stuck database must fail a request within the store's
-            // budget (503, retry) rather than hold it until the HTTP
-            // timeout: statements get 2 s, lock waits 1 s.
-            .connect_with(base.options([
-                ("search_path", schema),
-                ("statement_timeout", "2000"),
-                ("lock_timeout", "1000"),
-            ]))
+            .connect_with(connect.clone())
             .await
             .map_err(open)?;
         Ok(PostgresStore {
             pool,
+            checks: crate::lease::Pool::new(CHECK_CONNECTIONS),
+            connect,
             opts,
             schema: schema.to_owned(),
             description,
@@ -314,6 +329,75 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// A check on one connection: the session and its user's generation in
+    /// one statement (prepared once per connection), and a second only to
+    /// delete a dead record or move the last access on.
+    async fn check_on(
+        &self,
+        conn: &mut PgConnection,
+        id: TokenHash,
+        realm: &str,
+        now: Timestamp,
+        access: Access,
+    ) -> StoreResult<Validity> {
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN users u \
+             ON u.realm = s.realm AND u.username = s.username WHERE s.id = $1"
+        );
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.0.as_slice())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(Validity::Unknown);
+        };
+        let (_, mut record, user) = Self::decode(&row)?;
+        Ok(
+            match classify(&record, &user, realm, now, self.opts.superseded_retention) {
+                Classification::OtherRealm => Validity::Unknown,
+                Classification::Gone => {
+                    sqlx::query(
+                        "DELETE FROM sessions WHERE id = $1 AND ends_at IS NOT DISTINCT FROM $2",
+                    )
+                    .bind(id.0.as_slice())
+                    .bind(ends_at(&record))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(unavailable)?;
+                    if sessiond_core::session::expired_on_sight(&record, &user, now) {
+                        Validity::Expired(record)
+                    } else {
+                        Validity::Unknown
+                    }
+                }
+                Classification::Superseded => Validity::Superseded(record),
+                Classification::Current => {
+                    if access == Access::Touch && record.needs_touch(now, self.opts.touch_interval)
+                    {
+                        record.last_access = now;
+                        // Touches only the access columns: a concurrent data
+                        // write is never overwritten.
+                        sqlx::query(concat!(
+                            "UPDATE sessions SET ",
+                            access_forward!("$2", "$3"),
+                            " WHERE id = $1"
+                        ))
+                        .bind(id.0.as_slice())
+                        .bind(now.0)
+                        .bind(ends_at(&record))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(unavailable)?;
+                    }
+                    Validity::Current(record)
+                }
+            },
+        )
+    }
+}
+
 #[async_trait]
 impl SessionStore for PostgresStore {
     fn kind(&self) -> &'static str {
@@ -390,60 +474,21 @@ impl SessionStore for PostgresStore {
         now: Timestamp,
         access: Access,
     ) -> StoreResult<Validity> {
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN users u \
-             ON u.realm = s.realm AND u.username = s.username WHERE s.id = $1"
-        );
-        let Some(row) = sqlx::query(&sql)
-            .bind(id.0.as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?
-        else {
-            return Ok(Validity::Unknown);
+        let work = async {
+            let mut conn = self
+                .checks
+                .lease(|| PgConnection::connect_with(&self.connect))
+                .await
+                .map_err(unavailable)?;
+            let answer = self.check_on(&mut conn, id, realm, now, access).await?;
+            conn.done();
+            Ok(answer)
         };
-        let (_, mut record, user) = Self::decode(&row)?;
-        Ok(
-            match classify(&record, &user, realm, now, self.opts.superseded_retention) {
-                Classification::OtherRealm => Validity::Unknown,
-                Classification::Gone => {
-                    sqlx::query(
-                        "DELETE FROM sessions WHERE id = $1 AND ends_at IS NOT DISTINCT FROM $2",
-                    )
-                    .bind(id.0.as_slice())
-                    .bind(ends_at(&record))
-                    .execute(&self.pool)
-                    .await
-                    .map_err(unavailable)?;
-                    if sessiond_core::session::expired_on_sight(&record, &user, now) {
-                        Validity::Expired(record)
-                    } else {
-                        Validity::Unknown
-                    }
-                }
-                Classification::Superseded => Validity::Superseded(record),
-                Classification::Current => {
-                    if access == Access::Touch && record.needs_touch(now, self.opts.touch_interval)
-                    {
-                        record.last_access = now;
-                        // Touches only the access columns: a concurrent data
-                        // write is never overwritten.
-                        sqlx::query(concat!(
-                            "UPDATE sessions SET ",
-                            access_forward!("$2", "$3"),
-                            " WHERE id = $1"
-                        ))
-                        .bind(id.0.as_slice())
-                        .bind(now.0)
-                        .bind(ends_at(&record))
-                        .execute(&self.pool)
-                        .await
-                        .map_err(unavailable)?;
-                    }
-                    Validity::Current(record)
-                }
-            },
-        )
+        tokio::time::timeout(CHECK_TIMEOUT, work)
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!("postgres: no answer within {CHECK_TIMEOUT:?}"))
+            })?
     }
 
     async fn revoke(

@@ -234,45 +234,16 @@ impl Conn {
     }
 }
 
-/// Idle connections to one server, and a bound on how many are open.
+/// One server's connections (`lease.rs`: a connection goes back only after
+/// a command completed).
 struct Pool {
     server: Server,
-    idle: parking_lot::Mutex<Vec<Conn>>,
-    slots: tokio::sync::Semaphore,
-}
-
-/// A connection taken from a [`Pool`]. It goes back only through
-/// [`Lease::done`], once a command has completed: after an error, a timeout
-/// or a cancelled caller it may hold half an answer, so it is dropped.
-struct Lease<'p> {
-    pool: &'p Pool,
-    conn: Conn,
-    _slot: tokio::sync::SemaphorePermit<'p>,
-}
-
-impl Lease<'_> {
-    fn done(self) {
-        self.pool.idle.lock().push(self.conn);
-    }
+    conns: crate::lease::Pool<Conn>,
 }
 
 impl Pool {
-    async fn lease(&self) -> Result<Lease<'_>> {
-        let slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| WireError::Refused("client closed".into()))?;
-        let idle = self.idle.lock().pop();
-        let conn = match idle {
-            Some(c) => c,
-            None => Conn::open(&self.server.endpoint).await?,
-        };
-        Ok(Lease {
-            pool: self,
-            conn,
-            _slot: slot,
-        })
+    async fn lease(&self) -> Result<crate::lease::Lease<'_, Conn>> {
+        self.conns.lease(|| Conn::open(&self.server.endpoint)).await
     }
 
     /// `work` (waiting for a connection included) within the server's timeout.
@@ -287,7 +258,7 @@ impl Pool {
         self.timed(async {
             let mut lease = self.lease().await?;
             let mut found = HashMap::new();
-            lease.conn.gets(keys, &mut found).await?;
+            lease.gets(keys, &mut found).await?;
             lease.done();
             Ok(found)
         })
@@ -304,7 +275,7 @@ impl Pool {
     ) -> Result<Answer> {
         self.timed(async {
             let mut lease = self.lease().await?;
-            let answer = lease.conn.store(verb, key, value, exptime, cas).await?;
+            let answer = lease.store(verb, key, value, exptime, cas).await?;
             lease.done();
             Ok(answer)
         })
@@ -314,7 +285,7 @@ impl Pool {
     async fn delete(&self, key: &str) -> Result<bool> {
         self.timed(async {
             let mut lease = self.lease().await?;
-            let answer = lease.conn.delete(key).await?;
+            let answer = lease.delete(key).await?;
             lease.done();
             Ok(answer)
         })
@@ -324,7 +295,7 @@ impl Pool {
     async fn version(&self) -> Result<String> {
         self.timed(async {
             let mut lease = self.lease().await?;
-            let answer = lease.conn.version().await?;
+            let answer = lease.version().await?;
             lease.done();
             Ok(answer)
         })
@@ -359,8 +330,7 @@ impl Client {
                 .into_iter()
                 .map(|server| Pool {
                     server,
-                    idle: parking_lot::Mutex::new(Vec::new()),
-                    slots: tokio::sync::Semaphore::new(per_server),
+                    conns: crate::lease::Pool::new(per_server),
                 })
                 .collect(),
             sent: std::sync::atomic::AtomicU64::new(0),
