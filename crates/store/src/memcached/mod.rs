@@ -51,7 +51,8 @@ const CAS_ATTEMPTS: usize = 64;
 /// socket timeout) for one to come free.
 const POOL_SIZE: usize = 64;
 
-/// Session ids whose user this instance remembers, at most (~100 bytes each).
+/// Session ids whose user this instance remembers, at most (~300 bytes each:
+/// the names and the two key names).
 const HINTS: usize = 65_536;
 
 fn unavailable(e: WireError) -> StoreError {
@@ -82,7 +83,16 @@ fn hashed(parts: &[&str]) -> String {
 /// session id never changes user), so a wrong or missing hint costs a round
 /// trip, never a wrong answer. Bounded: a hint pushed out is learnt again on
 /// the next check.
-type Hints = quick_cache::sync::Cache<TokenHash, Arc<(String, String)>>;
+type Hints = quick_cache::sync::Cache<TokenHash, Arc<Hint>>;
+
+/// Whose a session is, and the names of that user's two keys (computed
+/// once: each is a SHA-256).
+struct Hint {
+    realm: String,
+    user: String,
+    state_key: String,
+    epoch_key: String,
+}
 
 struct Inner {
     client: wire::Client,
@@ -176,9 +186,15 @@ impl Inner {
     }
 
     fn remember(&self, id: &TokenHash, record: &SessionRecord) {
+        let (realm, user) = (&record.realm, &record.identity.user);
         self.hints.insert(
             *id,
-            Arc::new((record.realm.clone(), record.identity.user.clone())),
+            Arc::new(Hint {
+                state_key: self.user_key(realm, user),
+                epoch_key: self.epoch_key(user),
+                realm: realm.clone(),
+                user: user.clone(),
+            }),
         );
     }
 
@@ -191,12 +207,9 @@ impl Inner {
     ) -> StoreResult<Option<(SessionRecord, UserState, u64)>> {
         let key = self.session_key(id);
         let hint = self.hints.get(id);
-        let user_keys = hint
-            .as_ref()
-            .map(|h| (self.user_key(&h.0, &h.1), self.epoch_key(&h.1)));
         let mut keys = vec![key.as_str()];
-        if let Some((state_key, epoch_key)) = &user_keys {
-            keys.extend([state_key.as_str(), epoch_key.as_str()]);
+        if let Some(h) = &hint {
+            keys.extend([h.state_key.as_str(), h.epoch_key.as_str()]);
         }
         let mut found = self.client.gets(&keys).await.map_err(unavailable)?;
         let Some((bytes, cas)) = found.remove(&key) else {
@@ -206,12 +219,9 @@ impl Inner {
             return Ok(None);
         }
         let record: SessionRecord = decode(&bytes)?;
-        let hinted = hint
-            .as_ref()
-            .is_some_and(|h| h.0 == record.realm && h.1 == record.identity.user);
-        let user = match user_keys {
-            Some((state_key, epoch_key)) if hinted => {
-                Self::user_state(&mut found, &state_key, &epoch_key)?
+        let user = match hint {
+            Some(h) if h.realm == record.realm && h.user == record.identity.user => {
+                Self::user_state(&mut found, &h.state_key, &h.epoch_key)?
             }
             _ => {
                 let user = self.user(&record.realm, &record.identity.user).await?;
