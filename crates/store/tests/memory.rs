@@ -25,3 +25,28 @@ async fn harness() -> Option<Harness> {
 }
 
 conformance_suite!(harness);
+
+/// The same suite through a near cache (`near_cache.rs`): with every write
+/// made through this one instance, every answer must be the store's.
+mod near_cache {
+    use super::*;
+    use sessiond_store::NearCacheConfig;
+
+    async fn cached() -> Option<Harness> {
+        let mut h = harness().await?;
+        let opts = StoreOptions {
+            superseded_retention: RETENTION,
+            ..StoreOptions::default()
+        };
+        let config = NearCacheConfig {
+            capacity: 1000,
+            max_age: std::time::Duration::from_secs(60),
+        };
+        let (store, invalidator) = h.store.clone().with_near_cache(config, &opts);
+        invalidator.restored();
+        h.store = store;
+        Some(h)
+    }
+
+    conformance_suite!(cached);
+}
