@@ -70,6 +70,11 @@ struct State {
     /// Pruning of `marks`, at most once per `max_age / 4`.
     pruned: Mutex<Instant>,
     users: std::collections::hash_map::RandomState,
+    /// When the channel was last heard from, in ms since `started`, and how
+    /// long a silence means it is lost (0: the channel sends no heartbeats).
+    heard: AtomicU64,
+    silence: AtomicU64,
+    started: Instant,
 }
 
 impl State {
@@ -108,6 +113,16 @@ impl State {
         after(&Mark::Session(*id)) || after(&self.user(user))
     }
 
+    /// Whether the channel is up and, if it beats, was heard from lately.
+    fn live(&self) -> bool {
+        let silence = self.silence.load(Ordering::Acquire);
+        self.live.load(Ordering::Acquire)
+            && (silence == 0
+                || (self.started.elapsed().as_millis() as u64)
+                    .saturating_sub(self.heard.load(Ordering::Acquire))
+                    < silence)
+    }
+
     fn hit(
         &self,
         id: &TokenHash,
@@ -115,7 +130,7 @@ impl State {
         now: Timestamp,
         needs_touch: impl Fn(&SessionRecord) -> bool,
     ) -> Option<SessionRecord> {
-        if !self.live.load(Ordering::Acquire) {
+        if !self.live() {
             return None;
         }
         let entry = self.entries.get(id)?;
@@ -130,7 +145,7 @@ impl State {
     /// Keeps a `Current` answer read after `stamp` was taken, unless an
     /// invalidation came meanwhile or the channel is down.
     fn keep(&self, id: TokenHash, record: &SessionRecord, stamp: u64) {
-        if self.live.load(Ordering::Acquire) && !self.overtaken(&id, &record.identity.user, stamp) {
+        if self.live() && !self.overtaken(&id, &record.identity.user, stamp) {
             self.entries.insert(
                 id,
                 Arc::new(Entry {
@@ -176,7 +191,22 @@ impl Invalidator {
 
     /// Whether cached answers are being used.
     pub fn is_live(&self) -> bool {
-        self.0.live.load(Ordering::Acquire)
+        self.0.live()
+    }
+
+    /// The channel sends something at least every `every`: a silence of
+    /// four times that counts as lost (a connection that died without a
+    /// word, which the channel's reader may not notice for minutes).
+    pub fn expect_heartbeat(&self, every: Duration) {
+        self.heard();
+        let limit = (every * 4).as_millis().max(1) as u64;
+        self.0.silence.store(limit, Ordering::Release);
+    }
+
+    /// The channel said something (an invalidation or a heartbeat).
+    pub fn heard(&self) {
+        let ms = self.0.started.elapsed().as_millis() as u64;
+        self.0.heard.fetch_max(ms, Ordering::AcqRel);
     }
 }
 
@@ -206,6 +236,9 @@ impl Store {
             max_age: config.max_age,
             pruned: Mutex::new(Instant::now()),
             users: Default::default(),
+            heard: AtomicU64::new(0),
+            silence: AtomicU64::new(0),
+            started: Instant::now(),
         });
         let cached = Arc::new(Cached {
             inner: self.clone(),
@@ -421,7 +454,10 @@ mod tests {
             "answered from the cache (this is the propagation window)"
         );
         inv.session(&t.hash());
-        assert_eq!(cached.peek(t.hash(), "rc", NOW).await.unwrap(), Validity::Unknown);
+        assert_eq!(
+            cached.peek(t.hash(), "rc", NOW).await.unwrap(),
+            Validity::Unknown
+        );
     }
 
     #[tokio::test]
@@ -430,7 +466,10 @@ mod tests {
         assert!(current(&cached.peek(t.hash(), "rc", NOW).await.unwrap()));
         shared.end_user_sessions("alice", NOW).await.unwrap();
         inv.user("alice");
-        assert_eq!(cached.peek(t.hash(), "rc", NOW).await.unwrap(), Validity::Unknown);
+        assert_eq!(
+            cached.peek(t.hash(), "rc", NOW).await.unwrap(),
+            Validity::Unknown
+        );
     }
 
     #[tokio::test]
@@ -439,7 +478,10 @@ mod tests {
         assert!(current(&cached.peek(t.hash(), "rc", NOW).await.unwrap()));
         inv.lost();
         shared.revoke(t.hash(), "rc", NOW).await.unwrap();
-        assert_eq!(cached.peek(t.hash(), "rc", NOW).await.unwrap(), Validity::Unknown);
+        assert_eq!(
+            cached.peek(t.hash(), "rc", NOW).await.unwrap(),
+            Validity::Unknown
+        );
         assert!(!inv.is_live());
     }
 
@@ -456,7 +498,24 @@ mod tests {
         shared.revoke(t.hash(), "rc", NOW).await.unwrap();
         inv.session(&t.hash());
         state.keep(t.hash(), &record, stamp);
-        assert_eq!(cached.peek(t.hash(), "rc", NOW).await.unwrap(), Validity::Unknown);
+        assert_eq!(
+            cached.peek(t.hash(), "rc", NOW).await.unwrap(),
+            Validity::Unknown
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_channel_counts_as_lost() {
+        let (cached, shared, inv, t) = setup(Duration::from_secs(60)).await;
+        inv.expect_heartbeat(Duration::from_millis(10));
+        assert!(current(&cached.peek(t.hash(), "rc", NOW).await.unwrap()));
+        shared.revoke(t.hash(), "rc", NOW).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!inv.is_live());
+        assert_eq!(
+            cached.peek(t.hash(), "rc", NOW).await.unwrap(),
+            Validity::Unknown
+        );
     }
 
     #[tokio::test]
@@ -465,7 +524,10 @@ mod tests {
         assert!(current(&cached.peek(t.hash(), "rc", NOW).await.unwrap()));
         shared.revoke(t.hash(), "rc", NOW).await.unwrap();
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert_eq!(cached.peek(t.hash(), "rc", NOW).await.unwrap(), Validity::Unknown);
+        assert_eq!(
+            cached.peek(t.hash(), "rc", NOW).await.unwrap(),
+            Validity::Unknown
+        );
     }
 
     #[tokio::test]

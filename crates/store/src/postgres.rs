@@ -398,6 +398,78 @@ impl PostgresStore {
     }
 }
 
+/// How often each instance sends itself a heartbeat on the notification
+/// channel, so that a listening connection that died silently is noticed
+/// (the near cache counts four missed beats as a lost channel).
+const HEARTBEAT: Duration = Duration::from_millis(250);
+
+impl PostgresStore {
+    /// Feeds a near cache from this schema's notifications (migration 0004:
+    /// triggers announce every change of a session row or a user's
+    /// supersede state, at commit). Runs as long as the runtime; while the
+    /// listening connection is down the cache is not used, and it is
+    /// emptied before it is used again.
+    pub fn spawn_invalidations(&self, inv: crate::Invalidator) {
+        let (pool, schema) = (self.pool.clone(), self.schema.clone());
+        inv.expect_heartbeat(HEARTBEAT);
+        let beats = (pool.clone(), schema.clone());
+        tokio::spawn(async move {
+            loop {
+                // The beat reaches every instance on this schema: each
+                // hears the others' too, and that is fine.
+                let _ = sqlx::query("SELECT pg_notify($1, 'h')")
+                    .bind(&beats.1)
+                    .execute(&beats.0)
+                    .await;
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+        });
+        tokio::spawn(async move {
+            loop {
+                let why = listen(&pool, &schema, &inv).await;
+                inv.lost();
+                tracing::warn!(error = %why, "near cache: postgres notifications lost; checks go to the store until they are back");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+}
+
+/// Listens until the connection fails; says why.
+async fn listen(pool: &PgPool, schema: &str, inv: &crate::Invalidator) -> String {
+    let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+        Ok(l) => l,
+        Err(e) => return e.to_string(),
+    };
+    if let Err(e) = listener.listen(schema).await {
+        return e.to_string();
+    }
+    inv.restored();
+    inv.heard();
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(n)) => {
+                inv.heard();
+                let payload = n.payload();
+                match payload.split_at_checked(1) {
+                    Some(("s", hex_id)) => {
+                        if let Some(id) = hex::decode(hex_id)
+                            .ok()
+                            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        {
+                            inv.session(&TokenHash(id));
+                        }
+                    }
+                    Some(("u", user)) => inv.user(user),
+                    _ => {} // a heartbeat
+                }
+            }
+            Ok(None) => return "connection lost".into(),
+            Err(e) => return e.to_string(),
+        }
+    }
+}
+
 #[async_trait]
 impl SessionStore for PostgresStore {
     fn kind(&self) -> &'static str {

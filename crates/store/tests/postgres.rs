@@ -5,9 +5,12 @@
 mod conformance;
 
 use conformance::{service_url, Harness, RETENTION};
-use sessiond_store::{PostgresStore, StoreOptions};
+use sessiond_core::session::Validity;
+use sessiond_core::{Identity, NewSession, RealmPolicy, Timestamp, Token};
+use sessiond_store::{Invalidator, NearCacheConfig, PostgresStore, SessionStore, StoreOptions};
 use sqlx::Row;
 use std::sync::Arc;
+use std::time::Duration;
 
 fn url() -> Option<String> {
     service_url(
@@ -45,6 +48,10 @@ impl Drop for DropSchema {
 }
 
 async fn harness() -> Option<Harness> {
+    harness_with(false).await
+}
+
+async fn harness_with(near_cache: bool) -> Option<Harness> {
     let url = url()?;
     let schema = format!("sessiond_test_{}", sessiond_core::token::random_hex(6));
     let store = Arc::new(
@@ -60,8 +67,13 @@ async fn harness() -> Option<Harness> {
         .expect("connect to postgres"),
     );
     let dumped = store.clone();
+    let front = if near_cache {
+        cached(&store).await.0
+    } else {
+        store.clone().into_store()
+    };
     Some(Harness {
-        store: store.into_store(),
+        store: front,
         dump: Box::new(move || {
             let store = dumped.clone();
             Box::pin(async move {
@@ -86,6 +98,136 @@ async fn harness() -> Option<Harness> {
 }
 
 conformance_suite!(harness);
+
+/// `store` behind a near cache fed by its notifications, once they flow.
+async fn cached(store: &Arc<PostgresStore>) -> (sessiond_store::Store, Invalidator) {
+    let config = NearCacheConfig {
+        capacity: 1000,
+        max_age: Duration::from_secs(60),
+    };
+    let opts = StoreOptions::default();
+    let (front, inv) = store.clone().into_store().with_near_cache(config, &opts);
+    store.spawn_invalidations(inv.clone());
+    for _ in 0..100 {
+        if inv.is_live() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(inv.is_live(), "listening within 5 s");
+    (front, inv)
+}
+
+mod near_cache {
+    use super::*;
+
+    async fn cached_harness() -> Option<Harness> {
+        harness_with(true).await
+    }
+
+    conformance_suite!(cached_harness);
+}
+
+/// What another instance does reaches a cached instance through the
+/// notifications: a revocation and a superseding login, each within a
+/// second; and with the listening connection killed, checks go to the
+/// database until it is back.
+#[tokio::test]
+async fn another_instances_writes_reach_the_near_cache() {
+    let Some(url) = url() else { return };
+    let schema = format!("sessiond_test_{}", sessiond_core::token::random_hex(6));
+    let _drop = DropSchema {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    let opts = StoreOptions::default;
+    let a = Arc::new(PostgresStore::connect(&url, &schema, opts()).await.unwrap());
+    let b = PostgresStore::connect(&url, &schema, opts()).await.unwrap();
+    let (front, inv) = cached(&a).await;
+    let now = Timestamp(1_700_000_000);
+    let login = |user: &str| NewSession {
+        realm: "rc".into(),
+        identity: Identity::new(user, "pam"),
+        policy: RealmPolicy::default(),
+        credential_end: None,
+        client_addr: None,
+        device: None,
+        credentials: None,
+    };
+    let until = |want: fn(&Validity) -> bool, id: sessiond_core::TokenHash| {
+        let front = front.clone();
+        async move {
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_secs(1) {
+                if want(&front.peek(id, "rc", now).await.unwrap()) {
+                    return start.elapsed();
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            panic!("not seen within 1 s")
+        }
+    };
+    // revoked elsewhere
+    let t = Token::generate();
+    b.create(t.hash(), login("alice"), now).await.unwrap();
+    assert!(matches!(
+        front.peek(t.hash(), "rc", now).await.unwrap(),
+        Validity::Current(_)
+    ));
+    b.revoke(t.hash(), "rc", now).await.unwrap();
+    until(|v| *v == Validity::Unknown, t.hash()).await;
+    // superseded elsewhere
+    let t = Token::generate();
+    b.create(t.hash(), login("bob"), now).await.unwrap();
+    assert!(matches!(
+        front.peek(t.hash(), "rc", now).await.unwrap(),
+        Validity::Current(_)
+    ));
+    b.create(Token::generate().hash(), login("bob"), now)
+        .await
+        .unwrap();
+    until(|v| matches!(v, Validity::Superseded(_)), t.hash()).await;
+    // the listening connection killed: the next checks read the database
+    let t = Token::generate();
+    b.create(t.hash(), login("carol"), now).await.unwrap();
+    assert!(matches!(
+        front.peek(t.hash(), "rc", now).await.unwrap(),
+        Validity::Current(_)
+    ));
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN %' AND query LIKE $1",
+    )
+    .bind(format!("%{schema}%"))
+    .execute(a.pool())
+    .await
+    .unwrap();
+    let start = std::time::Instant::now();
+    while inv.is_live() && start.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!inv.is_live(), "the loss is noticed");
+    // from here until it listens again, nothing cached may answer
+    b.revoke(t.hash(), "rc", now).await.unwrap();
+    assert_eq!(
+        front.peek(t.hash(), "rc", now).await.unwrap(),
+        Validity::Unknown
+    );
+    // and it listens again, on a new connection, with an empty cache
+    let start = std::time::Instant::now();
+    while !inv.is_live() && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(inv.is_live(), "listening again");
+    let t = Token::generate();
+    b.create(t.hash(), login("dave"), now).await.unwrap();
+    assert!(matches!(
+        front.peek(t.hash(), "rc", now).await.unwrap(),
+        Validity::Current(_)
+    ));
+    b.revoke(t.hash(), "rc", now).await.unwrap();
+    until(|v| *v == Validity::Unknown, t.hash()).await;
+}
 
 #[tokio::test]
 async fn a_second_instance_finds_the_schema_migrated() {
