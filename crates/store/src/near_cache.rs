@@ -189,6 +189,13 @@ impl Invalidator {
         self.0.live.store(true, Ordering::Release);
     }
 
+    /// Everything may have changed (the store was flushed).
+    pub fn all(&self) {
+        let stamp = self.0.tick();
+        self.0.floor.fetch_max(stamp, Ordering::AcqRel);
+        self.0.entries.clear();
+    }
+
     /// Whether cached answers are being used.
     pub fn is_live(&self) -> bool {
         self.0.live()

@@ -14,7 +14,9 @@ mod conformance;
 use conformance::{login, service_url, Harness, RETENTION};
 use redis::Commands;
 use sessiond_core::{RealmPolicy, Timestamp, Token, Validity};
-use sessiond_store::{RedisStore, RedisTarget, ReplicaAcks, StoreOptions};
+use sessiond_store::{
+    Invalidator, NearCacheConfig, RedisStore, RedisTarget, ReplicaAcks, SessionStore, StoreOptions,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -124,6 +126,10 @@ impl Drop for Cleanup {
 }
 
 async fn harness_for(target: RedisTarget) -> Harness {
+    harness_with(target, false).await
+}
+
+async fn harness_with(target: RedisTarget, near_cache: bool) -> Harness {
     let prefix = format!("sessiond-test-{}", sessiond_core::token::random_hex(6));
     // On Sentinel the replica is there, so every write that waits for it
     // is exercised by the whole suite.
@@ -144,8 +150,13 @@ async fn harness_for(target: RedisTarget) -> Harness {
     );
     let dump_target = target.clone();
     let dump_prefix = prefix.clone();
+    let front = if near_cache {
+        cached(&store).await.0
+    } else {
+        store.into_store()
+    };
     Harness {
-        store: store.into_store(),
+        store: front,
         dump: Box::new(move || {
             let (t, p) = (dump_target.clone(), dump_prefix.clone());
             Box::pin(async move {
@@ -205,6 +216,141 @@ mod cluster {
 mod sentinel {
     use super::*;
     conformance_suite!(sentinel);
+}
+
+/// `store` behind a near cache fed by Redis's invalidations, once they flow.
+async fn cached(store: &Arc<RedisStore>) -> (sessiond_store::Store, Invalidator) {
+    let config = NearCacheConfig {
+        capacity: 1000,
+        max_age: Duration::from_secs(60),
+    };
+    let (front, inv) = store
+        .clone()
+        .into_store()
+        .with_near_cache(config, &options());
+    store.spawn_invalidations(inv.clone()).unwrap();
+    for _ in 0..100 {
+        if inv.is_live() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(inv.is_live(), "tracking within 5 s");
+    (front, inv)
+}
+
+async fn standalone_cached() -> Option<Harness> {
+    Some(harness_with(standalone_target()?, true).await)
+}
+
+mod near_cache {
+    use super::*;
+    conformance_suite!(standalone_cached);
+}
+
+/// What another instance does reaches a cached instance through Redis's
+/// invalidations: a revocation and a superseding login (a mark written into
+/// the older session); and with the tracking connection killed, checks go
+/// to Redis until it tracks again.
+#[tokio::test]
+async fn another_instances_writes_reach_the_near_cache() {
+    let Some(target) = standalone_target() else {
+        return;
+    };
+    let prefix = format!("sessiond-test-{}", sessiond_core::token::random_hex(6));
+    let _cleanup = Cleanup {
+        target: target.clone(),
+        prefix: prefix.clone(),
+    };
+    let a = Arc::new(
+        RedisStore::connect(&target, &prefix, options())
+            .await
+            .unwrap(),
+    );
+    let b = RedisStore::connect(&target, &prefix, options())
+        .await
+        .unwrap();
+    let (front, inv) = cached(&a).await;
+    let now = Timestamp(1_700_000_000);
+    let until = |want: fn(&Validity) -> bool, id: sessiond_core::TokenHash| {
+        let front = front.clone();
+        async move {
+            let start = std::time::Instant::now();
+            while start.elapsed() < Duration::from_secs(1) {
+                if want(&front.peek(id, "rc", now).await.unwrap()) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            panic!("not seen within 1 s")
+        }
+    };
+    let current = |v: &Validity| matches!(v, Validity::Current(_));
+    let t = Token::generate();
+    b.create(t.hash(), login("rc", "alice", RealmPolicy::default()), now)
+        .await
+        .unwrap();
+    assert!(current(&front.peek(t.hash(), "rc", now).await.unwrap()));
+    b.revoke(t.hash(), "rc", now).await.unwrap();
+    until(|v| *v == Validity::Unknown, t.hash()).await;
+    let t = Token::generate();
+    b.create(t.hash(), login("rc", "bob", RealmPolicy::default()), now)
+        .await
+        .unwrap();
+    assert!(current(&front.peek(t.hash(), "rc", now).await.unwrap()));
+    b.create(
+        Token::generate().hash(),
+        login("rc", "bob", RealmPolicy::default()),
+        now,
+    )
+    .await
+    .unwrap();
+    until(|v| matches!(v, Validity::Superseded(_)), t.hash()).await;
+    // kill the tracking connection (the only one with tracking on)
+    let t = Token::generate();
+    b.create(t.hash(), login("rc", "carol", RealmPolicy::default()), now)
+        .await
+        .unwrap();
+    assert!(current(&front.peek(t.hash(), "rc", now).await.unwrap()));
+    let RedisTarget::Standalone(url) = &target else {
+        unreachable!()
+    };
+    let mut admin = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
+    for line in clients.lines().filter(|l| l.contains("flags=t")) {
+        let id = line.split(' ').find_map(|f| f.strip_prefix("id=")).unwrap();
+        let _: () = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query(&mut admin)
+            .unwrap();
+    }
+    let start = std::time::Instant::now();
+    while inv.is_live() && start.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!inv.is_live(), "the loss is noticed");
+    b.revoke(t.hash(), "rc", now).await.unwrap();
+    assert_eq!(
+        front.peek(t.hash(), "rc", now).await.unwrap(),
+        Validity::Unknown
+    );
+    let start = std::time::Instant::now();
+    while !inv.is_live() && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(inv.is_live(), "tracking again");
+    let t = Token::generate();
+    b.create(t.hash(), login("rc", "dave", RealmPolicy::default()), now)
+        .await
+        .unwrap();
+    assert!(current(&front.peek(t.hash(), "rc", now).await.unwrap()));
+    b.revoke(t.hash(), "rc", now).await.unwrap();
+    until(|v| *v == Validity::Unknown, t.hash()).await;
 }
 
 /// Real TTLs follow the session's own end: absolute lifetime, idle timeout,

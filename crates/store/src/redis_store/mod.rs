@@ -12,6 +12,7 @@
 mod keys;
 mod scripts;
 mod sentinel;
+mod tracking;
 
 use crate::types::{DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
 use crate::{Access, Store, UserSessions};
