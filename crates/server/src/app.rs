@@ -7,8 +7,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use sessiond_auth::{Authenticator, PasswordFileAuthenticator};
 use sessiond_core::token::secrets_equal;
 use sessiond_store::{
-    FileStore, MemcachedStore, MemoryStore, PostgresStore, RedisStore, RedisTarget, ReplicaAcks,
-    Store, StoreOptions,
+    FileStore, MemcachedStore, MemoryStore, NearCacheConfig, PostgresStore, RedisStore,
+    RedisTarget, ReplicaAcks, Store, StoreOptions,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -316,6 +316,19 @@ impl App {
 /// PostgreSQL, migrated) before the server starts listening, so a wrong
 /// address fails at start-up with the key to fix.
 pub async fn open_store(config: &crate::config::StoreConfig) -> anyhow::Result<(Store, String)> {
+    let near = config.cache.enabled.then(|| {
+        (
+            NearCacheConfig {
+                capacity: config.cache.capacity,
+                max_age: config.cache.max_age_for(config.kind),
+            },
+            format!(
+                ", near cache of {} sessions (answers at most {:?} old)",
+                config.cache.capacity,
+                config.cache.max_age_for(config.kind)
+            ),
+        )
+    });
     let opts = StoreOptions {
         superseded_retention: config.superseded_retention.0,
         touch_interval: config.touch_interval.0,
@@ -357,7 +370,7 @@ pub async fn open_store(config: &crate::config::StoreConfig) -> anyhow::Result<(
                 ),
                 None => None,
             };
-            let store = RedisStore::connect_with_ca(&target, &config.prefix, opts, ca)
+            let store = RedisStore::connect_with_ca(&target, &config.prefix, opts.clone(), ca)
                 .await
                 .with_context(context)?
                 .with_replica_acks(acks)
@@ -367,21 +380,46 @@ pub async fn open_store(config: &crate::config::StoreConfig) -> anyhow::Result<(
             if acks.replicas > 0 {
                 description += &format!(", revocations wait for {} replica(s)", acks.replicas);
             }
-            (Arc::new(store).into_store(), description)
+            let store = Arc::new(store);
+            match near {
+                Some((cache, note)) => {
+                    let (front, inv) = store.clone().into_store().with_near_cache(cache, &opts);
+                    store.spawn_invalidations(inv)?;
+                    (front, description + &note)
+                }
+                None => (store.into_store(), description),
+            }
         }
         StoreKind::Memcached => {
-            let store = MemcachedStore::connect(&url, &config.prefix, opts)
+            let store = MemcachedStore::connect(&url, &config.prefix, opts.clone())
                 .await
                 .with_context(context)?;
             let description = format!("{} prefix {}", store.description(), config.prefix);
-            (Arc::new(store).into_store(), description)
+            let store = Arc::new(store).into_store();
+            match near {
+                // no invalidations: max_age is the whole bound
+                Some((cache, note)) => {
+                    let (front, inv) = store.with_near_cache(cache, &opts);
+                    inv.restored();
+                    (front, description + &note)
+                }
+                None => (store, description),
+            }
         }
         StoreKind::Postgres => {
-            let store = PostgresStore::connect(&url, &config.prefix, opts)
+            let store = PostgresStore::connect(&url, &config.prefix, opts.clone())
                 .await
                 .with_context(context)?;
             let description = store.description().to_owned();
-            (Arc::new(store).into_store(), description)
+            let store = Arc::new(store);
+            match near {
+                Some((cache, note)) => {
+                    let (front, inv) = store.clone().into_store().with_near_cache(cache, &opts);
+                    store.spawn_invalidations(inv);
+                    (front, description + &note)
+                }
+                None => (store.into_store(), description),
+            }
         }
     })
 }

@@ -224,6 +224,51 @@ pub struct StoreConfig {
     pub touch_interval: Span,
     /// How often expired and superseded sessions are purged.
     pub sweep_interval: Span,
+    /// `[store.cache]`: checks answered from this process's memory in front
+    /// of a shared store, kept correct by the store's invalidations.
+    pub cache: StoreCacheConfig,
+}
+
+/// The near cache (docs/stores.md, "Near cache"; decision 0022).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreCacheConfig {
+    /// Off by default: with it on, a revocation made on another instance
+    /// takes effect here after the invalidation arrives (about a
+    /// millisecond on Redis and PostgreSQL), or, on memcached, after up to
+    /// `max_age`.
+    pub enabled: bool,
+    /// Sessions kept at most (~500 bytes each).
+    pub capacity: usize,
+    /// The oldest answer the cache gives. On memcached, which has no
+    /// invalidations, this is how long another instance's revocation may
+    /// go unseen here (default 1 s); on Redis and PostgreSQL only a safety
+    /// net (default 30 s).
+    pub max_age: Option<Span>,
+}
+
+impl Default for StoreCacheConfig {
+    fn default() -> Self {
+        StoreCacheConfig {
+            enabled: false,
+            capacity: 100_000,
+            max_age: None,
+        }
+    }
+}
+
+impl StoreCacheConfig {
+    /// `max_age` as set, or the default for `kind`.
+    pub fn max_age_for(&self, kind: StoreKind) -> Duration {
+        self.max_age.map_or(
+            if kind == StoreKind::Memcached {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(30)
+            },
+            |s| s.0,
+        )
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -303,6 +348,7 @@ impl Default for StoreConfig {
             superseded_retention: Span(Duration::from_secs(24 * 3600)),
             touch_interval: Span(Duration::from_secs(60)),
             sweep_interval: Span(Duration::from_secs(300)),
+            cache: StoreCacheConfig::default(),
         }
     }
 }
@@ -514,6 +560,27 @@ impl Config {
         }
         if self.store.prefix.is_empty() {
             bail!("store.prefix: must not be empty");
+        }
+        let cache = &self.store.cache;
+        if cache.enabled {
+            match self.store.kind {
+                StoreKind::Redis | StoreKind::Memcached | StoreKind::Postgres => {}
+                StoreKind::Memory | StoreKind::File => bail!(
+                    "store.cache: the {:?} store answers from this process already; the near cache is for shared stores",
+                    self.store.kind
+                ),
+                StoreKind::RedisCluster | StoreKind::RedisSentinel => bail!(
+                    "store.cache: not available on {:?} yet (it follows standalone redis, memcached and postgres)",
+                    self.store.kind
+                ),
+            }
+            if cache.capacity == 0 {
+                bail!("store.cache.capacity: at least 1");
+            }
+            let age = cache.max_age_for(self.store.kind);
+            if age.is_zero() || age > Duration::from_secs(3600) {
+                bail!("store.cache.max_age: more than 0 and at most 1h");
+            }
         }
         let loopback = self.bind_addr()?.ip().is_loopback();
         self.browser.validate(loopback)?;
