@@ -11,6 +11,10 @@
 #   bench/stores.sh [seconds-per-run]      (default 10)
 #   STORES="redis postgres" bench/stores.sh   (a subset; memory always runs)
 #
+# A store named with "+cache" (redis+cache, memcached+cache, postgres+cache)
+# runs with the near cache on ([store.cache] enabled = true); the default
+# list has all three.
+#
 # It starts its own memcached and three-node Redis Cluster
 # (scripts/services.sh) and uses this machine's Redis (127.0.0.1:6379) and
 # PostgreSQL (127.0.0.1:5432) under throwaway prefixes. Results go to
@@ -55,17 +59,19 @@ declare -A url=(
   [postgres]="postgres://root@127.0.0.1:5432/test"
 )
 declare -A prefix=([postgres]=sessiond_bench)
-read -r -a stores <<< "${STORES:-memory file redis redis-cluster memcached postgres}"
+read -r -a stores <<< "${STORES:-memory file redis redis-cluster memcached postgres redis+cache memcached+cache postgres+cache}"
 [ "${stores[0]}" = memory ] || stores=(memory "${stores[@]}")   # the baseline
 declare -A got_rps got_p99
 
 for store in "${stores[@]}"; do
+  kind=${store%+cache}
   args=(serve -p 0 --password-file "$work/passwd")
-  env=(SESSIOND_LOG=warn SESSIOND_STORE__PREFIX="${prefix[$store]:-sessiond-bench}")
-  case $store in
+  env=(SESSIOND_LOG=warn SESSIOND_STORE__PREFIX="${prefix[$kind]:-sessiond-bench}")
+  [ "$kind" != "$store" ] && env+=(SESSIOND_STORE__CACHE__ENABLED=true)
+  case $kind in
     memory) ;;
     file) args+=(-d "$work/data") ;;
-    *) args+=(--store "$store" --store-url "${url[$store]}") ;;
+    *) args+=(--store "$kind" --store-url "${url[$kind]}") ;;
   esac
   env "${env[@]}" "$bin" "${args[@]}" > "$work/stdout" 2> "$work/stderr" &
   pid=$!
@@ -94,6 +100,7 @@ declare -A bare_what=([redis]="redis-benchmark GET")
 
 for store in "${stores[@]}"; do
   case $store in
+    *+cache) continue ;;
     redis-cluster)
       node=${SESSIOND_TEST_REDIS_CLUSTER%%,*}; node=${node#redis://}
       redis-benchmark -h "${node%:*}" -p "${node#*:}" --cluster -c 50 \
@@ -121,8 +128,8 @@ results="$out/stores.md"
   echo "|---|---|---|---|---|---|---|"
   for store in "${stores[@]}"; do
     awk -v s="$store" -v r="${got_rps[$store]}" -v p="${got_p99[$store]}" \
-        -v m="${got_rps[memory]}" -v g="$redis_get" -v b="${bare[$store]:-}" \
-        -v w="${bare_what[$store]:-}" 'BEGIN {
+        -v m="${got_rps[memory]}" -v g="$redis_get" -v b="${bare[${store%+cache}]:-}" \
+        -v w="${bare_what[${store%+cache}]:-}" 'BEGIN {
       own = (b == "") ? "| – | – |" : sprintf("| %s: %.0f/s | %.2f |", w, b, r/b)
       printf "| %s | %.0f | %.2f | %.2f | %.2f %s\n", s, r, p, r/m, r/g, own }'
   done
