@@ -777,3 +777,129 @@ async fn a_stuck_postgres_answers_503_quickly() {
         .await
         .assert_text(200, "YES\nalice\nauth/file\n\n");
 }
+
+/// Polls `path` on `s` until it answers `want`; how long that took.
+async fn within(s: &Server, path: &str, want: (u16, &str), limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let r = s.get(path).await;
+        if (r.status, r.text().as_str()) == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{path}: still {r:?} after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Two instances with `[store.cache]` on: a revocation, a superseding
+/// login and a logout on B reach A's cache within a second (the store's
+/// invalidation; bench/propagation.sh measures how fast).
+async fn near_cache_two_instances(kind: &str, url: &str, prefix: &str) {
+    let cached = |o: Options| o.env("SESSIOND_STORE__CACHE__ENABLED", "true");
+    let a = Server::start(cached(options(kind, url, prefix)));
+    let b = Server::start(cached(options(kind, url, prefix)));
+    let second = Duration::from_secs(1);
+    let yes = (200, "YES\nalice\nauth/file\n\n");
+
+    let t = login(&b, "rc", "alice", "alice-pw").await;
+    let valid = format!("/valid?realm=rc&token={t}");
+    for _ in 0..3 {
+        a.get(&valid).await.assert_text(yes.0, yes.1);
+    }
+    b.get(&format!("/revoke?realm=rc&token={t}"))
+        .await
+        .assert_text(200, "OK\n");
+    within(&a, &valid, (200, "NO\n"), second).await;
+
+    let old = login(&b, "rc", "alice", "alice-pw").await;
+    let valid = format!("/valid?realm=rc&token={old}");
+    a.get(&valid).await.assert_text(yes.0, yes.1);
+    login(&b, "rc", "alice", "alice-pw").await;
+    within(
+        &a,
+        &valid,
+        (200, "SUPERCEDED\nalice\nauth/file\n\n"),
+        second,
+    )
+    .await;
+
+    // a browser logout on B (the v1 API here) ends the session on A too
+    let t = login(&b, "rc", "bob", "bob-pw").await;
+    let valid = format!("/valid?realm=rc&token={t}");
+    a.get(&valid)
+        .await
+        .assert_text(200, "YES\nbob\nauth/file\n\n");
+    let r = b
+        .post_json("/v1/revoke", serde_json::json!({"realm": "rc", "token": t}))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    within(&a, &valid, (200, "NO\n"), second).await;
+}
+
+#[tokio::test]
+async fn redis_near_cache_two_instances() {
+    let Some(r) = test_redis() else { return };
+    near_cache_two_instances("redis", &r.0, &r.1).await;
+}
+
+#[tokio::test]
+async fn postgres_near_cache_two_instances() {
+    let Some(pg) = test_postgres() else { return };
+    near_cache_two_instances("postgres", &pg.0, &pg.1).await;
+}
+
+/// With the near cache on, Redis going away still answers 503 — the cache
+/// is dropped with its invalidation channel — never a YES from memory.
+#[tokio::test]
+async fn redis_outage_with_the_near_cache_answers_503() {
+    if !common::installed("redis-server", "--version") {
+        common::missing::<()>("redis-server is not installed");
+        return;
+    }
+    let mut redis = OwnRedis::start();
+    let s = Server::start(
+        options("redis", &redis.url(), "outage-cached")
+            .env("SESSIOND_STORE__CACHE__ENABLED", "true"),
+    );
+    let t = login(&s, "rc", "alice", "alice-pw").await;
+    let valid = format!("/valid?realm=rc&token={t}");
+    for _ in 0..3 {
+        s.get(&valid)
+            .await
+            .assert_text(200, "YES\nalice\nauth/file\n\n");
+    }
+    redis.kill();
+    // the loss is noticed at once when the connection closes, and within
+    // four heartbeats (1 s) when it goes silent
+    within(
+        &s,
+        &valid,
+        (503, "ERR: session store unavailable; try again\n"),
+        Duration::from_secs(2),
+    )
+    .await;
+}
+
+#[test]
+fn the_near_cache_is_refused_where_it_has_nothing_to_do() {
+    for (kind, why) in [
+        ("memory", "answers from this process already"),
+        ("redis-cluster", "not available on RedisCluster yet"),
+    ] {
+        let err = Server::try_start(
+            Options::default()
+                .env("SESSIOND_STORE__KIND", kind)
+                .env("SESSIOND_STORE__URL", "redis://127.0.0.1:1")
+                .env("SESSIOND_STORE__CACHE__ENABLED", "true"),
+        )
+        .err()
+        .expect("refused");
+        assert!(
+            err.contains("store.cache") && err.contains(why),
+            "{kind}: {err}"
+        );
+    }
+}

@@ -128,6 +128,29 @@ mod unix_socket {
     conformance_suite!(unix_socket);
 }
 
+/// The suite through a near cache (memcached has no invalidations: the
+/// cache keeps answers for `max_age`; this instance's own writes still
+/// invalidate at once, which is all the suite can see).
+async fn tcp_cached() -> Option<Harness> {
+    let mut h = tcp().await?;
+    let config = sessiond_store::NearCacheConfig {
+        capacity: 1000,
+        max_age: std::time::Duration::from_secs(1),
+    };
+    let (store, inv) = h
+        .store
+        .clone()
+        .with_near_cache(config, &StoreOptions::default());
+    inv.restored();
+    h.store = store;
+    Some(h)
+}
+
+mod near_cache {
+    use super::*;
+    conformance_suite!(tcp_cached);
+}
+
 #[tokio::test]
 async fn unreachable_server_is_a_clear_error() {
     let err = MemcachedStore::connect("127.0.0.1:1", "p", StoreOptions::default())
