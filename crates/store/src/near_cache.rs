@@ -189,6 +189,26 @@ impl Invalidator {
         self.0.live.store(true, Ordering::Release);
     }
 
+    /// Runs a store's invalidation channel for as long as the runtime:
+    /// `follow` connects, calls [`Self::restored`] once it listens, feeds
+    /// invalidations until its connection fails, and says why. Meanwhile,
+    /// and until it listens again (retried every second), the cache is
+    /// bypassed and emptied.
+    pub fn spawn_follower<F, Fut>(self, store: &'static str, mut follow: F)
+    where
+        F: FnMut(Invalidator) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = String> + Send,
+    {
+        tokio::spawn(async move {
+            loop {
+                let why = follow(self.clone()).await;
+                self.lost();
+                tracing::warn!(store, error = %why, "near cache: invalidations lost; checks go to the store until they are back");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
     /// Everything may have changed (the store was flushed).
     pub fn all(&self) {
         let stamp = self.0.tick();

@@ -424,13 +424,9 @@ impl PostgresStore {
                 tokio::time::sleep(HEARTBEAT).await;
             }
         });
-        tokio::spawn(async move {
-            loop {
-                let why = listen(&pool, &schema, &inv).await;
-                inv.lost();
-                tracing::warn!(error = %why, "near cache: postgres notifications lost; checks go to the store until they are back");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+        inv.spawn_follower("postgres", move |inv| {
+            let (pool, schema) = (pool.clone(), schema.clone());
+            async move { listen(&pool, &schema, &inv).await }
         });
     }
 }

@@ -4,8 +4,9 @@
 
 mod conformance;
 
-use conformance::{service_url, Harness, RETENTION};
+use conformance::{login, service_url, Harness, RETENTION};
 use sessiond_core::session::Validity;
+use sessiond_core::RealmPolicy;
 use sessiond_store::{MemcachedStore, SessionStore, StoreOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
@@ -173,16 +174,14 @@ async fn a_check_is_one_round_trip() {
     let (issuer, other) = (open().await.unwrap(), open().await.unwrap());
     let now = sessiond_core::Timestamp(1_700_000_000);
     let token = sessiond_core::Token::generate();
-    let new = sessiond_core::NewSession {
-        realm: "rc".into(),
-        identity: sessiond_core::Identity::new("alice", "pam"),
-        policy: sessiond_core::RealmPolicy::default(),
-        credential_end: None,
-        client_addr: None,
-        device: None,
-        credentials: None,
-    };
-    issuer.create(token.hash(), new, now).await.unwrap();
+    issuer
+        .create(
+            token.hash(),
+            login("rc", "alice", RealmPolicy::default()),
+            now,
+        )
+        .await
+        .unwrap();
     for (store, first, then) in [(&issuer, 1, 1), (&other, 2, 1)] {
         for expected in [first, then, then] {
             let before = store.commands_sent();
@@ -192,17 +191,12 @@ async fn a_check_is_one_round_trip() {
         }
     }
     // a superseding login elsewhere is seen by the one round trip
-    let again = sessiond_core::NewSession {
-        realm: "rc".into(),
-        identity: sessiond_core::Identity::new("alice", "pam"),
-        policy: sessiond_core::RealmPolicy::default(),
-        credential_end: None,
-        client_addr: None,
-        device: None,
-        credentials: None,
-    };
     other
-        .create(sessiond_core::Token::generate().hash(), again, now)
+        .create(
+            sessiond_core::Token::generate().hash(),
+            login("rc", "alice", RealmPolicy::default()),
+            now,
+        )
         .await
         .unwrap();
     let before = issuer.commands_sent();

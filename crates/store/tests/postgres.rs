@@ -4,7 +4,7 @@
 
 mod conformance;
 
-use conformance::{service_url, Harness, RETENTION};
+use conformance::{eventually, peek_until, service_url, Harness, RETENTION};
 use sessiond_core::session::Validity;
 use sessiond_core::{Identity, NewSession, RealmPolicy, Timestamp, Token};
 use sessiond_store::{Invalidator, NearCacheConfig, PostgresStore, SessionStore, StoreOptions};
@@ -108,13 +108,8 @@ async fn cached(store: &Arc<PostgresStore>) -> (sessiond_store::Store, Invalidat
     let opts = StoreOptions::default();
     let (front, inv) = store.clone().into_store().with_near_cache(config, &opts);
     store.spawn_invalidations(inv.clone());
-    for _ in 0..100 {
-        if inv.is_live() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(inv.is_live(), "listening within 5 s");
+    let live = eventually(Duration::from_secs(5), || inv.is_live()).await;
+    assert!(live, "listening within 5 s");
     (front, inv)
 }
 
@@ -154,19 +149,6 @@ async fn another_instances_writes_reach_the_near_cache() {
         device: None,
         credentials: None,
     };
-    let until = |want: fn(&Validity) -> bool, id: sessiond_core::TokenHash| {
-        let front = front.clone();
-        async move {
-            let start = std::time::Instant::now();
-            while start.elapsed() < Duration::from_secs(1) {
-                if want(&front.peek(id, "rc", now).await.unwrap()) {
-                    return start.elapsed();
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            panic!("not seen within 1 s")
-        }
-    };
     // revoked elsewhere
     let t = Token::generate();
     b.create(t.hash(), login("alice"), now).await.unwrap();
@@ -175,7 +157,7 @@ async fn another_instances_writes_reach_the_near_cache() {
         Validity::Current(_)
     ));
     b.revoke(t.hash(), "rc", now).await.unwrap();
-    until(|v| *v == Validity::Unknown, t.hash()).await;
+    peek_until(&front, t.hash(), now, |v| *v == Validity::Unknown).await;
     // superseded elsewhere
     let t = Token::generate();
     b.create(t.hash(), login("bob"), now).await.unwrap();
@@ -186,7 +168,10 @@ async fn another_instances_writes_reach_the_near_cache() {
     b.create(Token::generate().hash(), login("bob"), now)
         .await
         .unwrap();
-    until(|v| matches!(v, Validity::Superseded(_)), t.hash()).await;
+    peek_until(&front, t.hash(), now, |v| {
+        matches!(v, Validity::Superseded(_))
+    })
+    .await;
     // the listening connection killed: the next checks read the database
     let t = Token::generate();
     b.create(t.hash(), login("carol"), now).await.unwrap();
@@ -202,11 +187,8 @@ async fn another_instances_writes_reach_the_near_cache() {
     .execute(a.pool())
     .await
     .unwrap();
-    let start = std::time::Instant::now();
-    while inv.is_live() && start.elapsed() < Duration::from_secs(2) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(!inv.is_live(), "the loss is noticed");
+    let lost = eventually(Duration::from_secs(2), || !inv.is_live()).await;
+    assert!(lost, "the loss is noticed");
     // from here until it listens again, nothing cached may answer
     b.revoke(t.hash(), "rc", now).await.unwrap();
     assert_eq!(
@@ -214,11 +196,8 @@ async fn another_instances_writes_reach_the_near_cache() {
         Validity::Unknown
     );
     // and it listens again, on a new connection, with an empty cache
-    let start = std::time::Instant::now();
-    while !inv.is_live() && start.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(inv.is_live(), "listening again");
+    let back = eventually(Duration::from_secs(5), || inv.is_live()).await;
+    assert!(back, "listening again");
     let t = Token::generate();
     b.create(t.hash(), login("dave"), now).await.unwrap();
     assert!(matches!(
@@ -226,7 +205,7 @@ async fn another_instances_writes_reach_the_near_cache() {
         Validity::Current(_)
     ));
     b.revoke(t.hash(), "rc", now).await.unwrap();
-    until(|v| *v == Validity::Unknown, t.hash()).await;
+    peek_until(&front, t.hash(), now, |v| *v == Validity::Unknown).await;
 }
 
 #[tokio::test]

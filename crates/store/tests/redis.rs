@@ -11,7 +11,7 @@
 
 mod conformance;
 
-use conformance::{login, service_url, Harness, RETENTION};
+use conformance::{eventually, login, peek_until, service_url, Harness, RETENTION};
 use redis::Commands;
 use sessiond_core::{RealmPolicy, Timestamp, Token, Validity};
 use sessiond_store::{
@@ -229,13 +229,8 @@ async fn cached(store: &Arc<RedisStore>) -> (sessiond_store::Store, Invalidator)
         .into_store()
         .with_near_cache(config, &options());
     store.spawn_invalidations(inv.clone()).unwrap();
-    for _ in 0..100 {
-        if inv.is_live() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(inv.is_live(), "tracking within 5 s");
+    let live = eventually(Duration::from_secs(5), || inv.is_live()).await;
+    assert!(live, "tracking within 5 s");
     (front, inv)
 }
 
@@ -272,19 +267,6 @@ async fn another_instances_writes_reach_the_near_cache() {
         .unwrap();
     let (front, inv) = cached(&a).await;
     let now = Timestamp(1_700_000_000);
-    let until = |want: fn(&Validity) -> bool, id: sessiond_core::TokenHash| {
-        let front = front.clone();
-        async move {
-            let start = std::time::Instant::now();
-            while start.elapsed() < Duration::from_secs(1) {
-                if want(&front.peek(id, "rc", now).await.unwrap()) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            panic!("not seen within 1 s")
-        }
-    };
     let current = |v: &Validity| matches!(v, Validity::Current(_));
     let t = Token::generate();
     b.create(t.hash(), login("rc", "alice", RealmPolicy::default()), now)
@@ -292,7 +274,7 @@ async fn another_instances_writes_reach_the_near_cache() {
         .unwrap();
     assert!(current(&front.peek(t.hash(), "rc", now).await.unwrap()));
     b.revoke(t.hash(), "rc", now).await.unwrap();
-    until(|v| *v == Validity::Unknown, t.hash()).await;
+    peek_until(&front, t.hash(), now, |v| *v == Validity::Unknown).await;
     let t = Token::generate();
     b.create(t.hash(), login("rc", "bob", RealmPolicy::default()), now)
         .await
@@ -305,7 +287,10 @@ async fn another_instances_writes_reach_the_near_cache() {
     )
     .await
     .unwrap();
-    until(|v| matches!(v, Validity::Superseded(_)), t.hash()).await;
+    peek_until(&front, t.hash(), now, |v| {
+        matches!(v, Validity::Superseded(_))
+    })
+    .await;
     // kill the tracking connection (the only one with tracking on)
     let t = Token::generate();
     b.create(t.hash(), login("rc", "carol", RealmPolicy::default()), now)
@@ -329,28 +314,22 @@ async fn another_instances_writes_reach_the_near_cache() {
             .query(&mut admin)
             .unwrap();
     }
-    let start = std::time::Instant::now();
-    while inv.is_live() && start.elapsed() < Duration::from_secs(2) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(!inv.is_live(), "the loss is noticed");
+    let lost = eventually(Duration::from_secs(2), || !inv.is_live()).await;
+    assert!(lost, "the loss is noticed");
     b.revoke(t.hash(), "rc", now).await.unwrap();
     assert_eq!(
         front.peek(t.hash(), "rc", now).await.unwrap(),
         Validity::Unknown
     );
-    let start = std::time::Instant::now();
-    while !inv.is_live() && start.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(inv.is_live(), "tracking again");
+    let back = eventually(Duration::from_secs(5), || inv.is_live()).await;
+    assert!(back, "tracking again");
     let t = Token::generate();
     b.create(t.hash(), login("rc", "dave", RealmPolicy::default()), now)
         .await
         .unwrap();
     assert!(current(&front.peek(t.hash(), "rc", now).await.unwrap()));
     b.revoke(t.hash(), "rc", now).await.unwrap();
-    until(|v| *v == Validity::Unknown, t.hash()).await;
+    peek_until(&front, t.hash(), now, |v| *v == Validity::Unknown).await;
 }
 
 /// Real TTLs follow the session's own end: absolute lifetime, idle timeout,

@@ -45,13 +45,9 @@ impl RedisStore {
         .map_err(|e| StoreError::Open(format!("redis: {e}")))?;
         let prefix = format!("{}:s:", self.keys.prefix());
         inv.expect_heartbeat(HEARTBEAT);
-        tokio::spawn(async move {
-            loop {
-                let why = track(&client, &prefix, &inv).await;
-                inv.lost();
-                tracing::warn!(error = %why, "near cache: redis invalidations lost; checks go to the store until they are back");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+        inv.spawn_follower("redis", move |inv| {
+            let (client, prefix) = (client.clone(), prefix.clone());
+            async move { track(&client, &prefix, &inv).await }
         });
         Ok(())
     }

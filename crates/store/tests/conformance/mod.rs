@@ -33,6 +33,36 @@ pub struct Harness {
     pub enumerates: bool,
 }
 
+/// Polls `cond` every 5 ms until it holds or `limit` passed; whether it held.
+pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while !cond() {
+        if start.elapsed() >= limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
+/// Peeks at `id` in realm `rc` until the answer is `want`, for at most a
+/// second (another instance's write reaching a near cache).
+pub async fn peek_until(
+    store: &Store,
+    id: sessiond_core::TokenHash,
+    now: Timestamp,
+    want: fn(&Validity) -> bool,
+) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        if want(&store.peek(id, "rc", now).await.unwrap()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    panic!("not seen within 1 s")
+}
+
 /// Whether a test run must have every external service: set by
 /// `scripts/test.sh`, so CI fails rather than skips when one is missing.
 pub fn services_required() -> bool {
