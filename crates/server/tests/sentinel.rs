@@ -167,11 +167,21 @@ async fn validate_forever(s: Arc<Server>, seen: Arc<Mutex<Seen>>, stop: Arc<Atom
     }
 }
 
+/// One after the other (each runs its own Redis set, and the timings are
+/// asserted): without the near cache, then with it — whose tracking
+/// connection must follow the primary too, and never answer from memory
+/// what the new primary would not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failover_answers_503_in_the_gap_and_loses_no_revocation() {
-    let Some(sentinels) = Sentinels::start() else {
-        return;
-    };
+    for cached in [false, true] {
+        let Some(sentinels) = Sentinels::start() else {
+            return;
+        };
+        failover(sentinels, cached).await;
+    }
+}
+
+async fn failover(sentinels: Sentinels, cached: bool) {
     let s = Arc::new(Server::start(
         Options::default()
             .user("alice", "alice-pw")
@@ -179,6 +189,7 @@ async fn failover_answers_503_in_the_gap_and_loses_no_revocation() {
             .env("SESSIOND_STORE__URL", &sentinels.urls)
             .env("SESSIOND_STORE__SENTINEL_MASTER", &sentinels.master)
             .env("SESSIOND_STORE__PREFIX", "failover")
+            .env("SESSIOND_STORE__CACHE__ENABLED", &cached.to_string())
             // many sessions of one user at once
             .env("SESSIOND_REALMS__FO__SUPERSEDE", "false"),
     ));
@@ -283,7 +294,7 @@ async fn failover_answers_503_in_the_gap_and_loses_no_revocation() {
     let failover = switched_at - killed;
     let gap = back - first_503;
     eprintln!(
-        "sentinel failover: {failover:?} from kill to new primary; sessiond gap (first 503 to first good answer) {gap:?}; \
+        "sentinel failover (near cache {cached}): {failover:?} from kill to new primary; sessiond gap (first 503 to first good answer) {gap:?}; \
          back {:?} after the switch; {} answers, {} of them 503; slowest {:?}; {} revocations OK, {} after the failover, {unconfirmed} unconfirmed (503)",
         back.saturating_duration_since(switched_at),
         seen.answers,

@@ -238,9 +238,18 @@ async fn standalone_cached() -> Option<Harness> {
     Some(harness_with(standalone_target()?, true).await)
 }
 
+async fn sentinel_cached() -> Option<Harness> {
+    Some(harness_with(sentinel_target()?, true).await)
+}
+
 mod near_cache {
     use super::*;
     conformance_suite!(standalone_cached);
+}
+
+mod near_cache_sentinel {
+    use super::*;
+    conformance_suite!(sentinel_cached);
 }
 
 /// What another instance does reaches a cached instance through Redis's

@@ -564,13 +564,16 @@ impl Config {
         let cache = &self.store.cache;
         if cache.enabled {
             match self.store.kind {
-                StoreKind::Redis | StoreKind::Memcached | StoreKind::Postgres => {}
+                StoreKind::Redis
+                | StoreKind::RedisSentinel
+                | StoreKind::Memcached
+                | StoreKind::Postgres => {}
                 StoreKind::Memory | StoreKind::File => bail!(
                     "store.cache: the {:?} store answers from this process already; the near cache is for shared stores",
                     self.store.kind
                 ),
-                StoreKind::RedisCluster | StoreKind::RedisSentinel => bail!(
-                    "store.cache: not available on {:?} yet (it follows standalone redis, memcached and postgres)",
+                StoreKind::RedisCluster => bail!(
+                    "store.cache: not available on {:?} yet (it follows redis, redis-sentinel, memcached and postgres)",
                     self.store.kind
                 ),
             }

@@ -196,6 +196,37 @@ impl Primary {
     }
 }
 
+impl Primary {
+    /// Where commands go now, if a link is open.
+    pub(super) fn address(&self) -> Option<String> {
+        self.0
+            .current
+            .load()
+            .as_ref()
+            .map(|link| link.address.clone())
+    }
+
+    /// A client for a connection of its own to the server the sentinels
+    /// name primary now, speaking RESP3 (the near cache's tracking
+    /// connection), and that server's address.
+    pub(super) async fn resp3_client(&self) -> RedisResult<(redis::Client, String)> {
+        let mut sentinel = self.0.sentinel.lock().await;
+        let found = tokio::time::timeout(self.0.lookup_timeout, sentinel.async_get_client())
+            .await
+            .map_err(|_| RedisError::from((ErrorKind::Io, "timed out asking the sentinels")))??;
+        let info = found.get_connection_info().clone();
+        let address = info.addr().to_string();
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        Ok((
+            redis::Client::open(info.set_redis_settings(settings))?,
+            address,
+        ))
+    }
+}
+
 fn no_primary(master: &str, why: &str) -> RedisError {
     RedisError::from((
         ErrorKind::Io,

@@ -6,12 +6,14 @@
 //! supersede marks a login writes into older sessions (decision 0007), so
 //! supersede needs no channel of its own.
 //!
-//! A `PING` every [`HEARTBEAT`] on the same connection proves it alive: its
-//! answer comes after every push sent before it. Standalone Redis only (on a
-//! cluster each primary would need its own tracking connection; on Sentinel
-//! it would have to follow the primary).
+//! A `ROLE` every [`HEARTBEAT`] on the same connection proves it alive (its
+//! answer comes after every push sent before it) and still on a primary. On
+//! Sentinel the connection goes to the primary the sentinels name, and is
+//! given up as soon as the store's own commands go elsewhere. Not on a
+//! cluster: each primary would need its own tracking connection, following
+//! resharding.
 
-use super::{RedisStore, RedisTarget};
+use super::{Conn, RedisStore, RedisTarget};
 use crate::{Invalidator, StoreError, StoreResult};
 use redis::{PushKind, Value};
 use sessiond_core::TokenHash;
@@ -19,42 +21,67 @@ use std::time::Duration;
 
 const HEARTBEAT: Duration = Duration::from_millis(250);
 
+/// Where the tracking connection goes: a fixed server, or whichever the
+/// sentinels name primary — and must stay the server the store's own
+/// commands go to (a check from the cache must mean what a check from that
+/// server would).
+#[derive(Clone)]
+enum Source {
+    Fixed(redis::Client),
+    Sentinel(super::sentinel::Primary),
+}
+
 impl RedisStore {
     /// Feeds a near cache from Redis's invalidations, as long as the
     /// runtime runs; while the tracking connection is down the cache is not
     /// used, and it is emptied before it is used again.
     pub fn spawn_invalidations(&self, inv: Invalidator) -> StoreResult<()> {
-        let RedisTarget::Standalone(url) = &self.target else {
-            return Err(StoreError::Open(
-                "the near cache follows standalone Redis only (not redis-cluster or redis-sentinel)"
-                    .into(),
-            ));
-        };
-        let sep = if url.contains('?') { '&' } else { '?' };
-        let url = format!("{url}{sep}protocol=resp3");
-        let client = match &self.ca {
-            Some(ca) => redis::Client::build_with_tls(
-                url.as_str(),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                },
-            ),
-            None => redis::Client::open(url.as_str()),
-        }
-        .map_err(|e| StoreError::Open(format!("redis: {e}")))?;
+        let source =
+            match (&self.target, &self.conn) {
+                (RedisTarget::Standalone(url), _) => {
+                    let sep = if url.contains('?') { '&' } else { '?' };
+                    let url = format!("{url}{sep}protocol=resp3");
+                    let client = match &self.ca {
+                        Some(ca) => redis::Client::build_with_tls(
+                            url.as_str(),
+                            redis::TlsCertificates {
+                                client_tls: None,
+                                root_cert: Some(ca.clone()),
+                            },
+                        ),
+                        None => redis::Client::open(url.as_str()),
+                    }
+                    .map_err(|e| StoreError::Open(format!("redis: {e}")))?;
+                    Source::Fixed(client)
+                }
+                (RedisTarget::Sentinel { .. }, Conn::Sentinel(primary)) => {
+                    Source::Sentinel(primary.clone())
+                }
+                _ => return Err(StoreError::Open(
+                    "the near cache follows standalone redis and redis-sentinel, not redis-cluster"
+                        .into(),
+                )),
+            };
         let prefix = format!("{}:s:", self.keys.prefix());
         inv.expect_heartbeat(HEARTBEAT);
         inv.spawn_follower("redis", move |inv| {
-            let (client, prefix) = (client.clone(), prefix.clone());
-            async move { track(&client, &prefix, &inv).await }
+            let (source, prefix) = (source.clone(), prefix.clone());
+            async move { track(&source, &prefix, &inv).await }
         });
         Ok(())
     }
 }
 
-/// Follows the invalidations until the connection fails; says why.
-async fn track(client: &redis::Client, prefix: &str, inv: &Invalidator) -> String {
+/// Follows the invalidations until the connection fails, or (Sentinel) its
+/// server stops being the primary the store uses; says why.
+async fn track(source: &Source, prefix: &str, inv: &Invalidator) -> String {
+    let (client, primary) = match source {
+        Source::Fixed(client) => (client.clone(), None),
+        Source::Sentinel(p) => match p.resp3_client().await {
+            Ok((client, address)) => (client, Some((p, address))),
+            Err(e) => return e.to_string(),
+        },
+    };
     let (tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
     let config = redis::AsyncConnectionConfig::new()
         .set_push_sender(tx)
@@ -95,10 +122,20 @@ async fn track(client: &redis::Client, prefix: &str, inv: &Invalidator) -> Strin
                 }
             }
             _ = beat.tick() => {
-                match redis::cmd("PING").exec_async(&mut conn).await {
-                    Ok(()) => inv.heard(),
+                // ROLE rather than PING: it also tells a demoted primary
+                let role: redis::RedisResult<Vec<Value>> =
+                    redis::cmd("ROLE").query_async(&mut conn).await;
+                match role {
+                    Ok(r) if matches!(r.first(), Some(Value::BulkString(b)) if b == b"master") => {}
+                    Ok(_) => return "the server is no longer a primary".into(),
                     Err(e) => return e.to_string(),
                 }
+                if let Some((p, address)) = &primary {
+                    if p.address().as_ref() != Some(address) {
+                        return "the store's commands go to another server now".into();
+                    }
+                }
+                inv.heard();
             }
         }
     }
