@@ -27,7 +27,7 @@ const HEARTBEAT: Duration = Duration::from_millis(250);
 /// server would).
 #[derive(Clone)]
 enum Source {
-    Fixed(redis::Client),
+    Fixed(Box<redis::Client>),
     Sentinel(super::sentinel::Primary),
 }
 
@@ -76,7 +76,7 @@ impl RedisStore {
 /// server stops being the primary the store uses; says why.
 async fn track(source: &Source, prefix: &str, inv: &Invalidator) -> String {
     let (client, primary) = match source {
-        Source::Fixed(client) => (client.clone(), None),
+        Source::Fixed(client) => ((**client).clone(), None),
         Source::Sentinel(p) => match p.resp3_client().await {
             Ok((client, address)) => (client, Some((p, address))),
             Err(e) => return e.to_string(),
