@@ -52,7 +52,7 @@ impl RedisStore {
                         None => redis::Client::open(url.as_str()),
                     }
                     .map_err(|e| StoreError::Open(format!("redis: {e}")))?;
-                    Source::Fixed(client)
+                    Source::Fixed(Box::new(client))
                 }
                 (RedisTarget::Sentinel { .. }, Conn::Sentinel(primary)) => {
                     Source::Sentinel(primary.clone())
