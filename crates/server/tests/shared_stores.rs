@@ -846,6 +846,14 @@ async fn redis_near_cache_two_instances() {
 }
 
 #[tokio::test]
+async fn redis_cluster_near_cache_two_instances() {
+    let Some(nodes) = service("SESSIOND_TEST_REDIS_CLUSTER", None) else {
+        return;
+    };
+    near_cache_two_instances("redis-cluster", &nodes, &unique("sessiond-srvtest")).await;
+}
+
+#[tokio::test]
 async fn postgres_near_cache_two_instances() {
     let Some(pg) = test_postgres() else { return };
     near_cache_two_instances("postgres", &pg.0, &pg.1).await;
@@ -887,7 +895,7 @@ async fn redis_outage_with_the_near_cache_answers_503() {
 fn the_near_cache_is_refused_where_it_has_nothing_to_do() {
     for (kind, why) in [
         ("memory", "answers from this process already"),
-        ("redis-cluster", "not available on RedisCluster yet"),
+        ("file", "answers from this process already"),
     ] {
         let err = Server::try_start(
             Options::default()

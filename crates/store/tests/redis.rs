@@ -252,6 +252,15 @@ mod near_cache_sentinel {
     conformance_suite!(sentinel_cached);
 }
 
+async fn cluster_cached() -> Option<Harness> {
+    Some(harness_with(cluster_target()?, true).await)
+}
+
+mod near_cache_cluster {
+    use super::*;
+    conformance_suite!(cluster_cached);
+}
+
 /// What another instance does reaches a cached instance through Redis's
 /// invalidations: a revocation and a superseding login (a mark written into
 /// the older session); and with the tracking connection killed, checks go

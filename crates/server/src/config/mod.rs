@@ -565,15 +565,12 @@ impl Config {
         if cache.enabled {
             match self.store.kind {
                 StoreKind::Redis
+                | StoreKind::RedisCluster
                 | StoreKind::RedisSentinel
                 | StoreKind::Memcached
                 | StoreKind::Postgres => {}
                 StoreKind::Memory | StoreKind::File => bail!(
                     "store.cache: the {:?} store answers from this process already; the near cache is for shared stores",
-                    self.store.kind
-                ),
-                StoreKind::RedisCluster => bail!(
-                    "store.cache: not available on {:?} yet (it follows redis, redis-sentinel, memcached and postgres)",
                     self.store.kind
                 ),
             }

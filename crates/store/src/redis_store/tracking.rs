@@ -9,13 +9,13 @@
 //! A `ROLE` every [`HEARTBEAT`] on the same connection proves it alive (its
 //! answer comes after every push sent before it) and still on a primary. On
 //! Sentinel the connection goes to the primary the sentinels name, and is
-//! given up as soon as the store's own commands go elsewhere. Not on a
-//! cluster: each primary would need its own tracking connection, following
-//! resharding.
+//! given up as soon as the store's own commands go elsewhere. On a cluster
+//! every primary gets a tracking connection, and the set of primaries is
+//! compared on every heartbeat: a failover or a new node rebuilds them all.
 
 use super::{Conn, RedisStore, RedisTarget};
 use crate::{Invalidator, StoreError, StoreResult};
-use redis::{PushKind, Value};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, PushKind, Value};
 use sessiond_core::TokenHash;
 use std::time::Duration;
 
@@ -29,6 +29,11 @@ const HEARTBEAT: Duration = Duration::from_millis(250);
 enum Source {
     Fixed(Box<redis::Client>),
     Sentinel(super::sentinel::Primary),
+    /// Seed nodes: every primary gets a tracking connection of its own.
+    Cluster {
+        seeds: Vec<String>,
+        ca: Option<Vec<u8>>,
+    },
 }
 
 impl RedisStore {
@@ -36,37 +41,46 @@ impl RedisStore {
     /// runtime runs; while the tracking connection is down the cache is not
     /// used, and it is emptied before it is used again.
     pub fn spawn_invalidations(&self, inv: Invalidator) -> StoreResult<()> {
-        let source =
-            match (&self.target, &self.conn) {
-                (RedisTarget::Standalone(url), _) => {
-                    let sep = if url.contains('?') { '&' } else { '?' };
-                    let url = format!("{url}{sep}protocol=resp3");
-                    let client = match &self.ca {
-                        Some(ca) => redis::Client::build_with_tls(
-                            url.as_str(),
-                            redis::TlsCertificates {
-                                client_tls: None,
-                                root_cert: Some(ca.clone()),
-                            },
-                        ),
-                        None => redis::Client::open(url.as_str()),
-                    }
-                    .map_err(|e| StoreError::Open(format!("redis: {e}")))?;
-                    Source::Fixed(Box::new(client))
+        let source = match (&self.target, &self.conn) {
+            (RedisTarget::Standalone(url), _) => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                let url = format!("{url}{sep}protocol=resp3");
+                let client = match &self.ca {
+                    Some(ca) => redis::Client::build_with_tls(
+                        url.as_str(),
+                        redis::TlsCertificates {
+                            client_tls: None,
+                            root_cert: Some(ca.clone()),
+                        },
+                    ),
+                    None => redis::Client::open(url.as_str()),
                 }
-                (RedisTarget::Sentinel { .. }, Conn::Sentinel(primary)) => {
-                    Source::Sentinel(primary.clone())
-                }
-                _ => return Err(StoreError::Open(
-                    "the near cache follows standalone redis and redis-sentinel, not redis-cluster"
-                        .into(),
-                )),
-            };
+                .map_err(|e| StoreError::Open(format!("redis: {e}")))?;
+                Source::Fixed(Box::new(client))
+            }
+            (RedisTarget::Sentinel { .. }, Conn::Sentinel(primary)) => {
+                Source::Sentinel(primary.clone())
+            }
+            (RedisTarget::Cluster(seeds), _) => Source::Cluster {
+                seeds: seeds.clone(),
+                ca: self.ca.clone(),
+            },
+            (RedisTarget::Sentinel { .. }, _) => {
+                return Err(StoreError::Open(
+                    "redis-sentinel without its primary".into(),
+                ))
+            }
+        };
         let prefix = format!("{}:s:", self.keys.prefix());
         inv.expect_heartbeat(HEARTBEAT);
         inv.spawn_follower("redis", move |inv| {
             let (source, prefix) = (source.clone(), prefix.clone());
-            async move { track(&source, &prefix, &inv).await }
+            async move {
+                match &source {
+                    Source::Cluster { seeds, ca } => track_cluster(seeds, ca, &prefix, &inv).await,
+                    _ => track(&source, &prefix, &inv).await,
+                }
+            }
         });
         Ok(())
     }
@@ -77,6 +91,7 @@ impl RedisStore {
 async fn track(source: &Source, prefix: &str, inv: &Invalidator) -> String {
     let (client, primary) = match source {
         Source::Fixed(client) => ((**client).clone(), None),
+        Source::Cluster { .. } => return "a cluster is tracked node by node".into(),
         Source::Sentinel(p) => match p.resp3_client().await {
             Ok((client, address)) => (client, Some((p, address))),
             Err(e) => return e.to_string(),
@@ -94,15 +109,7 @@ async fn track(source: &Source, prefix: &str, inv: &Invalidator) -> String {
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };
-    let tracking = redis::cmd("CLIENT")
-        .arg("TRACKING")
-        .arg("ON")
-        .arg("BCAST")
-        .arg("PREFIX")
-        .arg(prefix)
-        .exec_async(&mut conn)
-        .await;
-    if let Err(e) = tracking {
+    if let Err(e) = enable_tracking(&mut conn, prefix).await {
         return e.to_string();
     }
     inv.restored();
@@ -112,23 +119,13 @@ async fn track(source: &Source, prefix: &str, inv: &Invalidator) -> String {
         tokio::select! {
             push = pushes.recv() => {
                 let Some(push) = push else { return "connection closed".into() };
-                match push.kind {
-                    PushKind::Invalidate => {
-                        inv.heard();
-                        invalidate(prefix, &push.data, inv);
-                    }
-                    PushKind::Disconnection => return "disconnected".into(),
-                    _ => {}
+                if let Err(why) = on_push(prefix, push, inv) {
+                    return why;
                 }
             }
             _ = beat.tick() => {
-                // ROLE rather than PING: it also tells a demoted primary
-                let role: redis::RedisResult<Vec<Value>> =
-                    redis::cmd("ROLE").query_async(&mut conn).await;
-                match role {
-                    Ok(r) if matches!(r.first(), Some(Value::BulkString(b)) if b == b"master") => {}
-                    Ok(_) => return "the server is no longer a primary".into(),
-                    Err(e) => return e.to_string(),
+                if let Err(why) = still_primary(&mut conn).await {
+                    return why;
                 }
                 if let Some((p, address)) = &primary {
                     if p.address().as_ref() != Some(address) {
@@ -138,6 +135,209 @@ async fn track(source: &Source, prefix: &str, inv: &Invalidator) -> String {
                 inv.heard();
             }
         }
+    }
+}
+
+/// The primaries of a cluster, as `CLUSTER SLOTS` names them (sorted).
+async fn primaries(
+    conn: &mut redis::aio::MultiplexedConnection,
+) -> Result<Vec<(String, u16)>, String> {
+    let slots: Vec<Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut found = Vec::new();
+    for range in slots {
+        // [start, end, [host, port, id, …], replicas…]
+        let Value::Array(range) = range else { continue };
+        let Some(Value::Array(node)) = range.get(2) else {
+            continue;
+        };
+        let host = match node.first() {
+            Some(Value::BulkString(h)) => String::from_utf8_lossy(h).into_owned(),
+            _ => continue,
+        };
+        let Some(Value::Int(port)) = node.get(1) else {
+            continue;
+        };
+        let Ok(port) = u16::try_from(*port) else {
+            continue;
+        };
+        found.push((host, port));
+    }
+    found.sort();
+    found.dedup();
+    if found.is_empty() {
+        return Err("CLUSTER SLOTS named no primary".into());
+    }
+    Ok(found)
+}
+
+/// A RESP3 client for `host:port`, with the seed's credentials and TLS.
+fn node_client(
+    seed: &ConnectionInfo,
+    ca: &Option<Vec<u8>>,
+    host: &str,
+    port: u16,
+) -> redis::RedisResult<redis::Client> {
+    let addr = match seed.addr().clone() {
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host: host.to_owned(),
+            port,
+            insecure,
+            tls_params,
+        },
+        _ => ConnectionAddr::Tcp(host.to_owned(), port),
+    };
+    let settings = seed
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    let info = seed.clone().set_addr(addr).set_redis_settings(settings);
+    match ca {
+        Some(ca) => redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            },
+        ),
+        None => redis::Client::open(info),
+    }
+}
+
+/// The first seed node that answers, and its connection information.
+async fn seed(
+    seeds: &[String],
+    ca: &Option<Vec<u8>>,
+) -> Option<(redis::aio::MultiplexedConnection, ConnectionInfo)> {
+    for seed in seeds {
+        let Ok(info) = seed.as_str().into_connection_info() else {
+            continue;
+        };
+        let (host, port) = match info.addr() {
+            ConnectionAddr::Tcp(h, p)
+            | ConnectionAddr::TcpTls {
+                host: h, port: p, ..
+            } => (h.clone(), *p),
+            _ => continue,
+        };
+        let Ok(client) = node_client(&info, ca, &host, port) else {
+            continue;
+        };
+        if let Ok(conn) = client.get_multiplexed_async_connection().await {
+            return Some((conn, info));
+        }
+    }
+    None
+}
+
+/// [`track`] for a cluster: one tracking connection per primary, all
+/// feeding the cache; given up when any fails or stops being a primary, or
+/// when the set of primaries changes (a failover, a new node), then built
+/// again from the seeds.
+async fn track_cluster(
+    seeds: &[String],
+    ca: &Option<Vec<u8>>,
+    prefix: &str,
+    inv: &Invalidator,
+) -> String {
+    let Some((mut seed_conn, seed_info)) = seed(seeds, ca).await else {
+        return "no seed node answered".into();
+    };
+    let nodes = match primaries(&mut seed_conn).await {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let (tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+    let config = redis::AsyncConnectionConfig::new()
+        .set_push_sender(tx)
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(HEARTBEAT * 2));
+    let mut conns = Vec::new();
+    for (host, port) in &nodes {
+        let client = match node_client(&seed_info, ca, host, *port) {
+            Ok(c) => c,
+            Err(e) => return e.to_string(),
+        };
+        let mut conn = match client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return format!("{host}:{port}: {e}"),
+        };
+        if let Err(e) = enable_tracking(&mut conn, prefix).await {
+            return format!("{host}:{port}: {e}");
+        }
+        conns.push(conn);
+    }
+    inv.restored();
+    inv.heard();
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    loop {
+        tokio::select! {
+            push = pushes.recv() => {
+                let Some(push) = push else { return "connections closed".into() };
+                if let Err(why) = on_push(prefix, push, inv) {
+                    return why;
+                }
+            }
+            _ = beat.tick() => {
+                for conn in &mut conns {
+                    if let Err(why) = still_primary(conn).await {
+                        return why;
+                    }
+                }
+                match primaries(&mut conns[0]).await {
+                    Ok(now) if now == nodes => inv.heard(),
+                    Ok(_) => return "the cluster's primaries changed".into(),
+                    Err(e) => return e,
+                }
+            }
+        }
+    }
+}
+
+async fn enable_tracking(
+    conn: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> redis::RedisResult<()> {
+    redis::cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("ON")
+        .arg("BCAST")
+        .arg("PREFIX")
+        .arg(prefix)
+        .exec_async(conn)
+        .await
+}
+
+/// Feeds one push to the cache; `Err` when it says the connection is gone.
+fn on_push(prefix: &str, push: redis::PushInfo, inv: &Invalidator) -> Result<(), String> {
+    match push.kind {
+        PushKind::Invalidate => {
+            inv.heard();
+            invalidate(prefix, &push.data, inv);
+            Ok(())
+        }
+        PushKind::Disconnection => Err("disconnected".into()),
+        _ => Ok(()),
+    }
+}
+
+/// `ROLE` rather than `PING`: alive, and still a primary.
+async fn still_primary(conn: &mut redis::aio::MultiplexedConnection) -> Result<(), String> {
+    let role: redis::RedisResult<Vec<Value>> = redis::cmd("ROLE").query_async(conn).await;
+    match role {
+        Ok(r) if matches!(r.first(), Some(Value::BulkString(b)) if b == b"master") => Ok(()),
+        Ok(_) => Err("the server is no longer a primary".into()),
+        Err(e) => Err(e.to_string()),
     }
 }
 
