@@ -11,7 +11,7 @@
 #   bench/stores.sh [seconds-per-run]      (default 10)
 #   STORES="redis postgres" bench/stores.sh   (a subset; memory always runs)
 #
-# A store named with "+cache" (redis+cache, memcached+cache, postgres+cache)
+# A store named with "+cache" (redis+cache, redis-cluster+cache, memcached+cache, postgres+cache)
 # runs with the near cache on ([store.cache] enabled = true); the default
 # list has all three.
 #
@@ -59,7 +59,7 @@ declare -A url=(
   [postgres]="postgres://root@127.0.0.1:5432/test"
 )
 declare -A prefix=([postgres]=sessiond_bench)
-read -r -a stores <<< "${STORES:-memory file redis redis-cluster memcached postgres redis+cache memcached+cache postgres+cache}"
+read -r -a stores <<< "${STORES:-memory file redis redis-cluster memcached postgres redis+cache redis-cluster+cache memcached+cache postgres+cache}"
 [ "${stores[0]}" = memory ] || stores=(memory "${stores[@]}")   # the baseline
 declare -A got_rps got_p99
 
