@@ -837,6 +837,24 @@ async fn near_cache_two_instances(kind: &str, url: &str, prefix: &str) {
         .await;
     assert_eq!(r.status, 200, "{r:?}");
     within(&a, &valid, (200, "NO\n"), second).await;
+
+    // what the cache did, on /metrics
+    let metrics = a.get("/metrics").await.text();
+    let count = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(
+        count("sessiond_near_cache_checks_total{result=\"hit\"}") >= 2.0,
+        "{metrics}"
+    );
+    assert!(
+        count("sessiond_near_cache_checks_total{result=\"miss\"}") >= 3.0,
+        "{metrics}"
+    );
+    assert_eq!(count("sessiond_near_cache_live"), 1.0, "{metrics}");
 }
 
 #[tokio::test]

@@ -101,7 +101,7 @@ pub use error::StoreError;
 pub use file::FileStore;
 pub use memcached::MemcachedStore;
 pub use memory::MemoryStore;
-pub use near_cache::{Invalidator, NearCacheConfig};
+pub use near_cache::{Invalidator, NearCacheConfig, NearCacheStats};
 pub use postgres::PostgresStore;
 pub use redis_store::{RedisStore, RedisTarget, ReplicaAcks};
 pub use types::{Access, DataWrite, GroupChange, GroupRole, StoreOptions, UserSession};
@@ -361,6 +361,8 @@ pub struct Store {
     /// enforces one limit. `None` for stores private to one process
     /// (memory, file): the server counts in its own memory then.
     pub failures: Option<Arc<dyn FailureCounters>>,
+    /// The near cache in front of the checks, if one is ([`Store::with_near_cache`]).
+    pub near_cache: Option<Invalidator>,
 }
 
 impl Store {
@@ -373,6 +375,7 @@ impl Store {
             groups: s,
             users: None,
             failures: None,
+            near_cache: None,
         }
     }
 

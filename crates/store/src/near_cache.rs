@@ -75,6 +75,25 @@ struct State {
     heard: AtomicU64,
     silence: AtomicU64,
     started: Instant,
+    /// What the server's `/metrics` shows.
+    hits: AtomicU64,
+    misses: AtomicU64,
+    losses: AtomicU64,
+}
+
+/// Counts since start, for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NearCacheStats {
+    /// Checks answered from memory.
+    pub hits: u64,
+    /// Checks that went to the store.
+    pub misses: u64,
+    /// Times the invalidation channel was lost (the cache emptied).
+    pub losses: u64,
+    /// Whether cached answers are being used now.
+    pub live: bool,
+    /// Sessions held now.
+    pub entries: usize,
 }
 
 impl State {
@@ -176,7 +195,9 @@ impl Invalidator {
     /// The channel is down: invalidations may be missed from now on, so
     /// nothing cached is used and nothing is cached until [`Self::restored`].
     pub fn lost(&self) {
-        self.0.live.store(false, Ordering::Release);
+        if self.0.live.swap(false, Ordering::AcqRel) {
+            self.0.losses.fetch_add(1, Ordering::Relaxed);
+        }
         let stamp = self.0.tick();
         self.0.floor.fetch_max(stamp, Ordering::AcqRel);
         self.0.entries.clear();
@@ -219,6 +240,17 @@ impl Invalidator {
     /// Whether cached answers are being used.
     pub fn is_live(&self) -> bool {
         self.0.live()
+    }
+
+    /// Counts since start.
+    pub fn stats(&self) -> NearCacheStats {
+        NearCacheStats {
+            hits: self.0.hits.load(Ordering::Relaxed),
+            misses: self.0.misses.load(Ordering::Relaxed),
+            losses: self.0.losses.load(Ordering::Relaxed),
+            live: self.0.live(),
+            entries: self.0.entries.len(),
+        }
     }
 
     /// The channel sends something at least every `every`: a silence of
@@ -266,6 +298,9 @@ impl Store {
             heard: AtomicU64::new(0),
             silence: AtomicU64::new(0),
             started: Instant::now(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            losses: AtomicU64::new(0),
         });
         let cached = Arc::new(Cached {
             inner: self.clone(),
@@ -273,6 +308,7 @@ impl Store {
             touch_interval: opts.touch_interval,
         });
         let mut store = self;
+        store.near_cache = Some(Invalidator(state.clone()));
         store.sessions = cached.clone();
         if store.users.is_some() {
             store.users = Some(cached);
@@ -323,8 +359,10 @@ impl SessionStore for Cached {
         let interval = self.touch_interval;
         let due = |r: &SessionRecord| access == Access::Touch && r.needs_touch(now, interval);
         if let Some(record) = self.state.hit(&id, realm, now, due) {
+            self.state.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Validity::Current(record));
         }
+        self.state.misses.fetch_add(1, Ordering::Relaxed);
         let stamp = self.state.tick();
         let answer = self.inner.check(id, realm, now, access).await?;
         match &answer {

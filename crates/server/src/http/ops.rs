@@ -43,6 +43,17 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, Error> {
     let handle = app.metrics.as_ref().ok_or(Error::NotConfigured(
         "metrics are not recorded in this process",
     ))?;
+    if let Some(cache) = &app.store.near_cache {
+        // Counted in the store crate (which records no metrics), copied
+        // here when asked.
+        let stats = cache.stats();
+        for (result, n) in [("hit", stats.hits), ("miss", stats.misses)] {
+            metrics::counter!("sessiond_near_cache_checks_total", "result" => result).absolute(n);
+        }
+        metrics::counter!("sessiond_near_cache_losses_total").absolute(stats.losses);
+        metrics::gauge!("sessiond_near_cache_live").set(if stats.live { 1.0 } else { 0.0 });
+        metrics::gauge!("sessiond_near_cache_entries").set(stats.entries as f64);
+    }
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
