@@ -97,21 +97,73 @@ async fn track(source: &Source, prefix: &str, inv: &Invalidator) -> String {
             Err(e) => return e.to_string(),
         },
     };
-    let (tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+    let (config, pushes) = push_config();
+    let conn = match tracking(&client, &config, prefix).await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    follow(vec![conn], pushes, prefix, inv, |_| {
+        let moved = primary
+            .as_ref()
+            .is_some_and(|(p, address)| p.address().as_ref() != Some(address));
+        async move {
+            match moved {
+                true => Err("the store's commands go to another server now".into()),
+                false => Ok(()),
+            }
+        }
+    })
+    .await
+}
+
+type Pushes = tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>;
+
+/// Settings of a tracking connection, whose pushes arrive on the receiver.
+fn push_config() -> (redis::AsyncConnectionConfig, Pushes) {
+    let (tx, pushes) = tokio::sync::mpsc::unbounded_channel();
     let config = redis::AsyncConnectionConfig::new()
         .set_push_sender(tx)
         .set_connection_timeout(Some(Duration::from_secs(2)))
         .set_response_timeout(Some(HEARTBEAT * 2));
-    let mut conn = match client
-        .get_multiplexed_async_connection_with_config(&config)
+    (config, pushes)
+}
+
+/// A connection of `client`'s with broadcast tracking of `prefix` on.
+async fn tracking(
+    client: &redis::Client,
+    config: &redis::AsyncConnectionConfig,
+    prefix: &str,
+) -> Result<redis::aio::MultiplexedConnection, String> {
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(config)
         .await
-    {
-        Ok(c) => c,
-        Err(e) => return e.to_string(),
-    };
-    if let Err(e) = enable_tracking(&mut conn, prefix).await {
-        return e.to_string();
-    }
+        .map_err(|e| e.to_string())?;
+    redis::cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("ON")
+        .arg("BCAST")
+        .arg("PREFIX")
+        .arg(prefix)
+        .exec_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// Feeds the pushes of `conns` to the cache; on every heartbeat checks
+/// each is alive and a primary, then `also` (given the first). Returns
+/// why it stopped.
+async fn follow<F, Fut>(
+    mut conns: Vec<redis::aio::MultiplexedConnection>,
+    mut pushes: Pushes,
+    prefix: &str,
+    inv: &Invalidator,
+    mut also: F,
+) -> String
+where
+    F: FnMut(redis::aio::MultiplexedConnection) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     inv.restored();
     inv.heard();
     let mut beat = tokio::time::interval(HEARTBEAT);
@@ -124,13 +176,14 @@ async fn track(source: &Source, prefix: &str, inv: &Invalidator) -> String {
                 }
             }
             _ = beat.tick() => {
-                if let Err(why) = still_primary(&mut conn).await {
-                    return why;
-                }
-                if let Some((p, address)) = &primary {
-                    if p.address().as_ref() != Some(address) {
-                        return "the store's commands go to another server now".into();
+                for conn in &mut conns {
+                    if let Err(why) = still_primary(conn).await {
+                        return why;
                     }
+                }
+                // (a clone is a handle on the same connection)
+                if let Err(why) = also(conns[0].clone()).await {
+                    return why;
                 }
                 inv.heard();
             }
@@ -254,68 +307,29 @@ async fn track_cluster(
         Ok(n) => n,
         Err(e) => return e,
     };
-    let (tx, mut pushes) = tokio::sync::mpsc::unbounded_channel();
-    let config = redis::AsyncConnectionConfig::new()
-        .set_push_sender(tx)
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(HEARTBEAT * 2));
+    let (config, pushes) = push_config();
     let mut conns = Vec::new();
     for (host, port) in &nodes {
         let client = match node_client(&seed_info, ca, host, *port) {
             Ok(c) => c,
             Err(e) => return e.to_string(),
         };
-        let mut conn = match client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-        {
-            Ok(c) => c,
+        match tracking(&client, &config, prefix).await {
+            Ok(conn) => conns.push(conn),
             Err(e) => return format!("{host}:{port}: {e}"),
-        };
-        if let Err(e) = enable_tracking(&mut conn, prefix).await {
-            return format!("{host}:{port}: {e}");
-        }
-        conns.push(conn);
-    }
-    inv.restored();
-    inv.heard();
-    let mut beat = tokio::time::interval(HEARTBEAT);
-    loop {
-        tokio::select! {
-            push = pushes.recv() => {
-                let Some(push) = push else { return "connections closed".into() };
-                if let Err(why) = on_push(prefix, push, inv) {
-                    return why;
-                }
-            }
-            _ = beat.tick() => {
-                for conn in &mut conns {
-                    if let Err(why) = still_primary(conn).await {
-                        return why;
-                    }
-                }
-                match primaries(&mut conns[0]).await {
-                    Ok(now) if now == nodes => inv.heard(),
-                    Ok(_) => return "the cluster's primaries changed".into(),
-                    Err(e) => return e,
-                }
-            }
         }
     }
-}
-
-async fn enable_tracking(
-    conn: &mut redis::aio::MultiplexedConnection,
-    prefix: &str,
-) -> redis::RedisResult<()> {
-    redis::cmd("CLIENT")
-        .arg("TRACKING")
-        .arg("ON")
-        .arg("BCAST")
-        .arg("PREFIX")
-        .arg(prefix)
-        .exec_async(conn)
-        .await
+    follow(conns, pushes, prefix, inv, |mut conn| {
+        let nodes = &nodes;
+        async move {
+            match primaries(&mut conn).await {
+                Ok(now) if now == *nodes => Ok(()),
+                Ok(_) => Err("the cluster's primaries changed".into()),
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await
 }
 
 /// Feeds one push to the cache; `Err` when it says the connection is gone.
