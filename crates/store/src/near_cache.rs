@@ -111,8 +111,10 @@ impl State {
         if let Mark::Session(id) = &mark {
             self.entries.remove(id);
         }
-        let now = Instant::now();
         let mut marks = self.marks.lock();
+        // The time under the lock: later than the `fetched` of any entry
+        // `keep` put in before this mark, so the mark outlives it (below).
+        let now = Instant::now();
         marks.insert(mark, (stamp, now));
         let mut pruned = self.pruned.lock();
         if now.duration_since(*pruned) >= self.max_age / 4 {
@@ -124,10 +126,19 @@ impl State {
 
     /// Whether an answer stamped `stamp` for `id` of `user` was overtaken.
     fn overtaken(&self, id: &TokenHash, user: &str, stamp: u64) -> bool {
+        self.overtaken_in(&self.marks.lock(), id, user, stamp)
+    }
+
+    fn overtaken_in(
+        &self,
+        marks: &HashMap<Mark, (u64, Instant)>,
+        id: &TokenHash,
+        user: &str,
+        stamp: u64,
+    ) -> bool {
         if stamp <= self.floor.load(Ordering::Acquire) {
             return true;
         }
-        let marks = self.marks.lock();
         let after = |m: &Mark| marks.get(m).is_some_and(|(s, _)| *s >= stamp);
         after(&Mark::Session(*id)) || after(&self.user(user))
     }
@@ -163,8 +174,14 @@ impl State {
 
     /// Keeps a `Current` answer read after `stamp` was taken, unless an
     /// invalidation came meanwhile or the channel is down.
+    ///
+    /// Checked and kept under the marks' lock: a mark that comes in between
+    /// would otherwise find nothing to remove, and the answer it overtook
+    /// could outlive it (marks are pruned `max_age` after they were made;
+    /// an answer kept before a mark is unusable by then).
     fn keep(&self, id: TokenHash, record: &SessionRecord, stamp: u64) {
-        if self.live() && !self.overtaken(&id, &record.identity.user, stamp) {
+        let marks = self.marks.lock();
+        if self.live() && !self.overtaken_in(&marks, &id, &record.identity.user, stamp) {
             self.entries.insert(
                 id,
                 Arc::new(Entry {
