@@ -1,10 +1,10 @@
 //! A pool of connections that hands one out untested and takes it back only
 //! when its user says the command completed.
 //!
-//! Why not the pools of the client crates: sqlx's pool sends a round trip
-//! of its own (a `Sync` ping) every time a connection is returned, and
-//! by default another before it is handed out, so a one-statement check
-//! cost three round trips; r2d2 blocks. Here a connection is trusted while
+//! Why not sqlx's own pool: it sends a round trip of its own (a `Sync`
+//! ping) every time a connection is returned, and by default another
+//! before it is handed out, so a one-statement check cost three round
+//! trips. Here a connection is trusted while
 //! it works: one whose command failed, timed out or was cancelled by its
 //! caller may hold half an answer, and is dropped instead of returned.
 

@@ -47,9 +47,10 @@ const RELATIVE_EXPIRY_LIMIT: i64 = 30 * 24 * 3600;
 /// under pathological contention on a single key).
 const CAS_ATTEMPTS: usize = 64;
 
-/// Connections at most per server; requests beyond them wait (up to the
-/// socket timeout) for one to come free.
-const POOL_SIZE: usize = 64;
+/// Connections per server, each shared by every request (`wire.rs`: many
+/// commands in one write under load). Four keep both of memcached's
+/// default worker threads busy without a connection per request.
+const POOL_SIZE: usize = 4;
 
 /// Session ids whose user this instance remembers, at most (~300 bytes each:
 /// the names and the two key names).

@@ -1,7 +1,8 @@
 //! An async memcached client for the text protocol: the commands the store
 //! uses (`gets` of several keys, `set`, `add`, `cas`, `delete`, `version`),
-//! over pools of TCP or UNIX-socket connections, keys spread over several
-//! servers by a stable hash.
+//! over a few TCP or UNIX-socket connections per server, each shared by
+//! every caller (commands pipelined, answers read in order), keys spread
+//! over several servers by a stable hash.
 //!
 //! Written here rather than taken from a crate: the async clients on
 //! crates.io either lack `gets`/`cas` in the text protocol or speak only the
@@ -10,8 +11,10 @@
 //! documented protocol (memcached's `protocol.txt`) and nothing more.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,12 +96,6 @@ impl Server {
 trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-/// One open connection.
-struct Conn {
-    io: BufStream<Box<dyn Io>>,
-    line: String,
-}
-
 /// Answer to a storage command.
 #[derive(Debug, PartialEq)]
 pub enum Answer {
@@ -111,195 +108,242 @@ pub enum Answer {
     NotFound,
 }
 
-impl Conn {
-    async fn open(endpoint: &Endpoint) -> Result<Conn> {
+/// Which answer a command gets (the text protocol answers in order, so the
+/// reader needs only this to parse the next one).
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    Values,
+    Stored,
+    Deleted,
+    Version,
+}
+
+type Values = HashMap<String, (Vec<u8>, u64)>;
+
+#[derive(Debug)]
+enum Reply {
+    Values(Values),
+    Stored(Answer),
+    Deleted(bool),
+    Version(String),
+}
+
+/// One command on its way, and where its answer goes.
+struct Call {
+    bytes: Vec<u8>,
+    expect: Expect,
+    reply: tokio::sync::oneshot::Sender<Result<Reply>>,
+}
+
+/// One connection shared by every caller: commands are written back to
+/// back as they come (several in one write when they queue up), answers
+/// read in the same order. Under load that is one system call for many
+/// checks, where a connection per check costs a write and a read each.
+struct Mux {
+    calls: tokio::sync::mpsc::UnboundedSender<Call>,
+    /// Set when the connection failed, or a caller gave up waiting on it:
+    /// the next caller opens another.
+    dead: Arc<AtomicBool>,
+}
+
+fn refused(line: &str) -> WireError {
+    WireError::Refused(line.to_owned())
+}
+
+impl Mux {
+    async fn open(endpoint: &Endpoint) -> Result<Mux> {
         let io: Box<dyn Io> = match endpoint {
             Endpoint::Tcp(hostport) => {
                 let s = tokio::net::TcpStream::connect(hostport).await?;
-                // requests are small and each waits for its answer
                 s.set_nodelay(true)?;
                 Box::new(s)
             }
             Endpoint::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await?),
         };
-        Ok(Conn {
-            io: BufStream::new(io),
-            line: String::new(),
-        })
+        let (calls, queue) = tokio::sync::mpsc::unbounded_channel();
+        let dead = Arc::new(AtomicBool::new(false));
+        tokio::spawn(drive(io, queue, dead.clone()));
+        Ok(Mux { calls, dead })
     }
 
-    async fn read_line(&mut self) -> Result<&str> {
-        self.line.clear();
-        let n = self.io.read_line(&mut self.line).await?;
-        if n == 0 || !self.line.ends_with("\r\n") {
-            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-        }
-        Ok(self.line.trim_end_matches("\r\n"))
+    fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire) || self.calls.is_closed()
     }
+}
 
-    fn refused(line: &str) -> WireError {
-        WireError::Refused(line.to_owned())
-    }
-
-    async fn gets(
-        &mut self,
-        keys: &[&str],
-        out: &mut HashMap<String, (Vec<u8>, u64)>,
-    ) -> Result<()> {
-        let mut cmd = String::from("gets");
-        for k in keys {
-            cmd.push(' ');
-            cmd.push_str(k);
-        }
-        cmd.push_str("\r\n");
-        self.io.write_all(cmd.as_bytes()).await?;
-        self.io.flush().await?;
-        loop {
-            let line = self.read_line().await?;
-            if line == "END" {
-                return Ok(());
+/// Writes the calls as they come and reads their answers in order, until
+/// the connection fails or every sender is gone. Calls still waiting then
+/// see their reply channel closed.
+async fn drive(
+    io: Box<dyn Io>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Call>,
+    dead: Arc<AtomicBool>,
+) {
+    let (read, mut write) = tokio::io::split(io);
+    let mut read = tokio::io::BufReader::new(read);
+    let (sent, mut waiting) = tokio::sync::mpsc::unbounded_channel::<(
+        Expect,
+        tokio::sync::oneshot::Sender<Result<Reply>>,
+    )>();
+    let writer = async move {
+        let mut buf = Vec::new();
+        while let Some(call) = queue.recv().await {
+            buf.clear();
+            let mut next = Some(call);
+            while let Some(call) = next.take() {
+                buf.extend_from_slice(&call.bytes);
+                if sent.send((call.expect, call.reply)).is_err() {
+                    return;
+                }
+                if buf.len() < 64 * 1024 {
+                    next = queue.try_recv().ok();
+                }
             }
-            // VALUE <key> <flags> <bytes> <cas unique>
-            let mut parts = line.split(' ');
-            let (Some("VALUE"), Some(key), Some(_flags), Some(len), Some(cas), None) = (
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-                parts.next(),
-            ) else {
-                return Err(Self::refused(line));
-            };
-            let (Ok(len), Ok(cas)) = (len.parse::<usize>(), cas.parse::<u64>()) else {
-                return Err(Self::refused(line));
-            };
-            let key = key.to_owned();
-            let mut value = vec![0; len + 2];
-            self.io.read_exact(&mut value).await?;
-            if !value.ends_with(b"\r\n") {
-                return Err(WireError::Refused("a value not ended by CRLF".into()));
+            if write.write_all(&buf).await.is_err() || write.flush().await.is_err() {
+                return;
             }
-            value.truncate(len);
-            out.insert(key, (value, cas));
         }
+    };
+    let reader = async move {
+        let mut line = String::new();
+        while let Some((expect, reply)) = waiting.recv().await {
+            let answer = read_reply(&mut read, &mut line, expect).await;
+            let failed = answer.is_err();
+            let _ = reply.send(answer);
+            if failed {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = writer => {}
+        () = reader => {}
     }
+    dead.store(true, Ordering::Release);
+}
 
-    async fn store(
-        &mut self,
-        verb: &str,
-        key: &str,
-        value: &[u8],
-        exptime: u32,
-        cas: Option<u64>,
-    ) -> Result<Answer> {
-        let mut cmd = format!("{verb} {key} 0 {exptime} {}", value.len());
-        if let Some(cas) = cas {
-            cmd.push_str(&format!(" {cas}"));
-        }
-        cmd.push_str("\r\n");
-        self.io.write_all(cmd.as_bytes()).await?;
-        self.io.write_all(value).await?;
-        self.io.write_all(b"\r\n").await?;
-        self.io.flush().await?;
-        match self.read_line().await? {
-            "STORED" => Ok(Answer::Stored),
-            "NOT_STORED" => Ok(Answer::NotStored),
-            "EXISTS" => Ok(Answer::Exists),
-            "NOT_FOUND" => Ok(Answer::NotFound),
-            other => Err(Self::refused(other)),
-        }
+async fn read_line<'l, R: AsyncBufReadExt + Unpin>(
+    read: &mut R,
+    line: &'l mut String,
+) -> Result<&'l str> {
+    line.clear();
+    let n = read.read_line(line).await?;
+    if n == 0 || !line.ends_with("\r\n") {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
     }
+    Ok(line.trim_end_matches("\r\n"))
+}
 
-    async fn delete(&mut self, key: &str) -> Result<bool> {
-        self.io
-            .write_all(format!("delete {key}\r\n").as_bytes())
-            .await?;
-        self.io.flush().await?;
-        match self.read_line().await? {
-            "DELETED" => Ok(true),
-            "NOT_FOUND" => Ok(false),
-            other => Err(Self::refused(other)),
+async fn read_reply<R: AsyncBufReadExt + Unpin>(
+    read: &mut R,
+    line: &mut String,
+    expect: Expect,
+) -> Result<Reply> {
+    match expect {
+        Expect::Values => {
+            let mut out = Values::new();
+            loop {
+                let l = read_line(read, line).await?;
+                if l == "END" {
+                    return Ok(Reply::Values(out));
+                }
+                // VALUE <key> <flags> <bytes> <cas unique>
+                let mut parts = l.split(' ');
+                let (Some("VALUE"), Some(key), Some(_flags), Some(len), Some(cas), None) = (
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                    parts.next(),
+                ) else {
+                    return Err(refused(l));
+                };
+                let (Ok(len), Ok(cas)) = (len.parse::<usize>(), cas.parse::<u64>()) else {
+                    return Err(refused(l));
+                };
+                let key = key.to_owned();
+                let mut value = vec![0; len + 2];
+                read.read_exact(&mut value).await?;
+                if !value.ends_with(b"\r\n") {
+                    return Err(WireError::Refused("a value not ended by CRLF".into()));
+                }
+                value.truncate(len);
+                out.insert(key, (value, cas));
+            }
         }
-    }
-
-    async fn version(&mut self) -> Result<String> {
-        self.io.write_all(b"version\r\n").await?;
-        self.io.flush().await?;
-        let line = self.read_line().await?;
-        match line.strip_prefix("VERSION ") {
-            Some(v) => Ok(v.to_owned()),
-            None => Err(Self::refused(line)),
+        Expect::Stored => match read_line(read, line).await? {
+            "STORED" => Ok(Reply::Stored(Answer::Stored)),
+            "NOT_STORED" => Ok(Reply::Stored(Answer::NotStored)),
+            "EXISTS" => Ok(Reply::Stored(Answer::Exists)),
+            "NOT_FOUND" => Ok(Reply::Stored(Answer::NotFound)),
+            other => Err(refused(other)),
+        },
+        Expect::Deleted => match read_line(read, line).await? {
+            "DELETED" => Ok(Reply::Deleted(true)),
+            "NOT_FOUND" => Ok(Reply::Deleted(false)),
+            other => Err(refused(other)),
+        },
+        Expect::Version => {
+            let l = read_line(read, line).await?;
+            match l.strip_prefix("VERSION ") {
+                Some(v) => Ok(Reply::Version(v.to_owned())),
+                None => Err(refused(l)),
+            }
         }
     }
 }
 
-/// One server's connections (`lease.rs`: a connection goes back only after
-/// a command completed).
+/// One server's connections: a few shared ones, used in turn, each
+/// replaced once it fails.
 struct Pool {
     server: Server,
-    conns: crate::lease::Pool<Conn>,
+    muxes: Vec<tokio::sync::Mutex<Option<Arc<Mux>>>>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl Pool {
-    async fn lease(&self) -> Result<crate::lease::Lease<'_, Conn>> {
-        self.conns.lease(|| Conn::open(&self.server.endpoint)).await
+    async fn mux(&self) -> Result<Arc<Mux>> {
+        let slot = &self.muxes[self.next.fetch_add(1, Ordering::Relaxed) % self.muxes.len()];
+        let mut slot = slot.lock().await;
+        if let Some(m) = slot.as_ref().filter(|m| !m.is_dead()) {
+            return Ok(m.clone());
+        }
+        let m = Arc::new(Mux::open(&self.server.endpoint).await?);
+        *slot = Some(m.clone());
+        Ok(m)
     }
 
-    /// `work` (waiting for a connection included) within the server's timeout.
-    async fn timed<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    /// Sends one command and waits for its answer, connecting first if
+    /// needed, all within the server's timeout. A caller that gives up
+    /// marks the connection dead: whatever held it up may hold the next.
+    async fn call(&self, bytes: Vec<u8>, expect: Expect) -> Result<Reply> {
         let timeout = self.server.timeout;
-        tokio::time::timeout(timeout, work)
-            .await
-            .map_err(|_| WireError::Timeout(timeout))?
-    }
-
-    async fn gets(&self, keys: &[&str]) -> Result<HashMap<String, (Vec<u8>, u64)>> {
-        self.timed(async {
-            let mut lease = self.lease().await?;
-            let mut found = HashMap::new();
-            lease.gets(keys, &mut found).await?;
-            lease.done();
-            Ok(found)
-        })
-        .await
-    }
-
-    async fn store(
-        &self,
-        verb: &str,
-        key: &str,
-        value: &[u8],
-        exptime: u32,
-        cas: Option<u64>,
-    ) -> Result<Answer> {
-        self.timed(async {
-            let mut lease = self.lease().await?;
-            let answer = lease.store(verb, key, value, exptime, cas).await?;
-            lease.done();
-            Ok(answer)
-        })
-        .await
-    }
-
-    async fn delete(&self, key: &str) -> Result<bool> {
-        self.timed(async {
-            let mut lease = self.lease().await?;
-            let answer = lease.delete(key).await?;
-            lease.done();
-            Ok(answer)
-        })
-        .await
-    }
-
-    async fn version(&self) -> Result<String> {
-        self.timed(async {
-            let mut lease = self.lease().await?;
-            let answer = lease.version().await?;
-            lease.done();
-            Ok(answer)
-        })
-        .await
+        let mut used = None;
+        let work = async {
+            let mux = self.mux().await?;
+            used = Some(mux.clone());
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            mux.calls
+                .send(Call {
+                    bytes,
+                    expect,
+                    reply,
+                })
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+            answer
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::ConnectionAborted))?
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                if let Some(m) = used {
+                    m.dead.store(true, Ordering::Release);
+                }
+                Err(WireError::Timeout(timeout))
+            }
+        }
     }
 }
 
@@ -323,14 +367,17 @@ fn server_of(key: &str, servers: usize) -> usize {
 }
 
 impl Client {
-    /// Connections to `servers`, at most `per_server` open to each.
+    /// Connections to `servers`: `per_server` shared connections to each.
     pub fn new(servers: Vec<Server>, per_server: usize) -> Client {
         Client {
             pools: servers
                 .into_iter()
                 .map(|server| Pool {
                     server,
-                    conns: crate::lease::Pool::new(per_server),
+                    muxes: (0..per_server.max(1))
+                        .map(|_| tokio::sync::Mutex::new(None))
+                        .collect(),
+                    next: std::sync::atomic::AtomicUsize::new(0),
                 })
                 .collect(),
             sent: std::sync::atomic::AtomicU64::new(0),
@@ -343,21 +390,19 @@ impl Client {
     }
 
     fn count(&self, commands: usize) {
-        self.sent
-            .fetch_add(commands as u64, std::sync::atomic::Ordering::Relaxed);
+        self.sent.fetch_add(commands as u64, Ordering::Relaxed);
     }
 
     /// Commands sent so far, to all servers together.
     pub fn commands_sent(&self) -> u64 {
-        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Values and `cas` ids of those of `keys` that exist: one `gets` per
     /// server holding any of them, sent to all at once.
-    pub async fn gets(&self, keys: &[&str]) -> Result<HashMap<String, (Vec<u8>, u64)>> {
+    pub async fn gets(&self, keys: &[&str]) -> Result<Values> {
         if self.pools.len() == 1 {
-            self.count(1);
-            return self.pools[0].gets(keys).await;
+            return self.gets_on(&self.pools[0], keys).await;
         }
         let mut by_server: Vec<Vec<&str>> = vec![Vec::new(); self.pools.len()];
         for k in keys {
@@ -367,27 +412,56 @@ impl Client {
             .iter()
             .zip(&self.pools)
             .filter(|(ks, _)| !ks.is_empty())
-            .map(|(ks, pool)| {
-                self.count(1);
-                pool.gets(ks)
-            });
-        let mut found = HashMap::new();
+            .map(|(ks, pool)| self.gets_on(pool, ks));
+        let mut found = Values::new();
         for part in futures_util::future::try_join_all(asks).await? {
             found.extend(part);
         }
         Ok(found)
     }
 
+    async fn gets_on(&self, pool: &Pool, keys: &[&str]) -> Result<Values> {
+        let mut cmd = b"gets".to_vec();
+        for k in keys {
+            cmd.push(b' ');
+            cmd.extend_from_slice(k.as_bytes());
+        }
+        cmd.extend_from_slice(b"\r\n");
+        self.count(1);
+        match pool.call(cmd, Expect::Values).await? {
+            Reply::Values(v) => Ok(v),
+            other => Err(WireError::Refused(format!("{other:?}"))),
+        }
+    }
+
     pub async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, u64)>> {
         Ok(self.gets(&[key]).await?.remove(key))
     }
 
+    async fn store(
+        &self,
+        verb: &str,
+        key: &str,
+        value: &[u8],
+        exptime: u32,
+        cas: Option<u64>,
+    ) -> Result<Answer> {
+        let mut cmd = format!("{verb} {key} 0 {exptime} {}", value.len());
+        if let Some(cas) = cas {
+            cmd.push_str(&format!(" {cas}"));
+        }
+        cmd.push_str("\r\n");
+        let mut bytes = cmd.into_bytes();
+        bytes.extend_from_slice(value);
+        bytes.extend_from_slice(b"\r\n");
+        match self.pool(key).call(bytes, Expect::Stored).await? {
+            Reply::Stored(a) => Ok(a),
+            other => Err(WireError::Refused(format!("{other:?}"))),
+        }
+    }
+
     pub async fn set(&self, key: &str, value: &[u8], exptime: u32) -> Result<()> {
-        match self
-            .pool(key)
-            .store("set", key, value, exptime, None)
-            .await?
-        {
+        match self.store("set", key, value, exptime, None).await? {
             Answer::Stored => Ok(()),
             other => Err(WireError::Refused(format!("set answered {other:?}"))),
         }
@@ -395,31 +469,33 @@ impl Client {
 
     /// Stores `value` unless `key` exists: whether it was stored.
     pub async fn add(&self, key: &str, value: &[u8], exptime: u32) -> Result<bool> {
-        let answer = self
-            .pool(key)
-            .store("add", key, value, exptime, None)
-            .await?;
-        Ok(answer == Answer::Stored)
+        Ok(self.store("add", key, value, exptime, None).await? == Answer::Stored)
     }
 
     /// Stores `value` if `key` is still at `cas`: whether it was stored.
     pub async fn cas(&self, key: &str, value: &[u8], exptime: u32, cas: u64) -> Result<bool> {
-        let answer = self
-            .pool(key)
-            .store("cas", key, value, exptime, Some(cas))
-            .await?;
-        Ok(answer == Answer::Stored)
+        Ok(self.store("cas", key, value, exptime, Some(cas)).await? == Answer::Stored)
     }
 
     /// Whether `key` existed.
     pub async fn delete(&self, key: &str) -> Result<bool> {
-        self.pool(key).delete(key).await
+        let cmd = format!("delete {key}\r\n").into_bytes();
+        match self.pool(key).call(cmd, Expect::Deleted).await? {
+            Reply::Deleted(d) => Ok(d),
+            other => Err(WireError::Refused(format!("{other:?}"))),
+        }
     }
 
     /// Every server's version (and so that every server answers).
     pub async fn version(&self) -> Result<Vec<String>> {
         self.count(self.pools.len());
-        futures_util::future::try_join_all(self.pools.iter().map(Pool::version)).await
+        let asks = self.pools.iter().map(|p| async move {
+            match p.call(b"version\r\n".to_vec(), Expect::Version).await? {
+                Reply::Version(v) => Ok(v),
+                other => Err(WireError::Refused(format!("{other:?}"))),
+            }
+        });
+        futures_util::future::try_join_all(asks).await
     }
 }
 
