@@ -259,6 +259,11 @@ impl Sessions {
         self.0.iter().map(|s| s.slots.len()).sum()
     }
 
+    /// The reference to `slot` of `shard`.
+    fn at(shard: usize, slot: usize) -> SessionRef {
+        (shard as u32) << SLOT_BITS | slot as u32
+    }
+
     fn get(&self, r: SessionRef) -> &Stored {
         &self.0[(r >> SLOT_BITS) as usize].slots[(r & ((1 << SLOT_BITS) - 1)) as usize]
     }
@@ -433,8 +438,10 @@ impl Maps {
     /// it was the user's last, and lets go of its names.
     fn remove_at(&mut self, shard: usize, slot: usize) {
         let gone = self.sessions.0[shard].remove(slot);
-        let r = (shard as u32) << SLOT_BITS | slot as u32;
-        if self.users.entries[gone.user as usize].sessions.remove(r) {
+        if self.users.entries[gone.user as usize]
+            .sessions
+            .remove(Sessions::at(shard, slot))
+        {
             self.users.remove(gone.user, &mut self.names);
         }
         self.names.release(gone.realm);
@@ -482,8 +489,9 @@ impl Txn for Maps {
         let (realm, source) = (stored.realm, stored.source);
         match self.sessions.0[shard].insert(stored) {
             Ok(slot) => {
-                let r = (shard as u32) << SLOT_BITS | slot as u32;
-                self.users.entries[user as usize].sessions.add(r);
+                self.users.entries[user as usize]
+                    .sessions
+                    .add(Sessions::at(shard, slot));
                 Ok(())
             }
             Err(e) => {

@@ -15,17 +15,7 @@ use sessiond_core::{NewSession, Timestamp, TokenHash};
 /// Key of a user's supersede state: `realm \0 user`. Realms and names never
 /// contain control characters (checked at the API), so the key is unambiguous.
 pub(crate) fn user_key(realm: &str, user: &str) -> String {
-    let mut key = String::new();
-    write_user_key(&mut key, realm, user);
-    key
-}
-
-/// [`user_key`] into a reused buffer, for loops over many records.
-pub(crate) fn write_user_key(out: &mut String, realm: &str, user: &str) {
-    out.clear();
-    out.push_str(realm);
-    out.push('\0');
-    out.push_str(user);
+    format!("{realm}\0{user}")
 }
 
 /// Key of a group membership: `group \0 realm \0 user`.

@@ -175,28 +175,26 @@ impl Inner {
         Ok(state)
     }
 
-    /// The user's supersede state in `realm` and session epoch, in one `gets`.
-    async fn user(&self, realm: &str, user: &str) -> StoreResult<UserState> {
-        let (state_key, epoch_key) = (self.user_key(realm, user), self.epoch_key(user));
+    /// The user's supersede state in their realm and session epoch, in one
+    /// `gets`.
+    async fn user(&self, h: &Hint) -> StoreResult<UserState> {
         let mut found = self
             .client
-            .gets(&[state_key.as_str(), epoch_key.as_str()])
+            .gets(&[h.state_key.as_str(), h.epoch_key.as_str()])
             .await
             .map_err(unavailable)?;
-        Self::user_state(&mut found, &state_key, &epoch_key)
+        Self::user_state(&mut found, &h.state_key, &h.epoch_key)
     }
 
-    fn remember(&self, id: &TokenHash, record: &SessionRecord) {
+    /// Whose `record` is, and the names of that user's keys.
+    fn hint(&self, record: &SessionRecord) -> Arc<Hint> {
         let (realm, user) = (&record.realm, &record.identity.user);
-        self.hints.insert(
-            *id,
-            Arc::new(Hint {
-                state_key: self.user_key(realm, user),
-                epoch_key: self.epoch_key(user),
-                realm: realm.clone(),
-                user: user.clone(),
-            }),
-        );
+        Arc::new(Hint {
+            state_key: self.user_key(realm, user),
+            epoch_key: self.epoch_key(user),
+            realm: realm.clone(),
+            user: user.clone(),
+        })
     }
 
     /// Reads a session and its user's state: one `gets` when the session's
@@ -225,8 +223,9 @@ impl Inner {
                 Self::user_state(&mut found, &h.state_key, &h.epoch_key)?
             }
             _ => {
-                let user = self.user(&record.realm, &record.identity.user).await?;
-                self.remember(id, &record);
+                let h = self.hint(&record);
+                let user = self.user(&h).await?;
+                self.hints.insert(*id, h);
                 user
             }
         };
@@ -285,7 +284,7 @@ impl Inner {
             )
             .await
             .map_err(unavailable)?;
-        self.remember(id, record);
+        self.hints.insert(*id, self.hint(record));
         Ok(())
     }
 

@@ -142,6 +142,23 @@ tokio::task_local! {
     static DURABLE: ();
 }
 
+/// A client for `info`, trusting `ca` (PEM) for `rediss://` when given.
+fn client(
+    info: impl redis::IntoConnectionInfo,
+    ca: &Option<Vec<u8>>,
+) -> redis::RedisResult<redis::Client> {
+    match ca {
+        Some(ca) => redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.clone()),
+            },
+        ),
+        None => redis::Client::open(info),
+    }
+}
+
 /// Opens a connection to `target` and says what it is (without passwords).
 /// A command may take `response_timeout` before the store reports itself
 /// unavailable.
@@ -157,11 +174,7 @@ async fn open(
     };
     Ok(match target {
         RedisTarget::Standalone(url) => {
-            let client = match ca {
-                Some(_) => redis::Client::build_with_tls(url.as_str(), certs()),
-                None => redis::Client::open(url.as_str()),
-            }
-            .map_err(open)?;
+            let client = client(url.as_str(), ca).map_err(open)?;
             let config = ConnectionManagerConfig::new()
                 .set_response_timeout(Some(response_timeout))
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))

@@ -216,14 +216,7 @@ impl Primary {
             .map_err(|_| RedisError::from((ErrorKind::Io, "timed out asking the sentinels")))??;
         let info = found.get_connection_info().clone();
         let address = info.addr().to_string();
-        let settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(redis::ProtocolVersion::RESP3);
-        Ok((
-            redis::Client::open(info.set_redis_settings(settings))?,
-            address,
-        ))
+        Ok((redis::Client::open(super::tracking::resp3(info))?, address))
     }
 }
 

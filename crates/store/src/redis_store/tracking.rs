@@ -13,7 +13,7 @@
 //! every primary gets a tracking connection, and the set of primaries is
 //! compared on every heartbeat: a failover or a new node rebuilds them all.
 
-use super::{Conn, RedisStore, RedisTarget};
+use super::{client, Conn, RedisStore, RedisTarget};
 use crate::{Invalidator, StoreError, StoreResult};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, PushKind, Value};
 use sessiond_core::TokenHash;
@@ -43,19 +43,11 @@ impl RedisStore {
     pub fn spawn_invalidations(&self, inv: Invalidator) -> StoreResult<()> {
         let source = match (&self.target, &self.conn) {
             (RedisTarget::Standalone(url), _) => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                let url = format!("{url}{sep}protocol=resp3");
-                let client = match &self.ca {
-                    Some(ca) => redis::Client::build_with_tls(
-                        url.as_str(),
-                        redis::TlsCertificates {
-                            client_tls: None,
-                            root_cert: Some(ca.clone()),
-                        },
-                    ),
-                    None => redis::Client::open(url.as_str()),
-                }
-                .map_err(|e| StoreError::Open(format!("redis: {e}")))?;
+                let client = url
+                    .as_str()
+                    .into_connection_info()
+                    .and_then(|info| client(resp3(info), &self.ca))
+                    .map_err(|e| StoreError::Open(format!("redis: {e}")))?;
                 Source::Fixed(Box::new(client))
             }
             (RedisTarget::Sentinel { .. }, Conn::Sentinel(primary)) => {
@@ -247,21 +239,16 @@ fn node_client(
         },
         _ => ConnectionAddr::Tcp(host.to_owned(), port),
     };
-    let settings = seed
+    client(resp3(seed.clone().set_addr(addr)), ca)
+}
+
+/// `info`, speaking RESP3 (pushes need it).
+pub(super) fn resp3(info: ConnectionInfo) -> ConnectionInfo {
+    let settings = info
         .redis_settings()
         .clone()
         .set_protocol(redis::ProtocolVersion::RESP3);
-    let info = seed.clone().set_addr(addr).set_redis_settings(settings);
-    match ca {
-        Some(ca) => redis::Client::build_with_tls(
-            info,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(ca.clone()),
-            },
-        ),
-        None => redis::Client::open(info),
-    }
+    info.set_redis_settings(settings)
 }
 
 /// The first seed node that answers, and its connection information.
