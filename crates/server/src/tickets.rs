@@ -156,16 +156,53 @@ fn load_secrets(cfg: &TicketConfig, file_key: &str, env_key: &str) -> anyhow::Re
 }
 
 /// Refuses every ticket of `user` in `realm` issued until now: the user's
-/// not-before time moves to the next whole second (tickets carry seconds).
-/// Returns the time in force. The admin endpoint, the CLI and the password
-/// watcher all revoke through here.
+/// not-before time moves to the next whole second (tickets carry seconds),
+/// or one past the time already in force when that is later. A login right
+/// after a revocation gets a ticket stamped with the not-before time itself
+/// (`sign_now`), so a second revocation within the same second must move
+/// past it, or that ticket would survive — a password change, say, just
+/// after an administrator's revocation. Reading first is safe: the raise
+/// only ever moves forward. Returns the time in force. The admin endpoint,
+/// the CLI and the password watcher all revoke through here.
 pub async fn revoke(
     store: &dyn sessiond_store::TicketMarks,
     realm: &str,
     user: &str,
 ) -> sessiond_store::StoreResult<sessiond_core::Timestamp> {
-    let at = sessiond_core::Timestamp(crate::clock::now().0 + 1);
+    let next_second = crate::clock::now().0 + 1;
+    let past_current = store
+        .ticket_not_before(realm, user)
+        .await?
+        .map_or(i64::MIN, |t| t.0 + 1);
+    let at = sessiond_core::Timestamp(next_second.max(past_current));
     let nb = store.raise_ticket_not_before(realm, user, at).await?;
     tracing::info!(realm, user, not_before = nb.0, "tickets revoked");
     Ok(nb)
+}
+
+#[cfg(test)]
+mod revoke_tests {
+    use super::revoke;
+    use sessiond_store::{MemoryStore, StoreOptions, TicketMarks};
+    use std::sync::Arc;
+
+    /// Two revocations in one second: the second must refuse a ticket
+    /// issued between them, which carries the first one's not-before time.
+    #[tokio::test]
+    async fn a_second_revocation_moves_past_the_first() {
+        let store = Arc::new(MemoryStore::new(StoreOptions::default()));
+        let first = revoke(store.as_ref(), "web", "alice").await.unwrap();
+        // what `sign_now` stamps a ticket issued right after it
+        let issued_after_first = crate::clock::now().0.max(first.0);
+        let second = revoke(store.as_ref(), "web", "alice").await.unwrap();
+        assert!(
+            issued_after_first < second.0,
+            "a ticket issued after the first revocation survives the second: issued {issued_after_first}, not before {}",
+            second.0
+        );
+        assert_eq!(
+            store.ticket_not_before("web", "alice").await.unwrap(),
+            Some(second)
+        );
+    }
 }
