@@ -407,14 +407,26 @@ fn screenshot_dir() -> std::path::PathBuf {
     dir
 }
 
+/// Waits until the browser is at `path`. The deadline is generous because
+/// CI runs two browsers beside the rest of the suite on two cores; on
+/// failure the page's text and a screenshot say where the browser got stuck.
 async fn wait_for_path(c: &fantoccini::Client, path: &str) -> url::Url {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let url = c.current_url().await.unwrap();
         if url.path() == path {
             return url;
         }
-        assert!(Instant::now() < deadline, "still at {url}, expected {path}");
+        if Instant::now() >= deadline {
+            let text = match c.find(fantoccini::Locator::Css("body")).await {
+                Ok(body) => body.text().await.unwrap_or_default(),
+                Err(e) => format!("(no body: {e})"),
+            };
+            if let Ok(png) = c.screenshot().await {
+                let _ = std::fs::write(screenshot_dir().join("stuck.png"), &png);
+            }
+            panic!("still at {url}, expected {path}; the page says: {text:?}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
