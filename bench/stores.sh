@@ -32,7 +32,7 @@ command -v memcached >/dev/null || need+=(memcached)
 command -v redis-benchmark >/dev/null || need+=(redis-tools)
 source bench/lib.sh
 install_packages "${need[@]}"
-cargo build --release -q -p sessiond-server
+cargo build --release -q -p sessiond-server -p bench-baseline
 bin=target/release/sessiond
 
 source scripts/services.sh
@@ -88,6 +88,42 @@ for store in "${stores[@]}"; do
   echo "$store: ${got_rps[$store]} requests/s, p99 ${got_p99[$store]} ms" >&2
 done
 
+# The ceiling for any HTTP front end here: bench-baseline (bare axum, the
+# same store clients) answering one store round trip per request — Redis
+# GET, the same on the cluster, pgbench -S's statement on 16 connections —
+# under the same wrk load. wrk, the server and the store share the cores,
+# so this, not the bare store client, is what HTTP can reach.
+declare -A ceiling ceiling_path=([redis]=/redis [redis-cluster]=/redis-cluster [postgres]=/pg)
+baseline_env=()
+for store in "${stores[@]}"; do
+  case $store in
+    redis) baseline_env+=(BASELINE_REDIS_URL="${url[redis]}") ;;
+    redis-cluster)
+      redis-cli -c -u "${SESSIOND_TEST_REDIS_CLUSTER%%,*}" set sessiond-bench:plain value >/dev/null
+      baseline_env+=(BASELINE_REDIS_CLUSTER="$SESSIOND_TEST_REDIS_CLUSTER") ;;
+    postgres)
+      psql -h 127.0.0.1 -U root -d test -qc 'DROP DATABASE IF EXISTS sessiond_pgbench' >/dev/null
+      psql -h 127.0.0.1 -U root -d test -qc 'CREATE DATABASE sessiond_pgbench' >/dev/null
+      pgbench -h 127.0.0.1 -U root -i -s 1 -q sessiond_pgbench > /dev/null 2>&1
+      baseline_env+=(BASELINE_PG_URL="postgres://root@127.0.0.1:5432/sessiond_pgbench") ;;
+  esac
+done
+if [ ${#baseline_env[@]} -gt 0 ]; then
+  redis-cli -h 127.0.0.1 -p 6379 set sessiond-bench:plain value >/dev/null
+  env "${baseline_env[@]}" target/release/bench-baseline > "$work/baseline.out" 2> "$work/baseline.err" &
+  pid=$!
+  for _ in $(seq 100); do grep -q listening "$work/baseline.out" 2>/dev/null && break; sleep 0.1; done
+  base=$(grep -o 'http://[0-9.:]*' "$work/baseline.out") || { cat "$work/baseline.err" >&2; exit 1; }
+  for store in "${!ceiling_path[@]}"; do
+    [[ " ${stores[*]} " == *" $store "* ]] || continue
+    wrk -t2 -c50 -d"${duration}s" --latency "$base${ceiling_path[$store]}" > "$out/ceiling-$store.txt"
+    require_2xx "$out/ceiling-$store.txt"
+    ceiling[$store]=$(rps "$out/ceiling-$store.txt")
+    echo "bare axum + $store: ${ceiling[$store]} requests/s" >&2
+  done
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+fi
+
 # The same concurrency straight against Redis: 50 clients, one GET each in flight.
 redis-cli -h 127.0.0.1 -p 6379 set sessiond-bench:plain value >/dev/null
 redis-benchmark -h 127.0.0.1 -p 6379 -c 50 -n $((duration * 50000)) -P 1 -q \
@@ -108,9 +144,6 @@ for store in "${stores[@]}"; do
       bare[$store]=$(tr '\r' '\n' < "$out/redis-benchmark-cluster.txt" | awk '/requests per second/ {print $2}' | tail -1)
       bare_what[$store]="redis-benchmark --cluster GET" ;;
     postgres)
-      psql -h 127.0.0.1 -U root -d test -qc 'DROP DATABASE IF EXISTS sessiond_pgbench' >/dev/null
-      psql -h 127.0.0.1 -U root -d test -qc 'CREATE DATABASE sessiond_pgbench' >/dev/null
-      pgbench -h 127.0.0.1 -U root -i -s 1 -q sessiond_pgbench > /dev/null 2>&1
       pgbench -h 127.0.0.1 -U root -S -M prepared -c 16 -j 2 -T "$duration" sessiond_pgbench \
         > "$out/pgbench.txt" 2>&1
       bare[$store]=$(awk '/^tps = / {print $3}' "$out/pgbench.txt" | tail -1)
@@ -124,14 +157,15 @@ results="$out/stores.md"
   echo
   echo "redis-benchmark GET, 50 clients, no pipelining: ${redis_get} requests/s"
   echo
-  echo "| store | /valid requests/s | p99 ms | vs memory store | vs redis-benchmark GET | the store to a bare client | vs that |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| store | /valid requests/s | p99 ms | vs memory store | vs redis-benchmark GET | the store to a bare client | vs that | bare axum + one store read | vs that |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   for store in "${stores[@]}"; do
     awk -v s="$store" -v r="${got_rps[$store]}" -v p="${got_p99[$store]}" \
         -v m="${got_rps[memory]}" -v g="$redis_get" -v b="${bare[${store%+cache}]:-}" \
-        -v w="${bare_what[${store%+cache}]:-}" 'BEGIN {
+        -v w="${bare_what[${store%+cache}]:-}" -v c="${ceiling[${store%+cache}]:-}" 'BEGIN {
       own = (b == "") ? "| – | – |" : sprintf("| %s: %.0f/s | %.2f |", w, b, r/b)
-      printf "| %s | %.0f | %.2f | %.2f | %.2f %s\n", s, r, p, r/m, r/g, own }'
+      top = (c == "") ? " – | – |" : sprintf(" %.0f/s | %.2f |", c, r/c)
+      printf "| %s | %.0f | %.2f | %.2f | %.2f %s%s\n", s, r, p, r/m, r/g, own, top }'
   done
 } > "$results"
 cat "$results"
