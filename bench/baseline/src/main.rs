@@ -42,6 +42,7 @@ struct Stores {
 
 /// A fixed set of connections, each used by one request at a time.
 struct Pg {
+    url: String,
     idle: parking_lot::Mutex<Vec<sqlx::PgConnection>>,
     slots: tokio::sync::Semaphore,
     next: AtomicU32,
@@ -80,7 +81,13 @@ async fn cluster_get(State(s): State<Stores>) -> Answer {
 async fn pg_select(State(s): State<Stores>) -> Answer {
     let pg = s.pg.ok_or_else(|| unset("BASELINE_PG_URL"))?;
     let _slot = pg.slots.acquire().await.map_err(failed)?;
-    let mut conn = pg.idle.lock().pop().expect("a slot means a connection");
+    // A request cancelled mid-statement (wrk closing its connections) drops
+    // its connection, which may hold half an answer; a new one replaces it.
+    let idle = pg.idle.lock().pop();
+    let mut conn = match idle {
+        Some(c) => c,
+        None => sqlx::PgConnection::connect(&pg.url).await.map_err(failed)?,
+    };
     // pgbench -S at scale 1: a random one of 100,000 accounts
     let aid = (pg.next.fetch_add(7919, Ordering::Relaxed) % 100_000 + 1) as i32;
     let balance: Result<i32, _> =
@@ -112,6 +119,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             idle.push(sqlx::PgConnection::connect(&url).await?);
         }
         stores.pg = Some(Arc::new(Pg {
+            url,
             idle: parking_lot::Mutex::new(idle),
             slots: tokio::sync::Semaphore::new(PG_CONNECTIONS),
             next: AtomicU32::new(0),

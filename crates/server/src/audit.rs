@@ -156,10 +156,57 @@ impl<'a> Event<'a> {
 
 /// The request an event happens in: its id (also the answer's
 /// `x-request-id`) and the client's address.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct RequestContext {
-    pub id: String,
+    pub id: RequestId,
     pub client: Option<IpAddr>,
+}
+
+/// A request id unique across processes without a random read per request
+/// (this is every request's path): 8 random hex digits chosen once per
+/// process, then a 32-bit counter. Kept as numbers and written out only
+/// where shown (the answer's header, an audit record): formatting a
+/// `String` per request was a visible share of a request's own work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestId {
+    prefix: u32,
+    n: u32,
+}
+
+impl RequestId {
+    /// The next id of this process.
+    pub fn next() -> RequestId {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        use std::sync::OnceLock;
+        static PREFIX: OnceLock<u32> = OnceLock::new();
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let prefix = *PREFIX.get_or_init(|| {
+            u32::from_str_radix(&sessiond_core::token::random_hex(4), 16)
+                .expect("random_hex gives hex digits")
+        });
+        RequestId {
+            prefix,
+            n: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// The 16 lower-case hex digits.
+    pub fn hex(self) -> [u8; 16] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let both = (u64::from(self.prefix) << 32) | u64::from(self.n);
+        let mut out = [0u8; 16];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = DIGITS[((both >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        out
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hex = self.hex();
+        f.write_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
+    }
 }
 
 tokio::task_local! {
@@ -281,12 +328,12 @@ impl Audit {
         if matches!(*sink, Sink::Off) {
             return;
         }
-        let context = REQUEST.try_with(|c| c.clone()).ok();
+        let context = REQUEST.try_with(|c| *c).ok();
         let record = Record {
             time: now_rfc3339(),
             event: ev.action.name(),
             outcome: ev.outcome.name(),
-            request_id: context.as_ref().map(|c| c.id.clone()),
+            request_id: context.as_ref().map(|c| c.id.to_string()),
             client: context.and_then(|c| c.client),
             realm: ev.realm,
             user: ev.user,
@@ -363,4 +410,22 @@ pub fn replaced(
             .source(&r.identity.source)
             .session(old)
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestId;
+
+    #[test]
+    fn request_ids_are_sixteen_hex_digits_and_distinct() {
+        let id = RequestId {
+            prefix: 0xdead_beef,
+            n: 0x1a,
+        };
+        assert_eq!(id.to_string(), "deadbeef0000001a");
+        assert_eq!(&id.hex(), b"deadbeef0000001a");
+        let (a, b) = (RequestId::next(), RequestId::next());
+        assert_ne!(a, b);
+        assert_eq!(a.prefix, b.prefix, "one prefix per process");
+    }
 }

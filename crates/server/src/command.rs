@@ -62,7 +62,7 @@ fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     c.resolve_store_url()?;
     if let Some(url) = &args.store.store_url {
-        if sessiond_store::redact_url(url) != *url {
+        if sessiond_store::url_carries_password(url) {
             eprintln!(
                 "sessiond: warning: --store-url carries a password, which every user can read \
                  in the process list; use store.url_file or SESSIOND_STORE__URL"

@@ -315,6 +315,20 @@ fn store_passwords_stay_out_of_output_and_the_process_list() {
     assert!(ok, "{err}");
     assert!(!out.contains("s3cret-pw"), "{out}");
     assert!(err.contains("process list"), "{err}");
+    // a user name alone is no secret: no warning
+    let (ok, _, err) = run_cli(
+        dir.path(),
+        &[
+            "check-config",
+            "--store",
+            "postgres",
+            "--store-url",
+            "postgres://root@127.0.0.1/db",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert!(!err.contains("process list"), "{err}");
     std::fs::write(
         dir.path().join("both.toml"),
         "[store]\nkind = \"redis\"\nurl = \"redis://x\"\nurl_file = \"store-url\"\n",

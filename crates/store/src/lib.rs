@@ -452,6 +452,29 @@ pub fn redact_url(url: &str) -> String {
         .join(",")
 }
 
+/// Whether a store URL (or a comma-separated list of them) holds a password:
+/// `user:password@` or a `password=` query parameter. A user name alone
+/// (`postgres://root@host/db`) is not one, though [`redact_url`] hides it
+/// too.
+pub fn url_carries_password(url: &str) -> bool {
+    url.split(',').any(|one| {
+        let userinfo = match (one.find("://"), one.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => &one[scheme + 3..at],
+            _ => "",
+        };
+        let in_userinfo = userinfo
+            .split_once(':')
+            .is_some_and(|(_, password)| !password.is_empty());
+        let in_query = one.split_once('?').is_some_and(|(_, query)| {
+            query.split('&').any(|kv| {
+                kv.split_once('=')
+                    .is_some_and(|(k, v)| k.eq_ignore_ascii_case("password") && !v.is_empty())
+            })
+        });
+        in_userinfo || in_query
+    })
+}
+
 /// Key slot of a user's ticket not-before time.
 pub(crate) fn not_before_slot(realm: &str, user: &str) -> String {
     format!("\nticket-not-before\n{realm}\n{user}")
@@ -466,7 +489,19 @@ pub(crate) fn parse_not_before(text: &str) -> StoreResult<Timestamp> {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{redact_url, url_carries_password};
+
+    #[test]
+    fn a_user_name_alone_is_no_password() {
+        assert!(!url_carries_password("postgres://root@127.0.0.1:5432/test"));
+        assert!(!url_carries_password("redis://127.0.0.1:6379"));
+        assert!(url_carries_password("redis://:secret@127.0.0.1:6379"));
+        assert!(url_carries_password("redis://n1:1,redis://u:p@n2:2"));
+        assert!(url_carries_password(
+            "postgres://h/db?sslmode=require&password=x"
+        ));
+        assert!(!url_carries_password("postgres://u:@h/db"));
+    }
 
     #[test]
     fn passwords_never_reach_what_is_shown() {
