@@ -82,6 +82,12 @@ start_services() {
   eval "$(scripts/ldap-server.sh start "$services_dir/ldap")"
   echo "ldap: $LDAP_TEST_URL and $LDAP_TEST_LDAPS_URL"
 
+  # A second realm, its database in LDAP, that authorises constrained
+  # delegation (scripts/krb5-ldap-realm.sh); its variables are S4U_TEST_*,
+  # so the realm above stays the default one.
+  eval "$(scripts/krb5-ldap-realm.sh start "$services_dir/s4u")"
+  echo "kerberos (LDAP database, S4U): realm $S4U_TEST_REALM"
+
   export SESSIOND_TEST_REDIS_URL="redis://127.0.0.1:6379"
   export SESSIOND_TEST_POSTGRES_URL="postgres://root@127.0.0.1:5432/test"
   export SESSIOND_TEST_REQUIRE_SERVICES=1
@@ -99,6 +105,7 @@ stop_services() {
     scripts/redis-sentinel.sh stop "$services_dir/sentinel" || true
     scripts/krb5-realm.sh stop "$services_dir/krb5" || true
     scripts/ldap-server.sh stop "$services_dir/ldap" || true
+    scripts/krb5-ldap-realm.sh stop "$services_dir/s4u" || true
     rm -rf "$services_dir"
   fi
 }

@@ -34,6 +34,9 @@ command -v clang >/dev/null || need_pkgs+=(clang)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need_pkgs+=(libclang-dev)
 # LDAP: an OpenLDAP server for the ldap module's tests
 [ -x /usr/sbin/slapd ] || need_pkgs+=(slapd)
+# the LDAP database back end of the KDC: the realm that can authorise
+# constrained delegation (scripts/krb5-ldap-realm.sh)
+[ -x /usr/sbin/kdb5_ldap_util ] || need_pkgs+=(krb5-kdc-ldap)
 command -v ldapsearch >/dev/null || need_pkgs+=(ldap-utils)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v chromium >/dev/null || need_pkgs+=(chromium)
