@@ -6,6 +6,7 @@
 //! lets every store's expiry behaviour be tested with a controllable clock.
 
 pub mod access;
+pub mod ccache;
 pub mod duration;
 pub mod forwarded;
 pub mod identity;
