@@ -85,7 +85,18 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 
-# --- the realm, stored in that directory
+# --- the realm, stored in that directory (krb5.conf for kadmin.local and
+# kdb5_ldap_util, kdc.conf for the KDC: both need to know where)
+dbmodules="[dbmodules]
+    LDAP = {
+        db_library = kldap
+        ldap_kerberos_container_dn = cn=krbContainer,$suffix
+        ldap_kdc_dn = $admin
+        ldap_kadmind_dn = $admin
+        ldap_service_password_file = $dir/ldap.stash
+        ldap_servers = ldap://127.0.0.1:$ldap_port
+        ldap_conns_per_server = 2
+    }"
 cat > "$dir/krb5.conf" <<EOF
 [libdefaults]
     default_realm = $realm
@@ -104,16 +115,7 @@ cat > "$dir/krb5.conf" <<EOF
 [domain_realm]
     localhost = $realm
     .localhost = $realm
-[dbmodules]
-    LDAP = {
-        db_library = kldap
-        ldap_kerberos_container_dn = cn=krbContainer,$suffix
-        ldap_kdc_dn = $admin
-        ldap_kadmind_dn = $admin
-        ldap_service_password_file = $dir/ldap.stash
-        ldap_servers = ldap://127.0.0.1:$ldap_port
-        ldap_conns_per_server = 2
-    }
+$dbmodules
 EOF
 cat > "$dir/kdc.conf" <<EOF
 [kdcdefaults]
@@ -127,16 +129,7 @@ cat > "$dir/kdc.conf" <<EOF
         max_life = 10h
         max_renewable_life = 7d
     }
-[dbmodules]
-    LDAP = {
-        db_library = kldap
-        ldap_kerberos_container_dn = cn=krbContainer,$suffix
-        ldap_kdc_dn = $admin
-        ldap_kadmind_dn = $admin
-        ldap_service_password_file = $dir/ldap.stash
-        ldap_servers = ldap://127.0.0.1:$ldap_port
-        ldap_conns_per_server = 2
-    }
+$dbmodules
 [logging]
     kdc = FILE:$dir/kdc.log
 EOF

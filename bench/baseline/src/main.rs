@@ -58,24 +58,22 @@ fn unset(var: &str) -> (StatusCode, String) {
     (StatusCode::NOT_FOUND, format!("{var} is not set\n"))
 }
 
-async fn redis_get(State(s): State<Stores>) -> Answer {
-    let mut conn = s.redis.ok_or_else(|| unset("BASELINE_REDIS_URL"))?;
+/// One `GET` of the key `bench/stores.sh` set, on either kind of connection.
+async fn get(conn: &mut impl redis::aio::ConnectionLike) -> Answer {
     let v: Option<String> = redis::cmd("GET")
         .arg(REDIS_KEY)
-        .query_async(&mut conn)
+        .query_async(conn)
         .await
         .map_err(failed)?;
     Ok(v.unwrap_or_default())
 }
 
+async fn redis_get(State(s): State<Stores>) -> Answer {
+    get(&mut s.redis.ok_or_else(|| unset("BASELINE_REDIS_URL"))?).await
+}
+
 async fn cluster_get(State(s): State<Stores>) -> Answer {
-    let mut conn = s.cluster.ok_or_else(|| unset("BASELINE_REDIS_CLUSTER"))?;
-    let v: Option<String> = redis::cmd("GET")
-        .arg(REDIS_KEY)
-        .query_async(&mut conn)
-        .await
-        .map_err(failed)?;
-    Ok(v.unwrap_or_default())
+    get(&mut s.cluster.ok_or_else(|| unset("BASELINE_REDIS_CLUSTER"))?).await
 }
 
 async fn pg_select(State(s): State<Stores>) -> Answer {
