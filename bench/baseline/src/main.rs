@@ -59,7 +59,7 @@ fn unset(var: &str) -> (StatusCode, String) {
 }
 
 /// One `GET` of the key `bench/stores.sh` set, on either kind of connection.
-async fn get(conn: &mut impl redis::aio::ConnectionLike) -> Answer {
+async fn read_key(conn: &mut impl redis::aio::ConnectionLike) -> Answer {
     let v: Option<String> = redis::cmd("GET")
         .arg(REDIS_KEY)
         .query_async(conn)
@@ -69,11 +69,11 @@ async fn get(conn: &mut impl redis::aio::ConnectionLike) -> Answer {
 }
 
 async fn redis_get(State(s): State<Stores>) -> Answer {
-    get(&mut s.redis.ok_or_else(|| unset("BASELINE_REDIS_URL"))?).await
+    read_key(&mut s.redis.ok_or_else(|| unset("BASELINE_REDIS_URL"))?).await
 }
 
 async fn cluster_get(State(s): State<Stores>) -> Answer {
-    get(&mut s.cluster.ok_or_else(|| unset("BASELINE_REDIS_CLUSTER"))?).await
+    read_key(&mut s.cluster.ok_or_else(|| unset("BASELINE_REDIS_CLUSTER"))?).await
 }
 
 async fn pg_select(State(s): State<Stores>) -> Answer {
