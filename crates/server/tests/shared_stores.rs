@@ -804,6 +804,19 @@ async fn near_cache_two_instances(kind: &str, url: &str, prefix: &str) {
     let second = Duration::from_secs(1);
     let yes = (200, "YES\nalice\nauth/file\n\n");
 
+    // A's cache is used once its invalidation channel is up (on a cluster,
+    // one tracking connection per primary, made after start-up); until
+    // then checks bypass it, which is right but would not count as hits
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !a.get("/metrics").await.text().lines().any(|l| {
+        l.strip_prefix("sessiond_near_cache_live ")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            == Some(1.0)
+    }) {
+        assert!(Instant::now() < deadline, "A's near cache never went live");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     let t = login(&b, "rc", "alice", "alice-pw").await;
     let valid = format!("/valid?realm=rc&token={t}");
     for _ in 0..3 {
