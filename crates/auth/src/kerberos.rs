@@ -117,7 +117,7 @@ fn memory_dir() -> Option<std::path::PathBuf> {
 
 /// Serialises `cred` as an MIT ccache, via a private (0700) directory on a
 /// memory file system, removed before returning.
-fn export_ccache(cred: &Cred) -> Option<Credentials> {
+pub(crate) fn export_ccache(cred: &Cred) -> Option<Credentials> {
     use std::os::unix::fs::DirBuilderExt;
     let base = memory_dir()?;
     let dir = base.join(format!("sessiond-{}", sessiond_core::token::random_hex(12)));

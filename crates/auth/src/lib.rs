@@ -11,6 +11,8 @@ pub mod ldap;
 #[cfg(feature = "pam")]
 pub mod pam;
 pub mod password_file;
+#[cfg(feature = "kerberos")]
+pub mod s4u;
 mod secret;
 
 pub use error::{AuthError, Refusal};

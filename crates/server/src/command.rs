@@ -186,6 +186,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // GSSAPI reads the acceptor keytab from the environment, process-wide;
         // set before any thread starts.
         std::env::set_var("KRB5_KTNAME", format!("FILE:{}", keytab.display()));
+        if config.delegates() {
+            // Constrained delegation asks the KDC as sessiond: its TGT comes
+            // from the same key (MIT's client keytab) and is kept in memory,
+            // never in a cache file on disk (crates/auth/src/s4u.rs).
+            std::env::set_var("KRB5_CLIENT_KTNAME", format!("FILE:{}", keytab.display()));
+            std::env::set_var("KRB5CCNAME", "MEMORY:sessiond-service");
+        }
     }
     init_logging()?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()

@@ -2,15 +2,21 @@
 //! is in LDAP (scripts/krb5-ldap-realm.sh, started by scripts/test.sh): the
 //! only kind of MIT realm that can authorise S4U2Proxy.
 //!
-//! So far this holds the realm to what the feature will rely on; the
-//! server's side (tickets for a back end from a session) is not built yet.
+//! The realm itself is held to what sessiond relies on, then sessiond
+//! hands a back end a ticket for a password-file user who never used
+//! Kerberos (protocol transition), and a second sessiond — the "back end",
+//! with only the back end's keytab — accepts it from `curl --negotiate`.
 
 #![cfg(feature = "kerberos")]
 
 mod common;
 
+use common::{login, Options, Server};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+/// A back end's own credential for the credentials route.
+const READER: &str = "backend-reader-credential-0123456789";
 
 /// The S4U realm's directory, krb5.conf and user, or `None` (skip) when it
 /// is not running.
@@ -100,4 +106,156 @@ fn the_realm_authorises_delegation_to_the_back_end_only() {
     assert!(!out.status.success(), "a service not on the list: {out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("constrained delegation failed"), "{err}");
+}
+
+/// sessiond in the S4U realm with `[realms.rc.delegation]` (protocol
+/// transition on) and `[realms.plain.delegation]` (off).
+fn delegating_server(r: &Realm) -> Server {
+    let config = r
+        .dir
+        .join(format!("delegating-{}.toml", std::process::id()));
+    std::fs::write(
+        &config,
+        format!(
+            r#"[kerberos]
+keytab = "{keytab}"
+[realms.rc.delegation]
+targets = ["HTTP/backend.localhost@{realm}"]
+protocol_transition = true
+user_principal = "{{user}}@{realm}"
+[realms.plain.delegation]
+targets = ["HTTP/backend.localhost@{realm}"]
+"#,
+            keytab = r.dir.join("http.keytab").display(),
+            realm = r.realm,
+        ),
+    )
+    .unwrap();
+    Server::start(
+        Options::default()
+            .user(&r.user, "alice-file-pw")
+            .user("nobody-in-kerberos", "nobody-pw")
+            .env("KRB5_CONFIG", &r.config)
+            .env("SESSIOND_CREDENTIAL_READERS", READER)
+            .args(&["-c", config.to_str().unwrap()]),
+    )
+}
+
+async fn fetch(s: &Server, realm: &str, token: &str, target: Option<&str>) -> common::Resp {
+    let path = match target {
+        Some(t) => format!("/v1/sessions/credentials?realm={realm}&target={t}"),
+        None => format!("/v1/sessions/credentials?realm={realm}"),
+    };
+    s.request(
+        "GET",
+        &path,
+        &[
+            ("Authorization", &format!("Bearer {READER}")),
+            ("X-Sessiond-Token", token),
+        ],
+        b"",
+    )
+    .await
+}
+
+/// A password-file login, protocol transition on: the back end gets a
+/// cache that reaches `HTTP/backend.localhost` as alice and nothing else —
+/// no `krbtgt`, no other service; a target off the list is 403 before the
+/// KDC is asked; without protocol transition, 404 `no_credentials`; a
+/// revoked session, 401.
+#[tokio::test]
+async fn protocol_transition_for_a_password_login() {
+    let Some(r) = realm() else {
+        return;
+    };
+    let s = delegating_server(&r);
+    let token = login(&s, "rc", &r.user, "alice-file-pw").await;
+
+    let got = fetch(&s, "rc", &token, Some("HTTP/backend.localhost")).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(got.header("content-type"), Some("application/octet-stream"));
+    let tmp = tempfile::tempdir().unwrap();
+    let ccache = tmp.path().join("alice-to-backend.ccache");
+    std::fs::write(&ccache, &got.body).unwrap();
+    let listed = r.run(&ccache, "klist", &[]);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains(&format!("Default principal: {}@{}", r.user, r.realm)),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("HTTP/backend.localhost@{}", r.realm)),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("krbtgt"),
+        "sessiond's TGT leaked: {listed}"
+    );
+    assert_eq!(
+        listed.matches("@").count(),
+        2,
+        "one principal, one ticket: {listed}"
+    );
+    // the ticket works for the back end, and nothing else can be had with it
+    let out = r.run(&ccache, "kvno", &["HTTP/backend.localhost"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = r.run(&ccache, "kvno", &["HTTP/other.localhost"]);
+    assert!(!out.status.success(), "another service: {out:?}");
+
+    // the back end: a sessiond with only the back end's key, reached by
+    // curl --negotiate with the fetched cache, sees alice
+    let backend = Server::start(
+        Options::default()
+            .env("KRB5_CONFIG", &r.config)
+            .env("SESSIOND_KERBEROS__NEGOTIATE", "true")
+            .env(
+                "SESSIOND_KERBEROS__KEYTAB",
+                r.dir.join("backend.keytab").to_str().unwrap(),
+            ),
+    );
+    let port = backend.addr.rsplit(':').next().unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "--negotiate", "-u", ":"])
+        .arg(format!(
+            "http://backend.localhost:{port}/auth_token?realm=rc"
+        ))
+        .env("KRB5_CONFIG", &r.config)
+        .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(
+        lines.get(1),
+        Some(&r.user.as_str()),
+        "the back end saw: {body}"
+    );
+
+    // a user the KDC does not know: the KDC refuses
+    let unknown = login(&s, "rc", "nobody-in-kerberos", "nobody-pw").await;
+    let r2 = fetch(&s, "rc", &unknown, Some("HTTP/backend.localhost")).await;
+    assert_eq!(r2.status, 403, "{r2:?}");
+    assert_eq!(r2.json()["error"], "delegation_refused", "{r2:?}");
+
+    // a service not on the realm's list: refused before the KDC is asked
+    let refused = fetch(&s, "rc", &token, Some("HTTP/other.localhost")).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert_eq!(refused.json()["error"], "target_not_allowed", "{refused:?}");
+    // the session itself keeps no credentials (a password login)
+    let none = fetch(&s, "rc", &token, None).await;
+    assert_eq!(none.status, 404, "{none:?}");
+
+    // protocol transition off: nothing to obtain the ticket from
+    let plain = login(&s, "plain", &r.user, "alice-file-pw").await;
+    let off = fetch(&s, "plain", &plain, Some("HTTP/backend.localhost")).await;
+    assert_eq!(off.status, 404, "{off:?}");
+    assert_eq!(off.json()["error"], "no_credentials", "{off:?}");
+
+    // a revoked session gets nothing
+    s.get(&format!("/revoke?realm=rc&token={token}"))
+        .await
+        .assert_text(200, "OK\n");
+    let gone = fetch(&s, "rc", &token, Some("HTTP/backend.localhost")).await;
+    assert_eq!(gone.status, 401, "{gone:?}");
 }

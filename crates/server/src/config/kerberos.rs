@@ -52,6 +52,76 @@ pub struct KerberosConfig {
     pub groups_from: Option<GroupSource>,
 }
 
+/// `[realms.X.delegation]`: tickets for a session's user to named back-end
+/// services, obtained by sessiond (constrained delegation, S4U), fetched by
+/// back ends with `GET /v1/sessions/credentials?target=…`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DelegationConfig {
+    /// The services a back end may ask a ticket for, as principals with
+    /// their realm (`HTTP/backend.example.com@EXAMPLE.COM`). The KDC keeps
+    /// its own list (`krbAllowedToDelegateTo`, AD's
+    /// `msDS-AllowedToDelegateTo`, FreeIPA's delegation rules); this one is
+    /// checked first, so a target not on it is refused without asking the
+    /// KDC.
+    pub targets: Vec<String>,
+    /// Obtain the user's ticket by protocol transition (S4U2Self) for
+    /// sessions that did not come with Kerberos evidence — password file,
+    /// PAM, LDAP, signed tickets. The KDC must allow it
+    /// (`+ok_to_auth_as_delegate` on sessiond's principal).
+    pub protocol_transition: bool,
+    /// The principal of a session's user: `{user}` is replaced by the user
+    /// name. Without a realm, krb5.conf's `default_realm` is used.
+    pub user_principal: String,
+}
+
+impl Default for DelegationConfig {
+    fn default() -> Self {
+        DelegationConfig {
+            targets: Vec::new(),
+            protocol_transition: false,
+            user_principal: "{user}".into(),
+        }
+    }
+}
+
+impl DelegationConfig {
+    /// The configured target a request names: the principal as written, or
+    /// without its realm.
+    pub fn target(&self, asked: &str) -> Option<&str> {
+        self.targets
+            .iter()
+            .map(String::as_str)
+            .find(|t| *t == asked || t.rsplit_once('@').is_some_and(|(name, _)| name == asked))
+    }
+
+    /// The user's principal.
+    pub fn principal_of(&self, user: &str) -> String {
+        self.user_principal.replace("{user}", user)
+    }
+
+    pub fn validate(&self, key: &str) -> anyhow::Result<()> {
+        for t in &self.targets {
+            let well_formed = t
+                .rsplit_once('@')
+                .is_some_and(|(name, realm)| name.contains('/') && !realm.is_empty());
+            if !well_formed {
+                anyhow::bail!(
+                    "{key}.targets: {t:?} is not a service principal with its realm \
+                     (service/host@REALM)"
+                );
+            }
+        }
+        if !self.user_principal.contains("{user}") {
+            anyhow::bail!("{key}.user_principal: must contain {{user}}");
+        }
+        if !cfg!(feature = "kerberos") {
+            anyhow::bail!("{key}: needs a sessiond built with `--features kerberos`");
+        }
+        Ok(())
+    }
+}
+
 /// Where Kerberos logins get groups besides `kerberos.groups`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -115,6 +185,26 @@ fn default_realm(conf: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn delegation_targets_by_full_name_or_without_the_realm() {
+        let d = super::DelegationConfig {
+            targets: vec!["HTTP/backend.localhost@S4U.TEST".into()],
+            ..Default::default()
+        };
+        for asked in ["HTTP/backend.localhost@S4U.TEST", "HTTP/backend.localhost"] {
+            assert_eq!(d.target(asked), Some("HTTP/backend.localhost@S4U.TEST"));
+        }
+        for asked in [
+            "HTTP/other.localhost",
+            "HTTP/backend.localhost@OTHER",
+            "",
+            "HTTP",
+        ] {
+            assert_eq!(d.target(asked), None, "{asked}");
+        }
+        assert_eq!(d.principal_of("alice"), "alice");
+    }
+
     #[test]
     fn default_realm_from_krb5_conf() {
         let conf = "[realms]\n default_realm = NO\n[libdefaults]\n  dns_lookup_kdc = false\n  default_realm = EXAMPLE.TEST\n";

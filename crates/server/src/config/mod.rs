@@ -13,7 +13,7 @@ mod tickets;
 
 pub use access::AccessConfig;
 pub use browser::{BrowserConfig, CookieConfig, SameSite};
-pub use kerberos::{GroupSource, KerberosConfig, PrincipalMapping};
+pub use kerberos::{DelegationConfig, GroupSource, KerberosConfig, PrincipalMapping};
 pub use ldap::LdapConfig;
 pub use tickets::TicketConfig;
 
@@ -315,6 +315,8 @@ pub struct RealmConfig {
     pub principal_mapping: Option<PrincipalMapping>,
     /// Stateless signed tickets issued and accepted in this realm.
     pub ticket: Option<TicketConfig>,
+    /// Tickets for back ends on the user's behalf (constrained delegation).
+    pub delegation: Option<DelegationConfig>,
 }
 
 impl Default for ServerConfig {
@@ -386,6 +388,7 @@ impl Default for RealmConfig {
             negotiate: None,
             principal_mapping: None,
             ticket: None,
+            delegation: None,
         }
     }
 }
@@ -593,6 +596,12 @@ impl Config {
             if let Some(t) = &realm.ticket {
                 t.validate(&format!("realms.{name}.ticket"), loopback)?;
             }
+            if let Some(d) = &realm.delegation {
+                d.validate(&format!("realms.{name}.delegation"))?;
+                if self.kerberos.keytab.is_none() {
+                    bail!("realms.{name}.delegation: set kerberos.keytab (sessiond's own tickets come from its key)");
+                }
+            }
         }
         self.access.compile()?;
         if self.audit.sink == AuditSink::File && self.audit.path.is_none() {
@@ -728,6 +737,16 @@ impl Config {
             .get(realm)
             .and_then(|r| r.negotiate)
             .unwrap_or(self.kerberos.negotiate)
+    }
+
+    /// `[realms.X.delegation]` of `realm`, if any.
+    pub fn delegation_in(&self, realm: &str) -> Option<&DelegationConfig> {
+        self.realms.get(realm).and_then(|r| r.delegation.as_ref())
+    }
+
+    /// Whether any realm delegates (sessiond then needs tickets of its own).
+    pub fn delegates(&self) -> bool {
+        self.realms.values().any(|r| r.delegation.is_some())
     }
 
     /// How principals become user names in `realm`.

@@ -102,6 +102,20 @@ pub enum Error {
     /// The session keeps no Kerberos credentials: 404 `no_credentials`.
     #[error("this session holds no credentials (the client did not delegate)")]
     NoCredentials,
+    /// A back end asked for a ticket to a service not in the realm's
+    /// `[realms.X.delegation] targets` (or the realm delegates to none):
+    /// 403 `target_not_allowed`, before any KDC request.
+    #[error("{0}")]
+    TargetNotAllowed(String),
+    /// The KDC refused a delegated ticket (the user unknown to it, or
+    /// sessiond not allowed to delegate to that target): 403
+    /// `delegation_refused`.
+    #[error("{0}")]
+    DelegationRefused(String),
+    /// The KDC could not be asked for a delegated ticket: 503
+    /// `kerberos_unavailable`.
+    #[error("{0}")]
+    KerberosUnavailable(String),
     /// The session's credentials were sealed under a key no longer
     /// configured: 410 `credentials_unreadable`.
     #[error(
@@ -342,6 +356,16 @@ impl Error {
             Error::NotATicketRealm(_) => row(S::NOT_FOUND, "not_a_ticket_realm", Text::Line),
             Error::NoCredentials => row(S::NOT_FOUND, "no_credentials", Text::Line),
             Error::CredentialsUnreadable => row(S::GONE, "credentials_unreadable", Text::Line),
+            Error::TargetNotAllowed(_) => row(S::FORBIDDEN, "target_not_allowed", Text::Line),
+            Error::DelegationRefused(_) => row(S::FORBIDDEN, "delegation_refused", Text::Line),
+            Error::KerberosUnavailable(_) => row(
+                S::SERVICE_UNAVAILABLE,
+                "kerberos_unavailable",
+                Text::LineAs(
+                    S::SERVICE_UNAVAILABLE,
+                    "authentication back end unavailable; try again",
+                ),
+            ),
             Error::VersionConflict(_) => row(S::CONFLICT, "version_conflict", Text::Line),
             Error::CrossSite(_) => row(S::FORBIDDEN, "csrf", Text::Line),
             Error::NotAllowed { .. } => row(S::FORBIDDEN, "not_allowed", Text::Line),
@@ -423,6 +447,12 @@ impl Error {
                     why,
                     "access rule refused the request"
                 );
+            }
+            Error::DelegationRefused(reason) => {
+                tracing::warn!(endpoint, %reason, "the KDC refused a delegated ticket");
+            }
+            Error::KerberosUnavailable(reason) => {
+                tracing::error!(endpoint, %reason, "no delegated ticket: Kerberos unavailable");
             }
             e => tracing::debug!(endpoint, code = e.row().code, "request refused"),
         }

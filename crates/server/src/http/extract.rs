@@ -290,6 +290,19 @@ impl<S: Send + Sync> FromRequestParts<S> for HeaderToken {
     }
 }
 
+/// `?target=` of a credentials fetch: the service a back end wants a ticket
+/// for on its user's behalf (constrained delegation); none for the
+/// credentials the session itself keeps.
+pub struct Target(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Target {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Target(query_param(parts, "target")))
+    }
+}
+
 /// The caller's own session on `/v1`: `Authorization: Bearer <token>` and
 /// `?realm=` (required: a token is checked in the realm the caller names).
 pub struct BearerSession {
