@@ -13,7 +13,9 @@ use libgssapi::context::{ClientCtx, CtxFlags, SecurityContext, ServerCtx};
 use libgssapi::credential::{Cred, CredUsage};
 use libgssapi::error::Error as GssError;
 use libgssapi::name::Name;
-use libgssapi::oid::{OidSet, GSS_MECH_KRB5, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL};
+use libgssapi::oid::{
+    OidSet, GSS_MECH_KRB5, GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE, GSS_NT_KRB5_PRINCIPAL,
+};
 use std::time::Duration;
 
 /// MIT krb5 error codes (`krb5_err.et`) that decide the answer a user gets.
@@ -230,8 +232,13 @@ pub struct Accepted {
     pub reply: Option<Vec<u8>>,
     /// Whether the client delegated its credentials.
     pub delegated: bool,
-    /// The delegated credentials as a ccache.
+    /// The delegated credentials as a ccache (a whole TGT the client
+    /// forwarded).
     pub credentials: Option<Credentials>,
+    /// Tickets for the user to the targets asked for, obtained by S4U2Proxy
+    /// from this login's own ticket (with an acceptor that delegates, and a
+    /// client that forwarded nothing): a cache of those tickets alone.
+    pub target_tickets: Option<Credentials>,
     /// How long the client's ticket is good for.
     pub lifetime: Duration,
 }
@@ -276,13 +283,51 @@ pub enum Step {
 #[derive(Default)]
 pub struct NegotiateAcceptor {
     pending: std::sync::Mutex<std::collections::HashMap<String, (ServerCtx, std::time::Instant)>>,
+    /// With constrained delegation: sessiond's own service (a GSS
+    /// host-based name), whose credential accepts *and* initiates, so that
+    /// MIT hands back the user's ticket as S4U2Proxy evidence.
+    delegating: Option<String>,
 }
 
 impl NegotiateAcceptor {
+    /// Accepts with any key of the keytab.
     pub fn new() -> NegotiateAcceptor {
         NegotiateAcceptor::default()
     }
 
+    /// Accepts tickets for `service` only (its key in the keytab), with a
+    /// credential that can also initiate: the S4U2Proxy evidence of each
+    /// login can then get tickets for back ends (`Step`'s targets).
+    pub fn delegating(service: &str) -> NegotiateAcceptor {
+        NegotiateAcceptor {
+            delegating: Some(service.to_owned()),
+            ..NegotiateAcceptor::default()
+        }
+    }
+}
+
+/// A new accepting context: with sessiond's credential for both uses when
+/// delegating as `delegating` (blocking: reads the keytab).
+fn new_context(delegating: Option<&str>) -> Result<ServerCtx, NegotiateError> {
+    let Some(service) = delegating else {
+        return Ok(ServerCtx::new(None));
+    };
+    let unavailable = |e: GssError| {
+        NegotiateError::Unavailable(format!("sessiond's credentials for {service}: {e}"))
+    };
+    let name =
+        Name::new(service.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE)).map_err(unavailable)?;
+    // SPNEGO too: browsers and curl wrap their Kerberos token in it, and a
+    // krb5-only credential refuses those ("No credentials were supplied").
+    let mut mechs = OidSet::new();
+    mechs.add(GSS_MECH_SPNEGO).map_err(unavailable)?;
+    mechs.add(GSS_MECH_KRB5).map_err(unavailable)?;
+    let cred =
+        Cred::acquire(Some(&name), None, CredUsage::Both, Some(&mechs)).map_err(unavailable)?;
+    Ok(ServerCtx::new(Some(cred)))
+}
+
+impl NegotiateAcceptor {
     fn take(&self, connection: &str) -> Option<ServerCtx> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let (ctx, since) = pending.remove(connection)?;
@@ -305,26 +350,35 @@ impl NegotiateAcceptor {
     }
 
     /// Feeds one token: continues the connection's exchange if it has one.
+    /// `targets`: the services (principals with their realm) to get the
+    /// user tickets for when the exchange completes, if this acceptor
+    /// delegates and the client forwarded nothing.
     pub async fn step(
         &self,
         connection: Option<String>,
         token: Vec<u8>,
+        targets: Vec<String>,
     ) -> Result<Step, NegotiateError> {
-        let ctx = connection
-            .as_deref()
-            .and_then(|c| self.take(c))
-            .unwrap_or_else(|| ServerCtx::new(None));
+        let pending = connection.as_deref().and_then(|c| self.take(c));
+        let delegating = self.delegating.clone();
         let (ctx, outcome) = tokio::task::spawn_blocking(move || {
-            let mut ctx = ctx;
-            let outcome = step_blocking(&mut ctx, &token);
-            (ctx, outcome)
+            let ctx = match pending {
+                Some(ctx) => Ok(ctx),
+                None => new_context(delegating.as_deref()),
+            };
+            let mut ctx = match ctx {
+                Ok(ctx) => ctx,
+                Err(e) => return (None, Err(e)),
+            };
+            let outcome = step_blocking(&mut ctx, &token, &targets);
+            (Some(ctx), outcome)
         })
         .await
         .map_err(|e| NegotiateError::Unavailable(format!("Negotiate task failed: {e}")))?;
         match outcome? {
             Stepped::Done(done) => Ok(Step::Done(done)),
             Stepped::Unfinished(reply) => {
-                let (Some(connection), Some(reply)) = (connection, reply) else {
+                let (Some(connection), Some(reply), Some(ctx)) = (connection, reply, ctx) else {
                     return Err(NegotiateError::ContinueNeeded);
                 };
                 self.keep(connection, ctx);
@@ -341,7 +395,11 @@ enum Stepped {
 }
 
 /// One `gss_accept_sec_context` (blocking).
-fn step_blocking(ctx: &mut ServerCtx, token: &[u8]) -> Result<Stepped, NegotiateError> {
+fn step_blocking(
+    ctx: &mut ServerCtx,
+    token: &[u8],
+    targets: &[String],
+) -> Result<Stepped, NegotiateError> {
     let reply = ctx
         .step(token, None)
         .map_err(|e| NegotiateError::Refused(e.to_string()))?;
@@ -355,13 +413,31 @@ fn step_blocking(ctx: &mut ServerCtx, token: &[u8]) -> Result<Stepped, Negotiate
         .map_err(|e| NegotiateError::Refused(e.to_string()))?;
     let lifetime = ctx.lifetime().unwrap_or_default();
     let delegated_cred = ctx.take_delegated_cred();
-    let delegated = delegated_cred.is_some();
-    let credentials = delegated_cred.as_ref().and_then(export_ccache);
+    // Accepting with a credential that also initiates, MIT hands back a
+    // *proxy* credential when the client forwarded nothing: the user's
+    // ticket to sessiond as S4U2Proxy evidence, tied to sessiond's own TGT.
+    // It is no delegated TGT, and exporting it would export sessiond's TGT:
+    // it only ever yields tickets to the targets, alone in their cache.
+    let proxy = delegated_cred
+        .as_ref()
+        .is_some_and(|c| matches!(c.proxy(), Ok(Some(_))));
+    let (delegated, credentials, target_tickets) = match delegated_cred {
+        Some(cred) if proxy => (
+            false,
+            None,
+            (!targets.is_empty())
+                .then(|| crate::s4u::tickets_from_evidence(&cred, targets))
+                .flatten(),
+        ),
+        Some(cred) => (true, export_ccache(&cred), None),
+        None => (false, None, None),
+    };
     Ok(Stepped::Done(Accepted {
         principal,
         reply: reply.map(|b| b.to_vec()),
         delegated,
         credentials,
+        target_tickets,
         lifetime,
     }))
 }

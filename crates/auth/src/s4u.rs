@@ -128,3 +128,39 @@ pub fn ticket_by_protocol_transition(
         })?;
     Ok(Credentials::new(one.to_bytes()))
 }
+
+/// S4U2Proxy from a Negotiate login's own evidence: `proxy` is the
+/// credential MIT hands back when sessiond accepts with a credential usable
+/// for initiating too and the client delegated nothing (the user's ticket
+/// to sessiond, with sessiond's TGT). A ticket for the user to each of
+/// `targets` (principals with their realm), in one cache holding those
+/// tickets and nothing else; `None` if the KDC gave none. Each refusal is
+/// logged: the login itself succeeds regardless. Blocks (KDC round trips).
+pub fn tickets_from_evidence(proxy: &Cred, targets: &[String]) -> Option<Credentials> {
+    let client = proxy
+        .name()
+        .and_then(|n| n.display_name())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .ok()?;
+    for target in targets {
+        let got = Name::new(target.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL)).and_then(|name| {
+            ClientCtx::new(
+                Some(proxy.clone()),
+                name,
+                CtxFlags::empty(),
+                Some(GSS_MECH_KRB5),
+            )
+            .step(None, None)
+        });
+        if let Err(e) = got {
+            tracing::warn!(user = %client, target, error = %e, "no S4U2Proxy ticket from the Negotiate login");
+        }
+    }
+    let whole = export_ccache(proxy)?;
+    let cache = Ccache::parse(whole.expose())
+        .map_err(|e| tracing::warn!(error = %e, "cannot read the exported delegation cache"))
+        .ok()?;
+    let services: Vec<Principal> = targets.iter().map(|t| Principal::parse(t)).collect();
+    let tickets = cache.only_tickets(&Principal::parse(&client), &services)?;
+    Some(Credentials::new(tickets.to_bytes()))
+}

@@ -207,18 +207,41 @@ impl Ccache {
     /// may be given. No TGT, no evidence ticket, no other service's ticket,
     /// no configuration entry. `None` when the cache has no such ticket.
     pub fn only_ticket(&self, client: &Principal, service: &Principal) -> Option<Ccache> {
-        let found = self
-            .credentials
+        self.only_tickets(client, std::slice::from_ref(service))
+    }
+
+    /// [`Ccache::only_ticket`] for several services: the tickets of
+    /// `client` for each of `services` that the cache has, nothing else.
+    /// `None` when it has none of them.
+    pub fn only_tickets(&self, client: &Principal, services: &[Principal]) -> Option<Ccache> {
+        let credentials: Vec<Credential> = services
             .iter()
-            .find(|c| !c.server.is_config() && c.client == *client && c.server.names(service))?;
-        let mut one = found.clone();
-        // filed under the referral (empty) realm: named with the real one,
-        // which is what a client looking for the service asks its cache for
-        one.server.realm.clone_from(&service.realm);
-        Some(Ccache {
+            .filter_map(|service| {
+                let found = self.credentials.iter().find(|c| {
+                    !c.server.is_config() && c.client == *client && c.server.names(service)
+                })?;
+                let mut one = found.clone();
+                // filed under the referral (empty) realm: named with the
+                // real one, which is what a client looking for the service
+                // asks its cache for
+                one.server.realm.clone_from(&service.realm);
+                Some(one)
+            })
+            .collect();
+        (!credentials.is_empty()).then(|| Ccache {
             header: self.header.clone(),
             default: client.clone(),
-            credentials: vec![one],
+            credentials,
+        })
+    }
+
+    /// Whether the cache holds a ticket-granting ticket (`krbtgt/…`): one
+    /// that can get tickets for any service, which only a whole delegated
+    /// TGT or a password login's cache may be handed out with.
+    pub fn holds_tgt(&self) -> bool {
+        self.credentials.iter().any(|c| {
+            !c.server.is_config()
+                && c.server.components.first().map(Vec::as_slice) == Some(b"krbtgt")
         })
     }
 }
@@ -307,6 +330,35 @@ mod tests {
             let got = exported().only_ticket(&Principal::parse(client), &Principal::parse(service));
             assert!(got.is_none(), "{client} → {service}");
         }
+    }
+
+    #[test]
+    fn several_tickets_and_whether_a_tgt_is_held() {
+        let alice = Principal::parse("alice@S4U.TEST");
+        let wanted = [
+            Principal::parse("HTTP/backend.localhost@S4U.TEST"),
+            Principal::parse("HTTP/other.localhost@S4U.TEST"),
+        ];
+        let mut c = exported();
+        c.credentials.push(credential(
+            "alice@S4U.TEST",
+            "HTTP/other.localhost@S4U.TEST",
+            b"other",
+        ));
+        assert!(c.holds_tgt());
+        let both = c.only_tickets(&alice, &wanted).unwrap();
+        assert_eq!(both.credentials.len(), 2);
+        assert!(!both.holds_tgt());
+        assert_eq!(
+            both.only_ticket(&alice, &wanted[1])
+                .unwrap()
+                .credentials
+                .len(),
+            1
+        );
+        assert!(exported()
+            .only_tickets(&alice, &[Principal::parse("HTTP/none@S4U.TEST")])
+            .is_none());
     }
 
     #[test]

@@ -145,8 +145,19 @@ impl App {
             live: arc_swap::ArcSwap::from_pointee(live),
             audit,
             krb_local_realms,
+            // With delegation targets somewhere, Negotiate accepts tickets
+            // for sessiond's own service only, with a credential that also
+            // initiates: each login's ticket is then S4U2Proxy evidence.
             #[cfg(feature = "kerberos")]
-            negotiate: sessiond_auth::kerberos::NegotiateAcceptor::new(),
+            negotiate: if config
+                .realms
+                .values()
+                .any(|r| r.delegation.as_ref().is_some_and(|d| !d.targets.is_empty()))
+            {
+                sessiond_auth::kerberos::NegotiateAcceptor::delegating(&config.kerberos.service)
+            } else {
+                sessiond_auth::kerberos::NegotiateAcceptor::new()
+            },
             store_description,
             trusted_proxies,
             config,

@@ -137,8 +137,65 @@ targets = ["HTTP/backend.localhost@{realm}"]
             .user("nobody-in-kerberos", "nobody-pw")
             .env("KRB5_CONFIG", &r.config)
             .env("SESSIOND_CREDENTIAL_READERS", READER)
+            .env("SESSIOND_KERBEROS__NEGOTIATE", "true")
             .args(&["-c", config.to_str().unwrap()]),
     )
+}
+
+/// `ccache` holds alice's ticket to the back end and nothing else: no
+/// `krbtgt` (sessiond's or anyone's), no other service; `kvno` of the back
+/// end works from it, of any other service fails.
+fn assert_one_ticket_to_the_back_end(r: &Realm, ccache: &Path) {
+    let listed = r.run(ccache, "klist", &[]);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains(&format!("Default principal: {}@{}", r.user, r.realm)),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!("HTTP/backend.localhost@{}", r.realm)),
+        "{listed}"
+    );
+    assert!(!listed.contains("krbtgt"), "a TGT leaked: {listed}");
+    assert_eq!(
+        listed.matches('@').count(),
+        2,
+        "one principal, one ticket: {listed}"
+    );
+    let out = r.run(ccache, "kvno", &["HTTP/backend.localhost"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = r.run(ccache, "kvno", &["HTTP/other.localhost"]);
+    assert!(!out.status.success(), "another service: {out:?}");
+}
+
+/// The back end: a sessiond with only the back end's key, reached by
+/// `curl --negotiate` with `ccache`; the user it saw.
+fn backend_sees(r: &Realm, ccache: &Path) -> String {
+    let backend = Server::start(
+        Options::default()
+            .env("KRB5_CONFIG", &r.config)
+            .env("SESSIOND_KERBEROS__NEGOTIATE", "true")
+            .env(
+                "SESSIOND_KERBEROS__KEYTAB",
+                r.dir.join("backend.keytab").to_str().unwrap(),
+            ),
+    );
+    let port = backend.addr.rsplit(':').next().unwrap();
+    let out = Command::new("curl")
+        .args(["-s", "--negotiate", "-u", ":"])
+        .arg(format!(
+            "http://backend.localhost:{port}/auth_token?realm=rc"
+        ))
+        .env("KRB5_CONFIG", &r.config)
+        .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    body.lines()
+        .nth(1)
+        .unwrap_or_else(|| panic!("the back end answered: {body:?}"))
+        .to_owned()
 }
 
 async fn fetch(s: &Server, realm: &str, token: &str, target: Option<&str>) -> common::Resp {
@@ -177,60 +234,8 @@ async fn protocol_transition_for_a_password_login() {
     let tmp = tempfile::tempdir().unwrap();
     let ccache = tmp.path().join("alice-to-backend.ccache");
     std::fs::write(&ccache, &got.body).unwrap();
-    let listed = r.run(&ccache, "klist", &[]);
-    assert!(listed.status.success(), "{listed:?}");
-    let listed = String::from_utf8_lossy(&listed.stdout);
-    assert!(
-        listed.contains(&format!("Default principal: {}@{}", r.user, r.realm)),
-        "{listed}"
-    );
-    assert!(
-        listed.contains(&format!("HTTP/backend.localhost@{}", r.realm)),
-        "{listed}"
-    );
-    assert!(
-        !listed.contains("krbtgt"),
-        "sessiond's TGT leaked: {listed}"
-    );
-    assert_eq!(
-        listed.matches("@").count(),
-        2,
-        "one principal, one ticket: {listed}"
-    );
-    // the ticket works for the back end, and nothing else can be had with it
-    let out = r.run(&ccache, "kvno", &["HTTP/backend.localhost"]);
-    assert!(out.status.success(), "{out:?}");
-    let out = r.run(&ccache, "kvno", &["HTTP/other.localhost"]);
-    assert!(!out.status.success(), "another service: {out:?}");
-
-    // the back end: a sessiond with only the back end's key, reached by
-    // curl --negotiate with the fetched cache, sees alice
-    let backend = Server::start(
-        Options::default()
-            .env("KRB5_CONFIG", &r.config)
-            .env("SESSIOND_KERBEROS__NEGOTIATE", "true")
-            .env(
-                "SESSIOND_KERBEROS__KEYTAB",
-                r.dir.join("backend.keytab").to_str().unwrap(),
-            ),
-    );
-    let port = backend.addr.rsplit(':').next().unwrap();
-    let out = Command::new("curl")
-        .args(["-s", "--negotiate", "-u", ":"])
-        .arg(format!(
-            "http://backend.localhost:{port}/auth_token?realm=rc"
-        ))
-        .env("KRB5_CONFIG", &r.config)
-        .env("KRB5CCNAME", format!("FILE:{}", ccache.display()))
-        .output()
-        .unwrap();
-    let body = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = body.lines().collect();
-    assert_eq!(
-        lines.get(1),
-        Some(&r.user.as_str()),
-        "the back end saw: {body}"
-    );
+    assert_one_ticket_to_the_back_end(&r, &ccache);
+    assert_eq!(backend_sees(&r, &ccache), r.user);
 
     // a user the KDC does not know: the KDC refuses
     let unknown = login(&s, "rc", "nobody-in-kerberos", "nobody-pw").await;
@@ -257,5 +262,76 @@ async fn protocol_transition_for_a_password_login() {
         .await
         .assert_text(200, "OK\n");
     let gone = fetch(&s, "rc", &token, Some("HTTP/backend.localhost")).await;
+    assert_eq!(gone.status, 401, "{gone:?}");
+}
+
+/// A Negotiate login that forwarded nothing, in a realm without protocol
+/// transition: sessiond's acceptor credential also initiates, so the
+/// login's own ticket is S4U2Proxy evidence, and the back end gets a cache
+/// reaching `HTTP/backend.localhost` as alice and nothing else. The tickets
+/// the session keeps are never handed out whole; a revoked session gets
+/// nothing.
+#[tokio::test]
+async fn s4u2proxy_after_a_negotiate_login() {
+    let Some(r) = realm() else {
+        return;
+    };
+    let password = std::env::var("S4U_TEST_PASSWORD").unwrap();
+    let s = delegating_server(&r);
+    let tmp = tempfile::tempdir().unwrap();
+    let user_ccache = tmp.path().join("alice.ccache");
+    let mut kinit = Command::new("kinit")
+        .arg(&r.user)
+        .env("KRB5_CONFIG", &r.config)
+        .env("KRB5CCNAME", format!("FILE:{}", user_ccache.display()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(kinit.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(kinit.wait().unwrap().success(), "kinit");
+
+    // curl --negotiate without --delegation: no TGT leaves the client
+    let port = s.addr.rsplit(':').next().unwrap();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "--negotiate",
+            "-u",
+            ":",
+            "-H",
+            "Content-Type: application/json",
+        ])
+        .args(["-d", r#"{"realm":"plain"}"#])
+        .arg(format!("http://localhost:{port}/v1/login"))
+        .env("KRB5_CONFIG", &r.config)
+        .env("KRB5CCNAME", format!("FILE:{}", user_ccache.display()))
+        .output()
+        .unwrap();
+    let body = String::from_utf8_lossy(&out.stdout);
+    let login: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(login["user"], r.user.as_str(), "{body}");
+    let token = login["token"].as_str().unwrap().to_owned();
+
+    let got = fetch(&s, "plain", &token, Some("HTTP/backend.localhost")).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    let ccache = tmp.path().join("alice-to-backend.ccache");
+    std::fs::write(&ccache, &got.body).unwrap();
+    assert_one_ticket_to_the_back_end(&r, &ccache);
+    assert_eq!(backend_sees(&r, &ccache), r.user);
+
+    // what the session keeps is not a TGT: never handed out whole
+    let whole = fetch(&s, "plain", &token, None).await;
+    assert_eq!(whole.status, 404, "{whole:?}");
+    assert_eq!(whole.json()["error"], "no_credentials", "{whole:?}");
+    let refused = fetch(&s, "plain", &token, Some("HTTP/other.localhost")).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+
+    s.get(&format!("/revoke?realm=plain&token={token}"))
+        .await
+        .assert_text(200, "OK\n");
+    let gone = fetch(&s, "plain", &token, Some("HTTP/backend.localhost")).await;
     assert_eq!(gone.status, 401, "{gone:?}");
 }

@@ -20,6 +20,7 @@ use crate::app::App;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use sessiond_core::ccache::{Ccache, Principal};
 use sessiond_core::SessionRecord;
 use std::sync::Arc;
 
@@ -36,16 +37,29 @@ pub async fn fetch(
         .map(|t| allowed_target(&app, &realm, &t))
         .transpose()?;
     let record = check::current(&app, &token, &realm, Access::Touch).await?;
-    let ccache = match &target {
-        None => {
-            let sealed = record.credentials.as_deref().ok_or(Error::NoCredentials)?;
+    let kept = record
+        .credentials
+        .as_deref()
+        .map(|sealed| {
             app.open_credentials(&realm, &record.identity.user, sealed)
                 .map_err(|e| {
                     tracing::error!(error = %e, session = %token.hash().short(), "cannot open stored credentials");
                     Error::CredentialsUnreadable
-                })?
-        }
-        Some(target) => delegated(&app, &realm, &record, target).await?,
+                })
+        })
+        .transpose()?;
+    let ccache = match &target {
+        // What the session keeps, whole, only if it is a TGT the user
+        // delegated (or a krb5 login's): the back ends' tickets a Negotiate
+        // login obtained are handed out one at a time.
+        None => match kept {
+            Some(cache) if holds_tgt(&cache) => cache,
+            _ => return Err(Error::NoCredentials),
+        },
+        Some(target) => match kept.as_deref().and_then(|c| one_ticket(c, target)) {
+            Some(ticket) => ticket,
+            None => delegated(&app, &realm, &record, target).await?,
+        },
     };
     tracing::info!(
         realm,
@@ -77,6 +91,24 @@ pub async fn fetch(
     Ok(r)
 }
 
+/// Whether a kept cache holds a TGT. A cache sessiond cannot read was
+/// written by a GSSAPI it does not know: handed out as it is, as before
+/// caches were read at all.
+fn holds_tgt(cache: &[u8]) -> bool {
+    Ccache::parse(cache).map_or(true, |c| c.holds_tgt())
+}
+
+/// The kept cache's ticket for its user to `target`, alone in a cache.
+fn one_ticket(cache: &[u8], target: &str) -> Option<Vec<u8>> {
+    let cache = Ccache::parse(cache).ok()?;
+    let user = cache.default.clone();
+    Some(
+        cache
+            .only_ticket(&user, &Principal::parse(target))?
+            .to_bytes(),
+    )
+}
+
 /// The configured principal `asked` names in `realm`'s delegation targets.
 fn allowed_target(app: &App, realm: &str, asked: &str) -> Result<String, Error> {
     let delegation = app.config.delegation_in(realm).ok_or_else(|| {
@@ -91,7 +123,9 @@ fn allowed_target(app: &App, realm: &str, asked: &str) -> Result<String, Error> 
     })
 }
 
-/// A ticket for the session's user to `target`, by protocol transition.
+/// A ticket for the session's user to `target` the session does not keep
+/// (its login brought no Kerberos evidence, or was before the target was
+/// configured): by protocol transition, where the realm allows it.
 #[cfg(feature = "kerberos")]
 async fn delegated(
     app: &App,
@@ -105,9 +139,7 @@ async fn delegated(
         .delegation_in(realm)
         .expect("the target was found in this realm's delegation");
     if !delegation.protocol_transition {
-        // Kerberos evidence kept from a Negotiate login is not used yet
-        // (issue 16): without protocol transition there is nothing to
-        // obtain the ticket from.
+        // nothing to obtain the ticket from
         return Err(Error::NoCredentials);
     }
     let (service, principal, target) = (

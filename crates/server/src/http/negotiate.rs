@@ -80,9 +80,14 @@ async fn accept_and_issue(
     use crate::login::Client;
     use sessiond_auth::kerberos::{NegotiateError, Step};
     use sessiond_core::Identity;
+    let targets = app
+        .config
+        .delegation_in(realm)
+        .map(|d| d.targets.clone())
+        .unwrap_or_default();
     let step = app
         .negotiate
-        .step(connection, gss_token)
+        .step(connection, gss_token, targets)
         .await
         .map_err(|e| {
             let failed = |reason| {
@@ -125,8 +130,14 @@ async fn accept_and_issue(
     let groups = app.kerberos_groups(&user).await;
     login::warn_unusable_groups("negotiate", &groups);
     let identity = Identity::new(user, "negotiate").with_groups(groups);
-    // Delegated credentials are sealed at once and kept only with a session.
-    let credentials = match (&accepted.credentials, store_session) {
+    // Delegated credentials — a forwarded TGT, or else the back ends'
+    // tickets obtained from this login's evidence — are sealed at once and
+    // kept only with a session.
+    let kept = accepted
+        .credentials
+        .as_ref()
+        .or(accepted.target_tickets.as_ref());
+    let credentials = match (kept, store_session) {
         (Some(c), true) => Some(app.seal_credentials(realm, &identity.user, c.expose())),
         _ => None,
     };
