@@ -76,6 +76,18 @@ pub struct Credential {
     rest: Vec<u8>,
 }
 
+impl Credential {
+    /// When the ticket ends (seconds since the epoch, as the cache stores
+    /// it: after the key come authtime, starttime, endtime, renew-till).
+    pub fn end_time(&self) -> Option<u32> {
+        let mut r = Reader(&self.rest);
+        r.u16().ok()?;
+        r.counted().ok()?;
+        r.take(8).ok()?;
+        r.u32().ok()
+    }
+}
+
 /// A whole cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ccache {
@@ -256,7 +268,10 @@ mod tests {
         let mut rest = Vec::new();
         rest.extend_from_slice(&18u16.to_be_bytes());
         put_counted(&mut rest, &[7; 32]);
-        rest.extend_from_slice(&[0; 16]); // times
+        // authtime, starttime, endtime, renew-till
+        for t in [1_000u32, 1_000, 37_000, 0] {
+            rest.extend_from_slice(&t.to_be_bytes());
+        }
         rest.push(0);
         rest.extend_from_slice(&0x40e1_0000u32.to_be_bytes());
         rest.extend_from_slice(&0u32.to_be_bytes()); // no addresses
@@ -346,6 +361,7 @@ mod tests {
             b"other",
         ));
         assert!(c.holds_tgt());
+        assert_eq!(c.credentials[0].end_time(), Some(37_000));
         let both = c.only_tickets(&alice, &wanted).unwrap();
         assert_eq!(both.credentials.len(), 2);
         assert!(!both.holds_tgt());

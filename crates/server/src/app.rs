@@ -104,6 +104,9 @@ pub struct App {
     /// Unfinished multi-leg Negotiate exchanges, per connection.
     #[cfg(feature = "kerberos")]
     pub negotiate: sessiond_auth::kerberos::NegotiateAcceptor,
+    /// Back ends' tickets from protocol transition, per session and target.
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
+    pub delegated_tickets: crate::delegation::TicketCache,
     pub metrics: Option<PrometheusHandle>,
     /// Kerberos realms whose principals `strip-realm` maps to bare names.
     #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
@@ -158,6 +161,7 @@ impl App {
             } else {
                 sessiond_auth::kerberos::NegotiateAcceptor::new()
             },
+            delegated_tickets: Default::default(),
             store_description,
             trusted_proxies,
             config,

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod delegation;
 pub mod generate_cli;
 pub mod http;
 pub mod login;

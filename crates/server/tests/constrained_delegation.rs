@@ -235,6 +235,11 @@ async fn protocol_transition_for_a_password_login() {
     let ccache = tmp.path().join("alice-to-backend.ccache");
     std::fs::write(&ccache, &got.body).unwrap();
     assert_one_ticket_to_the_back_end(&r, &ccache);
+    // kept until shortly before it ends: the next fetch asks no KDC (a new
+    // S4U exchange would bring a new ticket and session key)
+    let again = fetch(&s, "rc", &token, Some("HTTP/backend.localhost")).await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(again.body, got.body, "served from the kept ticket");
     assert_eq!(backend_sees(&r, &ccache), r.user);
 
     // a user the KDC does not know: the KDC refuses

@@ -58,7 +58,7 @@ pub async fn fetch(
         },
         Some(target) => match kept.as_deref().and_then(|c| one_ticket(c, target)) {
             Some(ticket) => ticket,
-            None => delegated(&app, &realm, &record, target).await?,
+            None => delegated(&app, &realm, &record, &token.hash(), target).await?,
         },
     };
     tracing::info!(
@@ -131,6 +131,7 @@ async fn delegated(
     app: &App,
     realm: &str,
     record: &SessionRecord,
+    session: &sessiond_core::TokenHash,
     target: &str,
 ) -> Result<Vec<u8>, Error> {
     use sessiond_auth::s4u::{self, DelegationError};
@@ -142,6 +143,13 @@ async fn delegated(
         // nothing to obtain the ticket from
         return Err(Error::NoCredentials);
     }
+    if let Some(kept) = app
+        .delegated_tickets
+        .get(session, target, crate::clock::now())
+    {
+        return Ok(kept);
+    }
+    let target_name = target;
     let (service, principal, target) = (
         app.config.kerberos.service.clone(),
         delegation.principal_of(&record.identity.user),
@@ -153,7 +161,11 @@ async fn delegated(
     .await
     .map_err(|e| Error::KerberosUnavailable(format!("Kerberos task failed: {e}")))?;
     match got {
-        Ok(ccache) => Ok(ccache.expose().to_vec()),
+        Ok(ccache) => {
+            app.delegated_tickets
+                .put(session, &target_name, ccache.expose());
+            Ok(ccache.expose().to_vec())
+        }
         Err(e @ DelegationError::Refused { .. }) => Err(Error::DelegationRefused(e.to_string())),
         Err(e @ DelegationError::Unavailable(_)) => Err(Error::KerberosUnavailable(e.to_string())),
     }
@@ -162,7 +174,13 @@ async fn delegated(
 /// Without Kerberos support no realm can configure delegation (the
 /// configuration is refused at start-up), so no target is ever allowed.
 #[cfg(not(feature = "kerberos"))]
-async fn delegated(_: &App, _: &str, _: &SessionRecord, _: &str) -> Result<Vec<u8>, Error> {
+async fn delegated(
+    _: &App,
+    _: &str,
+    _: &SessionRecord,
+    _: &sessiond_core::TokenHash,
+    _: &str,
+) -> Result<Vec<u8>, Error> {
     Err(Error::NotConfigured(
         "a sessiond built with `--features kerberos`",
     ))
