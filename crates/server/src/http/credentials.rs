@@ -163,7 +163,7 @@ async fn delegated(
     match got {
         Ok(ccache) => {
             app.delegated_tickets
-                .put(session, &target_name, ccache.expose());
+                .put(session, target_name, ccache.expose());
             Ok(ccache.expose().to_vec())
         }
         Err(e @ DelegationError::Refused { .. }) => Err(Error::DelegationRefused(e.to_string())),
