@@ -19,9 +19,13 @@ use libgssapi::oid::{
 use std::time::Duration;
 
 /// MIT krb5 error codes (`krb5_err.et`) that decide the answer a user gets.
-mod code {
+pub(crate) mod code {
     const BASE: i32 = -1_765_328_384;
     pub const PRINCIPAL_UNKNOWN: i32 = BASE + 6;
+    pub const SERVER_UNKNOWN: i32 = BASE + 7;
+    pub const POLICY: i32 = BASE + 12;
+    /// KDC_ERR_BADOPTION: what a KDC answers a delegation it does not allow.
+    pub const BADOPTION: i32 = BASE + 13;
     pub const CLIENT_REVOKED: i32 = BASE + 18;
     pub const KEY_EXPIRED: i32 = BASE + 23;
     pub const PREAUTH_FAILED: i32 = BASE + 24;
@@ -51,6 +55,12 @@ impl PrincipalMapping {
             PrincipalMapping::Keep => principal.to_owned(),
         }
     }
+}
+
+/// A GSSAPI name as text (`alice@EXAMPLE.TEST`).
+pub(crate) fn name_text(name: Result<Name, GssError>) -> Result<String, GssError> {
+    name.and_then(|n| n.display_name())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
 /// Why a password was refused, told apart for the user (the issue of
@@ -156,11 +166,8 @@ fn password_login(user: &str, password: &str, service: &str) -> Result<Ticket, A
         Some(&mechs),
     )
     .map_err(|e| classify(&e))?;
-    let principal = cred
-        .name()
-        .and_then(|n| n.display_name())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|e| AuthError::Unavailable(format!("Kerberos: {e}")))?;
+    let principal =
+        name_text(cred.name()).map_err(|e| AuthError::Unavailable(format!("Kerberos: {e}")))?;
     let lifetime = cred.lifetime().unwrap_or_default();
     let credentials = export_ccache(&cred);
     // Verify against our keytab.
@@ -406,11 +413,8 @@ fn step_blocking(
     if !ctx.is_complete() {
         return Ok(Stepped::Unfinished(reply.map(|b| b.to_vec())));
     }
-    let principal = ctx
-        .source_name()
-        .and_then(|n| n.display_name())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|e| NegotiateError::Refused(e.to_string()))?;
+    let principal =
+        name_text(ctx.source_name()).map_err(|e| NegotiateError::Refused(e.to_string()))?;
     let lifetime = ctx.lifetime().unwrap_or_default();
     let delegated_cred = ctx.take_delegated_cred();
     // Accepting with a credential that also initiates, MIT hands back a
@@ -418,18 +422,18 @@ fn step_blocking(
     // ticket to sessiond as S4U2Proxy evidence, tied to sessiond's own TGT.
     // It is no delegated TGT, and exporting it would export sessiond's TGT:
     // it only ever yields tickets to the targets, alone in their cache.
-    let proxy = delegated_cred
-        .as_ref()
-        .is_some_and(|c| matches!(c.proxy(), Ok(Some(_))));
+    // (MIT sets GSS_C_DELEG_FLAG for both, so the flag cannot tell them
+    // apart.) Only a credential that names no impersonator is the user's
+    // own; when that cannot be asked, nothing is exported whole.
     let (delegated, credentials, target_tickets) = match delegated_cred {
-        Some(cred) if proxy => (
+        Some(cred) if matches!(cred.proxy(), Ok(None)) => (true, export_ccache(&cred), None),
+        Some(cred) => (
             false,
             None,
             (!targets.is_empty())
-                .then(|| crate::s4u::tickets_from_evidence(&cred, targets))
+                .then(|| crate::s4u::tickets_from_evidence(&cred, &principal, targets))
                 .flatten(),
         ),
-        Some(cred) => (true, export_ccache(&cred), None),
         None => (false, None, None),
     };
     Ok(Stepped::Done(Accepted {

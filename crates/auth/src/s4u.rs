@@ -18,7 +18,7 @@
 //! answer is rewritten to the one ticket (`sessiond_core::ccache`, decision
 //! 0023).
 
-use crate::kerberos::export_ccache;
+use crate::kerberos::{export_ccache, name_text};
 use crate::Credentials;
 use libgssapi::context::{ClientCtx, CtxFlags};
 use libgssapi::credential::{Cred, CredUsage};
@@ -48,11 +48,7 @@ pub enum DelegationError {
 /// MIT error codes (`krb5_err.et`) that mean "the KDC refused", as opposed
 /// to "the KDC could not be asked".
 fn refused(e: &GssError) -> bool {
-    const BASE: i32 = -1_765_328_384;
-    const PRINCIPAL_UNKNOWN: i32 = BASE + 6; // KDC_ERR_C_PRINCIPAL_UNKNOWN
-    const SERVER_UNKNOWN: i32 = BASE + 7; // KDC_ERR_S_PRINCIPAL_UNKNOWN
-    const POLICY: i32 = BASE + 12; // KDC_ERR_POLICY
-    const BADOPTION: i32 = BASE + 13; // KDC_ERR_BADOPTION: delegation not allowed
+    use crate::kerberos::code::{BADOPTION, POLICY, PRINCIPAL_UNKNOWN, SERVER_UNKNOWN};
     matches!(
         e.minor as i32,
         PRINCIPAL_UNKNOWN | SERVER_UNKNOWN | POLICY | BADOPTION
@@ -109,24 +105,24 @@ pub fn ticket_by_protocol_transition(
     // in `as_user`'s cache; the token itself is not needed.
     ctx.step(None, None)
         .map_err(|e| refused_or("S4U2Proxy", e))?;
-    let client = as_user
-        .name()
-        .and_then(|n| n.display_name())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .map_err(|e| unavailable("the user's principal", e))?;
-    let whole = export_ccache(&as_user).ok_or_else(|| {
-        DelegationError::Unavailable("could not export the delegated ticket".into())
-    })?;
+    let client = name_text(as_user.name()).map_err(|e| unavailable("the user's principal", e))?;
+    tickets_alone(&as_user, &client, std::slice::from_ref(&target.to_owned())).ok_or_else(|| {
+        DelegationError::Unavailable(format!(
+            "the exported cache holds no ticket for {client} to {target}"
+        ))
+    })
+}
+
+/// The tickets of `client` to `targets` that `cred` holds, exported and cut
+/// down to those alone (decision 0023); `None` if it holds none of them.
+fn tickets_alone(cred: &Cred, client: &str, targets: &[String]) -> Option<Credentials> {
+    let whole = export_ccache(cred)?;
     let cache = Ccache::parse(whole.expose())
-        .map_err(|e| DelegationError::Unavailable(format!("exported cache: {e}")))?;
-    let one = cache
-        .only_ticket(&Principal::parse(&client), &Principal::parse(target))
-        .ok_or_else(|| {
-            DelegationError::Unavailable(format!(
-                "the exported cache holds no ticket for {client} to {target}"
-            ))
-        })?;
-    Ok(Credentials::new(one.to_bytes()))
+        .map_err(|e| tracing::warn!(error = %e, "cannot read the exported delegation cache"))
+        .ok()?;
+    let services: Vec<Principal> = targets.iter().map(|t| Principal::parse(t)).collect();
+    let tickets = cache.only_tickets(&Principal::parse(client), &services)?;
+    Some(Credentials::new(tickets.to_bytes()))
 }
 
 /// S4U2Proxy from a Negotiate login's own evidence: `proxy` is the
@@ -136,12 +132,11 @@ pub fn ticket_by_protocol_transition(
 /// `targets` (principals with their realm), in one cache holding those
 /// tickets and nothing else; `None` if the KDC gave none. Each refusal is
 /// logged: the login itself succeeds regardless. Blocks (KDC round trips).
-pub fn tickets_from_evidence(proxy: &Cred, targets: &[String]) -> Option<Credentials> {
-    let client = proxy
-        .name()
-        .and_then(|n| n.display_name())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .ok()?;
+pub fn tickets_from_evidence(
+    proxy: &Cred,
+    client: &str,
+    targets: &[String],
+) -> Option<Credentials> {
     for target in targets {
         let got = Name::new(target.as_bytes(), Some(GSS_NT_KRB5_PRINCIPAL)).and_then(|name| {
             ClientCtx::new(
@@ -156,11 +151,5 @@ pub fn tickets_from_evidence(proxy: &Cred, targets: &[String]) -> Option<Credent
             tracing::warn!(user = %client, target, error = %e, "no S4U2Proxy ticket from the Negotiate login");
         }
     }
-    let whole = export_ccache(proxy)?;
-    let cache = Ccache::parse(whole.expose())
-        .map_err(|e| tracing::warn!(error = %e, "cannot read the exported delegation cache"))
-        .ok()?;
-    let services: Vec<Principal> = targets.iter().map(|t| Principal::parse(t)).collect();
-    let tickets = cache.only_tickets(&Principal::parse(&client), &services)?;
-    Some(Credentials::new(tickets.to_bytes()))
+    tickets_alone(proxy, client, targets)
 }

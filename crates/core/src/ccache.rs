@@ -67,7 +67,7 @@ impl Principal {
 }
 
 /// One credential: who, for which service, and the rest as it was read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
     pub client: Principal,
     pub server: Principal,
@@ -76,7 +76,38 @@ pub struct Credential {
     rest: Vec<u8>,
 }
 
+/// Without the key and the ticket: a `Debug` print must never show a
+/// session key.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("client", &self.client)
+            .field("server", &self.server)
+            .field(
+                "rest",
+                &format_args!("<{} bytes redacted>", self.rest.len()),
+            )
+            .finish()
+    }
+}
+
 impl Credential {
+    /// The ticket (for a configuration entry, its value).
+    fn ticket(&self) -> Option<&[u8]> {
+        let mut r = Reader(&self.rest);
+        r.u16().ok()?;
+        r.counted().ok()?;
+        r.take(4 * 4 + 1 + 4).ok()?;
+        r.typed_list().ok()?;
+        r.typed_list().ok()?;
+        r.counted().ok()
+    }
+
+    fn is_tgt(&self) -> bool {
+        !self.server.is_config()
+            && self.server.components.first().map(Vec::as_slice) == Some(b"krbtgt".as_slice())
+    }
+
     /// When the ticket ends (seconds since the epoch, as the cache stores
     /// it: after the key come authtime, starttime, endtime, renew-till).
     pub fn end_time(&self) -> Option<u32> {
@@ -225,12 +256,22 @@ impl Ccache {
     /// [`Ccache::only_ticket`] for several services: the tickets of
     /// `client` for each of `services` that the cache has, nothing else.
     /// `None` when it has none of them.
+    /// Never a TGT, and never a ticket to the impersonating service (the
+    /// S4U evidence), whatever is asked for.
     pub fn only_tickets(&self, client: &Principal, services: &[Principal]) -> Option<Ccache> {
+        let impersonator = self.impersonator();
         let credentials: Vec<Credential> = services
             .iter()
             .filter_map(|service| {
                 let found = self.credentials.iter().find(|c| {
-                    !c.server.is_config() && c.client == *client && c.server.names(service)
+                    !c.server.is_config()
+                        && !c.is_tgt()
+                        && impersonator
+                            .as_ref()
+                            .is_none_or(|i| !c.server.names(i) && !i.names(&c.server))
+                        && c.client.realm == client.realm
+                        && c.client.components == client.components
+                        && c.server.names(service)
                 })?;
                 let mut one = found.clone();
                 // filed under the referral (empty) realm: named with the
@@ -247,14 +288,36 @@ impl Ccache {
         })
     }
 
-    /// Whether the cache holds a ticket-granting ticket (`krbtgt/…`): one
-    /// that can get tickets for any service, which only a whole delegated
-    /// TGT or a password login's cache may be handed out with.
-    pub fn holds_tgt(&self) -> bool {
-        self.credentials.iter().any(|c| {
-            !c.server.is_config()
-                && c.server.components.first().map(Vec::as_slice) == Some(b"krbtgt")
-        })
+    /// Whether this is the user's own TGT, as a client forwards it or a
+    /// password login gets it — the only cache that may be handed out
+    /// whole: a TGT whose client is the default principal, every ticket
+    /// that principal's, and no sign of S4U (an impersonator entry). An S4U
+    /// export holds sessiond's TGT for sessiond, so it never qualifies.
+    pub fn is_users_own_tgt(&self) -> bool {
+        let own = |c: &Credential| {
+            c.client.realm == self.default.realm && c.client.components == self.default.components
+        };
+        self.impersonator().is_none()
+            && self.credentials.iter().any(|c| c.is_tgt() && own(c))
+            && self
+                .credentials
+                .iter()
+                .filter(|c| !c.server.is_config())
+                .all(own)
+    }
+
+    /// The service that obtained these tickets by S4U, from MIT's
+    /// `proxy_impersonator` configuration entry.
+    fn impersonator(&self) -> Option<Principal> {
+        self.credentials
+            .iter()
+            .find(|c| {
+                c.server.is_config()
+                    && c.server.components.get(1).map(Vec::as_slice)
+                        == Some(b"proxy_impersonator".as_slice())
+            })
+            .and_then(Credential::ticket)
+            .map(|name| Principal::parse(&String::from_utf8_lossy(name)))
     }
 }
 
@@ -360,11 +423,14 @@ mod tests {
             "HTTP/other.localhost@S4U.TEST",
             b"other",
         ));
-        assert!(c.holds_tgt());
+        assert!(
+            !c.is_users_own_tgt(),
+            "an S4U export is never handed out whole"
+        );
         assert_eq!(c.credentials[0].end_time(), Some(37_000));
         let both = c.only_tickets(&alice, &wanted).unwrap();
         assert_eq!(both.credentials.len(), 2);
-        assert!(!both.holds_tgt());
+        assert!(!both.is_users_own_tgt());
         assert_eq!(
             both.only_ticket(&alice, &wanted[1])
                 .unwrap()
@@ -375,6 +441,48 @@ mod tests {
         assert!(exported()
             .only_tickets(&alice, &[Principal::parse("HTTP/none@S4U.TEST")])
             .is_none());
+    }
+
+    #[test]
+    fn never_a_tgt_nor_the_evidence_whatever_is_asked() {
+        let alice = Principal::parse("alice@S4U.TEST");
+        for asked in ["krbtgt/S4U.TEST@S4U.TEST", "HTTP/localhost@S4U.TEST"] {
+            assert!(
+                exported()
+                    .only_ticket(&alice, &Principal::parse(asked))
+                    .is_none(),
+                "{asked}"
+            );
+        }
+        // a user's own forwarded TGT qualifies for being handed out whole
+        let own = Ccache {
+            header: vec![],
+            default: alice.clone(),
+            credentials: vec![
+                credential("alice@S4U.TEST", "krbtgt/S4U.TEST@S4U.TEST", b"tgt"),
+                credential("alice@S4U.TEST", "HTTP/x@S4U.TEST", b"x"),
+            ],
+        };
+        assert!(own.is_users_own_tgt());
+        let mut foreign = own.clone();
+        foreign.credentials.push(credential(
+            "HTTP/localhost@S4U.TEST",
+            "krbtgt/S4U.TEST@S4U.TEST",
+            b"svc",
+        ));
+        assert!(
+            !foreign.is_users_own_tgt(),
+            "another principal's ticket inside"
+        );
+        let no_tgt = Ccache {
+            credentials: vec![own.credentials[1].clone()],
+            ..own.clone()
+        };
+        assert!(!no_tgt.is_users_own_tgt());
+        assert!(
+            !format!("{own:?}").contains("7, 7, 7"),
+            "no session key in Debug: {own:?}"
+        );
     }
 
     #[test]

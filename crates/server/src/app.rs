@@ -152,11 +152,7 @@ impl App {
             // for sessiond's own service only, with a credential that also
             // initiates: each login's ticket is then S4U2Proxy evidence.
             #[cfg(feature = "kerberos")]
-            negotiate: if config
-                .realms
-                .values()
-                .any(|r| r.delegation.as_ref().is_some_and(|d| !d.targets.is_empty()))
-            {
+            negotiate: if config.delegates() {
                 sessiond_auth::kerberos::NegotiateAcceptor::delegating(&config.kerberos.service)
             } else {
                 sessiond_auth::kerberos::NegotiateAcceptor::new()

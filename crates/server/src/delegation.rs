@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 /// How long before its end a cached ticket is no longer handed out: the
 /// back end must still be able to use it.
-const MARGIN_SECS: i64 = 5 * 60;
+pub const MARGIN_SECS: i64 = 5 * 60;
 /// Sessions × targets kept at most (the oldest go first).
 const CAPACITY: usize = 16_384;
 

@@ -95,21 +95,49 @@ impl DelegationConfig {
             .find(|t| *t == asked || t.rsplit_once('@').is_some_and(|(name, _)| name == asked))
     }
 
-    /// The user's principal.
-    pub fn principal_of(&self, user: &str) -> String {
-        self.user_principal.replace("{user}", user)
+    /// The principal of a session's user, for protocol transition. A name
+    /// that would name another principal is refused: `/` or `\\` (another
+    /// instance, `root/admin`), or `@` (another realm) unless the session
+    /// came from Kerberos, where the name is the principal itself
+    /// (`principal_mapping = "keep"`).
+    pub fn principal_of(&self, user: &str, from_kerberos: bool) -> Result<String, String> {
+        if user.contains(['/', '\\']) || (user.contains('@') && !from_kerberos) {
+            return Err(format!(
+                "the user name {user:?} cannot be turned into a Kerberos principal"
+            ));
+        }
+        let principal = self.user_principal.replace("{user}", user);
+        if principal.matches('@').count() > 1 {
+            return Err(format!(
+                "the user name {user:?} with user_principal gives {principal:?}"
+            ));
+        }
+        Ok(principal)
     }
 
-    pub fn validate(&self, key: &str) -> anyhow::Result<()> {
+    /// `service`: sessiond's own, as a GSS host-based name (`HTTP@host`),
+    /// which no target may be: its tickets for the user are the S4U
+    /// evidence, and with one a back end could log in as the user.
+    pub fn validate(&self, key: &str, service: &str) -> anyhow::Result<()> {
+        let own = service.replacen('@', "/", 1);
         for t in &self.targets {
-            let well_formed = t
-                .rsplit_once('@')
-                .is_some_and(|(name, realm)| name.contains('/') && !realm.is_empty());
-            if !well_formed {
+            let Some((name, realm)) = t.rsplit_once('@') else {
                 anyhow::bail!(
                     "{key}.targets: {t:?} is not a service principal with its realm \
                      (service/host@REALM)"
                 );
+            };
+            if !name.contains('/') || realm.is_empty() {
+                anyhow::bail!(
+                    "{key}.targets: {t:?} is not a service principal with its realm \
+                     (service/host@REALM)"
+                );
+            }
+            if name.starts_with("krbtgt/") {
+                anyhow::bail!("{key}.targets: {t:?} is a ticket-granting service, never a target");
+            }
+            if name.eq_ignore_ascii_case(&own) {
+                anyhow::bail!("{key}.targets: {t:?} is sessiond's own service (kerberos.service)");
             }
         }
         if !self.user_principal.contains("{user}") {
@@ -202,7 +230,36 @@ mod tests {
         ] {
             assert_eq!(d.target(asked), None, "{asked}");
         }
-        assert_eq!(d.principal_of("alice"), "alice");
+        assert_eq!(d.principal_of("alice", false).unwrap(), "alice");
+        for bad in ["root/admin", "a\\b", "bob@OTHER.TEST"] {
+            assert!(d.principal_of(bad, false).is_err(), "{bad}");
+        }
+        assert_eq!(
+            d.principal_of("bob@OTHER.TEST", true).unwrap(),
+            "bob@OTHER.TEST",
+            "a Kerberos session's name is its principal"
+        );
+        let realm = super::DelegationConfig {
+            user_principal: "{user}@S4U.TEST".into(),
+            ..d.clone()
+        };
+        assert!(realm.principal_of("bob@OTHER.TEST", true).is_err());
+        for (target, ok) in [
+            ("HTTP/backend.localhost@S4U.TEST", true),
+            ("HTTP/localhost@S4U.TEST", false),
+            ("krbtgt/S4U.TEST@S4U.TEST", false),
+            ("HTTP@S4U.TEST", false),
+            ("HTTP/backend.localhost", false),
+        ] {
+            let c = super::DelegationConfig {
+                targets: vec![target.into()],
+                ..Default::default()
+            };
+            let checked = c.validate("realms.x.delegation", "HTTP@localhost");
+            if cfg!(feature = "kerberos") {
+                assert_eq!(checked.is_ok(), ok, "{target}: {checked:?}");
+            }
+        }
     }
 
     #[test]

@@ -597,7 +597,7 @@ impl Config {
                 t.validate(&format!("realms.{name}.ticket"), loopback)?;
             }
             if let Some(d) = &realm.delegation {
-                d.validate(&format!("realms.{name}.delegation"))?;
+                d.validate(&format!("realms.{name}.delegation"), &self.kerberos.service)?;
                 if self.kerberos.keytab.is_none() {
                     bail!("realms.{name}.delegation: set kerberos.keytab (sessiond's own tickets come from its key)");
                 }
@@ -744,9 +744,13 @@ impl Config {
         self.realms.get(realm).and_then(|r| r.delegation.as_ref())
     }
 
-    /// Whether any realm delegates (sessiond then needs tickets of its own).
+    /// Whether any realm lists delegation targets: sessiond then needs
+    /// tickets of its own, and Negotiate accepts with a credential that
+    /// also initiates.
     pub fn delegates(&self) -> bool {
-        self.realms.values().any(|r| r.delegation.is_some())
+        self.realms
+            .values()
+            .any(|r| r.delegation.as_ref().is_some_and(|d| !d.targets.is_empty()))
     }
 
     /// How principals become user names in `realm`.

@@ -53,10 +53,13 @@ pub async fn fetch(
         // delegated (or a krb5 login's): the back ends' tickets a Negotiate
         // login obtained are handed out one at a time.
         None => match kept {
-            Some(cache) if holds_tgt(&cache) => cache,
+            Some(cache) if users_own_tgt(&cache)? => cache,
             _ => return Err(Error::NoCredentials),
         },
-        Some(target) => match kept.as_deref().and_then(|c| one_ticket(c, target)) {
+        Some(target) => match kept
+            .as_deref()
+            .and_then(|c| one_ticket(c, target, crate::clock::now()))
+        {
             Some(ticket) => ticket,
             None => delegated(&app, &realm, &record, &token.hash(), target).await?,
         },
@@ -91,22 +94,27 @@ pub async fn fetch(
     Ok(r)
 }
 
-/// Whether a kept cache holds a TGT. A cache sessiond cannot read was
-/// written by a GSSAPI it does not know: handed out as it is, as before
-/// caches were read at all.
-fn holds_tgt(cache: &[u8]) -> bool {
-    Ccache::parse(cache).map_or(true, |c| c.holds_tgt())
+/// Whether a kept cache is the user's own TGT (a forwarded one, or a
+/// password login's), the only kind handed out whole. One sessiond cannot
+/// read is not passed on unread (decision 0023).
+fn users_own_tgt(cache: &[u8]) -> Result<bool, Error> {
+    match Ccache::parse(cache) {
+        Ok(c) => Ok(c.is_users_own_tgt()),
+        Err(e) => {
+            tracing::error!(error = %e, "a kept credential cache cannot be read");
+            Err(Error::CredentialsUnreadable)
+        }
+    }
 }
 
-/// The kept cache's ticket for its user to `target`, alone in a cache.
-fn one_ticket(cache: &[u8], target: &str) -> Option<Vec<u8>> {
+/// The kept cache's ticket for its user to `target`, alone in a cache, if
+/// it is good for more than [`crate::delegation::MARGIN_SECS`] from `now`.
+fn one_ticket(cache: &[u8], target: &str, now: sessiond_core::Timestamp) -> Option<Vec<u8>> {
     let cache = Ccache::parse(cache).ok()?;
     let user = cache.default.clone();
-    Some(
-        cache
-            .only_ticket(&user, &Principal::parse(target))?
-            .to_bytes(),
-    )
+    let one = cache.only_ticket(&user, &Principal::parse(target))?;
+    let ends = i64::from(one.credentials.first()?.end_time()?);
+    (ends - now.0 > crate::delegation::MARGIN_SECS).then(|| one.to_bytes())
 }
 
 /// The configured principal `asked` names in `realm`'s delegation targets.
@@ -150,11 +158,11 @@ async fn delegated(
         return Ok(kept);
     }
     let target_name = target;
-    let (service, principal, target) = (
-        app.config.kerberos.service.clone(),
-        delegation.principal_of(&record.identity.user),
-        target.to_owned(),
-    );
+    let from_kerberos = matches!(record.identity.source.as_str(), "negotiate" | "auth/krb5");
+    let principal = delegation
+        .principal_of(&record.identity.user, from_kerberos)
+        .map_err(Error::DelegationRefused)?;
+    let (service, target) = (app.config.kerberos.service.clone(), target.to_owned());
     let got = tokio::task::spawn_blocking(move || {
         s4u::ticket_by_protocol_transition(&service, &principal, &target)
     })
