@@ -29,17 +29,14 @@ realm=S4U.TEST
 suffix=dc=s4u,dc=test
 admin="cn=admin,$suffix"
 export PATH="$PATH:/usr/sbin"
+source "$(dirname "$0")/lib.sh"   # free_port, rand_hex, stop_slapd, krb5_libdefaults
 
 stop() {
   if [ -f "$dir/kdc.pid" ]; then
     kill "$(cat "$dir/kdc.pid")" 2>/dev/null || true
     rm -f "$dir/kdc.pid"
   fi
-  if [ -f "$dir/slapd.pid" ]; then
-    kill "$(cat "$dir/slapd.pid")" 2>/dev/null || true
-    for _ in $(seq 50); do [ -f "$dir/slapd.pid" ] || break; sleep 0.05; done
-    rm -f "$dir/slapd.pid"
-  fi
+  stop_slapd "$dir/slapd.pid"
 }
 
 case $cmd in
@@ -53,10 +50,8 @@ dir=$(cd "$dir" && pwd)
 stop
 rm -rf "$dir/db" "$dir"/*.keytab "$dir/ldap.stash" "$dir/stash"
 mkdir -p "$dir/db"
-source "$(dirname "$0")/lib.sh"   # free_port
 kdc_port=$(free_port); ldap_port=$(free_port)
-rand() { head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-password="alice-$(rand)"; root_password="root-$(rand)"
+password="alice-$(rand_hex)"; root_password="root-$(rand_hex)"
 
 # --- the directory: Kerberos schema, one database, the KDC binds as its root
 gunzip -c /usr/share/doc/krb5-kdc-ldap/kerberos.schema.gz > "$dir/kerberos.schema"
@@ -97,15 +92,8 @@ dbmodules="[dbmodules]
         ldap_servers = ldap://127.0.0.1:$ldap_port
         ldap_conns_per_server = 2
     }"
-cat > "$dir/krb5.conf" <<EOF
-[libdefaults]
-    default_realm = $realm
-    dns_lookup_kdc = false
-    dns_lookup_realm = false
-    rdns = false
-    dns_canonicalize_hostname = false
-    forwardable = true
-    udp_preference_limit = 1
+krb5_libdefaults "$realm" > "$dir/krb5.conf"
+cat >> "$dir/krb5.conf" <<EOF
 [realms]
     $realm = {
         kdc = 127.0.0.1:$kdc_port
@@ -137,7 +125,7 @@ EOF
 export KRB5_CONFIG="$dir/krb5.conf" KRB5_KDC_PROFILE="$dir/kdc.conf"
 ldap=(-D "$admin" -w "$root_password" -H "ldap://127.0.0.1:$ldap_port")
 kdb5_ldap_util "${ldap[@]}" create -subtrees "$suffix" -r "$realm" -s \
-  -P "master-$(rand)" >"$dir/create.log" 2>&1
+  -P "master-$(rand_hex)" >"$dir/create.log" 2>&1
 # the KDC's password for its LDAP bind (prompted twice, read from stdin)
 printf '%s\n%s\n' "$root_password" "$root_password" |
   kdb5_ldap_util "${ldap[@]}" stashsrvpw -f "$dir/ldap.stash" "$admin" >>"$dir/create.log" 2>&1

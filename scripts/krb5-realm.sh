@@ -16,6 +16,7 @@ cmd=${1:?usage: krb5-realm.sh start|stop DIR}
 dir=${2:?usage: krb5-realm.sh start|stop DIR}
 realm=EXAMPLE.TEST
 export PATH="$PATH:/usr/sbin"
+source "$(dirname "$0")/lib.sh"   # free_port, rand_hex, krb5_libdefaults
 
 stop() {
   if [ -f "$dir/kdc.pid" ]; then
@@ -34,19 +35,11 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 stop
 rm -f "$dir"/principal* "$dir/stash"
-source "$(dirname "$0")/lib.sh"   # free_port
 port=$(free_port)
-password="alice-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+password="alice-$(rand_hex)"
 
-cat > "$dir/krb5.conf" <<EOF
-[libdefaults]
-    default_realm = $realm
-    dns_lookup_kdc = false
-    dns_lookup_realm = false
-    rdns = false
-    dns_canonicalize_hostname = false
-    forwardable = true
-    udp_preference_limit = 1
+krb5_libdefaults "$realm" > "$dir/krb5.conf"
+cat >> "$dir/krb5.conf" <<EOF
 [realms]
     $realm = {
         kdc = 127.0.0.1:$port
@@ -73,7 +66,7 @@ cat > "$dir/kdc.conf" <<EOF
 EOF
 : > "$dir/kadm5.acl"
 export KRB5_CONFIG="$dir/krb5.conf" KRB5_KDC_PROFILE="$dir/kdc.conf"
-kdb5_util create -s -r "$realm" -P "master-$(head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n')" >/dev/null 2>&1
+kdb5_util create -s -r "$realm" -P "master-$(rand_hex)" >/dev/null 2>&1
 kadmin.local -r "$realm" -q "addprinc -pw $password alice" >/dev/null 2>&1
 kadmin.local -r "$realm" -q 'addprinc -pw expired-Pass-1 -pwexpire "2000-01-01 00:00:00 UTC" expired' >/dev/null 2>&1
 kadmin.local -r "$realm" -q "addprinc -randkey +ok_as_delegate HTTP/localhost" >/dev/null 2>&1

@@ -17,14 +17,9 @@ set -euo pipefail
 cmd=${1:?usage: ldap-server.sh start|stop DIR}
 dir=${2:?usage: ldap-server.sh start|stop DIR}
 export PATH="$PATH:/usr/sbin"
+source "$(dirname "$0")/lib.sh"   # free_port, rand_hex, stop_slapd
 
-stop() {
-  if [ -f "$dir/slapd.pid" ]; then
-    kill "$(cat "$dir/slapd.pid")" 2>/dev/null || true
-    for _ in $(seq 50); do [ -f "$dir/slapd.pid" ] || break; sleep 0.05; done
-    rm -f "$dir/slapd.pid"
-  fi
-}
+stop() { stop_slapd "$dir/slapd.pid"; }
 
 case $cmd in
   stop) stop; exit 0 ;;
@@ -36,10 +31,8 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 stop
 rm -rf "$dir/db"; mkdir -p "$dir/db"
-source "$(dirname "$0")/lib.sh"   # free_port
 port=$(free_port); tls_port=$(free_port)
-rand() { head -c 9 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-password="alice-$(rand)"; reader_password="reader-$(rand)"; root_password="root-$(rand)"
+password="alice-$(rand_hex)"; reader_password="reader-$(rand_hex)"; root_password="root-$(rand_hex)"
 
 # a private CA, and a server certificate it signs (TLS clients refuse a CA
 # certificate used as the server's own)

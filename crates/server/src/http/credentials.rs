@@ -17,6 +17,7 @@ use super::check::{self, Access};
 use super::error::Error;
 use super::extract::{CredentialReader, HeaderToken, Realm, Target};
 use crate::app::App;
+use crate::config::DelegationConfig;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,9 +34,10 @@ pub async fn fetch(
 ) -> Result<Response, Error> {
     // A target the realm does not list is refused before anything is asked
     // of the store or the KDC.
-    let target = target
+    let allowed = target
         .map(|t| allowed_target(&app, &realm, &t))
         .transpose()?;
+    let target = allowed.as_ref().map(|(t, _)| t.as_str());
     let record = check::current(&app, &token, &realm, Access::Touch).await?;
     let kept = record
         .credentials
@@ -48,7 +50,7 @@ pub async fn fetch(
                 })
         })
         .transpose()?;
-    let ccache = match &target {
+    let ccache = match &allowed {
         // What the session keeps, whole, only if it is a TGT the user
         // delegated (or a krb5 login's): the back ends' tickets a Negotiate
         // login obtained are handed out one at a time.
@@ -56,19 +58,19 @@ pub async fn fetch(
             Some(cache) if users_own_tgt(&cache)? => cache,
             _ => return Err(Error::NoCredentials),
         },
-        Some(target) => match kept
+        Some((target, delegation)) => match kept
             .as_deref()
             .and_then(|c| one_ticket(c, target, crate::clock::now()))
         {
             Some(ticket) => ticket,
-            None => delegated(&app, &realm, &record, &token.hash(), target).await?,
+            None => delegated(&app, delegation, &record, &token.hash(), target).await?,
         },
     };
     tracing::info!(
         realm,
         user = %record.identity.user,
         session = %token.hash().short(),
-        target = target.as_deref().unwrap_or("-"),
+        target = target.unwrap_or("-"),
         "credentials fetched"
     );
     let hash = token.hash();
@@ -80,7 +82,7 @@ pub async fn fetch(
     .user(&record.identity.user)
     .source(&record.identity.source)
     .session(&hash);
-    if let Some(t) = &target {
+    if let Some(t) = target {
         event = event.reason(t);
     }
     app.audit.emit(event);
@@ -118,17 +120,23 @@ fn one_ticket(cache: &[u8], target: &str, now: sessiond_core::Timestamp) -> Opti
 }
 
 /// The configured principal `asked` names in `realm`'s delegation targets.
-fn allowed_target(app: &App, realm: &str, asked: &str) -> Result<String, Error> {
+/// With the realm's delegation settings.
+fn allowed_target<'a>(
+    app: &'a App,
+    realm: &str,
+    asked: &str,
+) -> Result<(String, &'a DelegationConfig), Error> {
     let delegation = app.config.delegation_in(realm).ok_or_else(|| {
         Error::TargetNotAllowed(format!(
             "realm {realm:?} delegates to no service ([realms.{realm}.delegation])"
         ))
     })?;
-    delegation.target(asked).map(str::to_owned).ok_or_else(|| {
+    let target = delegation.target(asked).ok_or_else(|| {
         Error::TargetNotAllowed(format!(
             "{asked:?} is not one of realm {realm:?}'s delegation targets"
         ))
-    })
+    })?;
+    Ok((target.to_owned(), delegation))
 }
 
 /// A ticket for the session's user to `target` the session does not keep
@@ -137,16 +145,12 @@ fn allowed_target(app: &App, realm: &str, asked: &str) -> Result<String, Error> 
 #[cfg(feature = "kerberos")]
 async fn delegated(
     app: &App,
-    realm: &str,
+    delegation: &DelegationConfig,
     record: &SessionRecord,
     session: &sessiond_core::TokenHash,
     target: &str,
 ) -> Result<Vec<u8>, Error> {
     use sessiond_auth::s4u::{self, DelegationError};
-    let delegation = app
-        .config
-        .delegation_in(realm)
-        .expect("the target was found in this realm's delegation");
     if !delegation.protocol_transition {
         // nothing to obtain the ticket from
         return Err(Error::NoCredentials);
@@ -184,7 +188,7 @@ async fn delegated(
 #[cfg(not(feature = "kerberos"))]
 async fn delegated(
     _: &App,
-    _: &str,
+    _: &DelegationConfig,
     _: &SessionRecord,
     _: &sessiond_core::TokenHash,
     _: &str,
