@@ -142,19 +142,23 @@ tokio::task_local! {
     static DURABLE: ();
 }
 
+/// The certificates a `rediss://` connection trusts: the private CA `ca`
+/// (PEM), no client certificate. Standalone, cluster and Sentinel clients
+/// all take them.
+pub(super) fn trusting(ca: &[u8]) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(ca.to_vec()),
+    }
+}
+
 /// A client for `info`, trusting `ca` (PEM) for `rediss://` when given.
 fn client(
     info: impl redis::IntoConnectionInfo,
     ca: &Option<Vec<u8>>,
 ) -> redis::RedisResult<redis::Client> {
     match ca {
-        Some(ca) => redis::Client::build_with_tls(
-            info,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(ca.clone()),
-            },
-        ),
+        Some(ca) => redis::Client::build_with_tls(info, trusting(ca)),
         None => redis::Client::open(info),
     }
 }
@@ -168,10 +172,6 @@ async fn open(
     response_timeout: Duration,
 ) -> StoreResult<(Conn, String)> {
     let open = |e: redis::RedisError| StoreError::Open(format!("redis: {e}"));
-    let certs = || redis::TlsCertificates {
-        client_tls: None,
-        root_cert: ca.clone(),
-    };
     Ok(match target {
         RedisTarget::Standalone(url) => {
             let client = client(url.as_str(), ca).map_err(open)?;
@@ -193,8 +193,8 @@ async fn open(
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(response_timeout)
                 .retries(2);
-            if ca.is_some() {
-                builder = builder.certs(certs());
+            if let Some(ca) = ca {
+                builder = builder.certs(trusting(ca));
             }
             let client = builder.build().map_err(open)?;
             let conn = client.get_async_connection().await.map_err(open)?;
@@ -537,11 +537,11 @@ fn encode<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Rebuilds a record from its hash, with the user state its supersede mark
-/// implies. `None` for a missing or partial hash.
 /// The session hash fields [`decode_fields`] reads.
 const READ: [&str; 6] = ["rec", "la", "dv", "data", "sg", "sa"];
 
+/// Rebuilds a record from its hash (`get` reads one field), with the user
+/// state its supersede mark implies. `None` for a missing or partial hash.
 fn decode_fields<'a>(
     get: impl Fn(&str) -> Option<&'a str>,
 ) -> StoreResult<Option<(SessionRecord, UserState)>> {

@@ -96,13 +96,9 @@ impl Primary {
                 .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
                 .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
             if let Some(ca) = ca {
-                let certs = || redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(ca.clone()),
-                };
                 builder = builder
-                    .set_client_to_redis_certificates(certs())
-                    .set_client_to_sentinel_certificates(certs());
+                    .set_client_to_redis_certificates(super::trusting(&ca))
+                    .set_client_to_sentinel_certificates(super::trusting(&ca));
             }
         }
         let primary = Primary(Arc::new(Inner {
@@ -194,9 +190,7 @@ impl Primary {
             );
         }
     }
-}
 
-impl Primary {
     /// Where commands go now, if a link is open.
     pub(super) fn address(&self) -> Option<String> {
         self.0
