@@ -311,30 +311,7 @@ impl NegotiateAcceptor {
             ..NegotiateAcceptor::default()
         }
     }
-}
 
-/// A new accepting context: with sessiond's credential for both uses when
-/// delegating as `delegating` (blocking: reads the keytab).
-fn new_context(delegating: Option<&str>) -> Result<ServerCtx, NegotiateError> {
-    let Some(service) = delegating else {
-        return Ok(ServerCtx::new(None));
-    };
-    let unavailable = |e: GssError| {
-        NegotiateError::Unavailable(format!("sessiond's credentials for {service}: {e}"))
-    };
-    let name =
-        Name::new(service.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE)).map_err(unavailable)?;
-    // SPNEGO too: browsers and curl wrap their Kerberos token in it, and a
-    // krb5-only credential refuses those ("No credentials were supplied").
-    let mut mechs = OidSet::new();
-    mechs.add(GSS_MECH_SPNEGO).map_err(unavailable)?;
-    mechs.add(GSS_MECH_KRB5).map_err(unavailable)?;
-    let cred =
-        Cred::acquire(Some(&name), None, CredUsage::Both, Some(&mechs)).map_err(unavailable)?;
-    Ok(ServerCtx::new(Some(cred)))
-}
-
-impl NegotiateAcceptor {
     fn take(&self, connection: &str) -> Option<ServerCtx> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         let (ctx, since) = pending.remove(connection)?;
@@ -393,6 +370,27 @@ impl NegotiateAcceptor {
             }
         }
     }
+}
+
+/// A new accepting context: with sessiond's credential for both uses when
+/// delegating as `delegating` (blocking: reads the keytab).
+fn new_context(delegating: Option<&str>) -> Result<ServerCtx, NegotiateError> {
+    let Some(service) = delegating else {
+        return Ok(ServerCtx::new(None));
+    };
+    let unavailable = |e: GssError| {
+        NegotiateError::Unavailable(format!("sessiond's credentials for {service}: {e}"))
+    };
+    let name =
+        Name::new(service.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE)).map_err(unavailable)?;
+    // SPNEGO too: browsers and curl wrap their Kerberos token in it, and a
+    // krb5-only credential refuses those ("No credentials were supplied").
+    let mut mechs = OidSet::new();
+    mechs.add(GSS_MECH_SPNEGO).map_err(unavailable)?;
+    mechs.add(GSS_MECH_KRB5).map_err(unavailable)?;
+    let cred =
+        Cred::acquire(Some(&name), None, CredUsage::Both, Some(&mechs)).map_err(unavailable)?;
+    Ok(ServerCtx::new(Some(cred)))
 }
 
 enum Stepped {

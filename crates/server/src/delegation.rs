@@ -15,9 +15,16 @@ use sessiond_core::{Timestamp, TokenHash};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// How long before its end a cached ticket is no longer handed out: the
-/// back end must still be able to use it.
-pub const MARGIN_SECS: i64 = 5 * 60;
+/// How long before its end a ticket is no longer handed out: the back end
+/// must still be able to use it.
+const MARGIN_SECS: i64 = 5 * 60;
+
+/// Whether a ticket ending at `ends` (seconds since the epoch) may still be
+/// handed out at `now`: the one rule for kept tickets, whether this cache's
+/// or a Negotiate login's in the session.
+pub fn usable(ends: i64, now: Timestamp) -> bool {
+    ends - now.0 > MARGIN_SECS
+}
 /// Sessions × targets kept at most (the oldest go first).
 const CAPACITY: usize = 16_384;
 
@@ -42,7 +49,7 @@ impl TicketCache {
     pub fn get(&self, session: &TokenHash, target: &str, now: Timestamp) -> Option<Vec<u8>> {
         let key = (*session, target.to_owned());
         let kept = self.0.get(&key)?;
-        if kept.ends - now.0 > MARGIN_SECS {
+        if usable(kept.ends, now) {
             return Some(kept.ccache.to_vec());
         }
         self.0.remove(&key);

@@ -199,20 +199,11 @@ fn backend_sees(r: &Realm, ccache: &Path) -> String {
 }
 
 async fn fetch(s: &Server, realm: &str, token: &str, target: Option<&str>) -> common::Resp {
-    let path = match target {
-        Some(t) => format!("/v1/sessions/credentials?realm={realm}&target={t}"),
-        None => format!("/v1/sessions/credentials?realm={realm}"),
+    let query = match target {
+        Some(t) => format!("realm={realm}&target={t}"),
+        None => format!("realm={realm}"),
     };
-    s.request(
-        "GET",
-        &path,
-        &[
-            ("Authorization", &format!("Bearer {READER}")),
-            ("X-Sessiond-Token", token),
-        ],
-        b"",
-    )
-    .await
+    common::fetch_credentials(s, &query, token, READER).await
 }
 
 /// A password-file login, protocol transition on: the back end gets a

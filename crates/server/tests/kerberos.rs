@@ -254,16 +254,7 @@ async fn forward_auth_by_ticket_without_a_session() {
 const READER: &str = "backend-credential-0123456789";
 
 async fn fetch_credentials(s: &Server, token: &str, reader: &str) -> common::Resp {
-    s.request(
-        "GET",
-        "/v1/sessions/credentials?realm=rc",
-        &[
-            ("Authorization", &format!("Bearer {reader}")),
-            ("X-Sessiond-Token", token),
-        ],
-        b"",
-    )
-    .await
+    common::fetch_credentials(s, "realm=rc", token, reader).await
 }
 
 /// Delegated credentials and krb5 TGTs are kept sealed in the session (the

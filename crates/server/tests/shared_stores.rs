@@ -794,6 +794,13 @@ async fn within(s: &Server, path: &str, want: (u16, &str), limit: Duration) -> D
     }
 }
 
+/// The value of the sample `name` (with its labels, as written) in a
+/// `/metrics` page.
+fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+}
+
 /// Two instances with `[store.cache]` on: a revocation, a superseding
 /// login and a logout on B reach A's cache within a second (the store's
 /// invalidation; bench/propagation.sh measures how fast).
@@ -808,11 +815,7 @@ async fn near_cache_two_instances(kind: &str, url: &str, prefix: &str) {
     // one tracking connection per primary, made after start-up); until
     // then checks bypass it, which is right but would not count as hits
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !a.get("/metrics").await.text().lines().any(|l| {
-        l.strip_prefix("sessiond_near_cache_live ")
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            == Some(1.0)
-    }) {
+    while metric(&a.get("/metrics").await.text(), "sessiond_near_cache_live") != Some(1.0) {
         assert!(Instant::now() < deadline, "A's near cache never went live");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -853,12 +856,8 @@ async fn near_cache_two_instances(kind: &str, url: &str, prefix: &str) {
 
     // what the cache did, on /metrics
     let metrics = a.get("/metrics").await.text();
-    let count = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {metrics}"))
-    };
+    let count =
+        |name: &str| metric(&metrics, name).unwrap_or_else(|| panic!("{name} in {metrics}"));
     assert!(
         count("sessiond_near_cache_checks_total{result=\"hit\"}") >= 2.0,
         "{metrics}"

@@ -121,18 +121,15 @@ impl DelegationConfig {
     pub fn validate(&self, key: &str, service: &str) -> anyhow::Result<()> {
         let own = service.replacen('@', "/", 1);
         for t in &self.targets {
-            let Some((name, realm)) = t.rsplit_once('@') else {
+            let Some((name, _)) = t
+                .rsplit_once('@')
+                .filter(|(name, realm)| name.contains('/') && !realm.is_empty())
+            else {
                 anyhow::bail!(
                     "{key}.targets: {t:?} is not a service principal with its realm \
                      (service/host@REALM)"
                 );
             };
-            if !name.contains('/') || realm.is_empty() {
-                anyhow::bail!(
-                    "{key}.targets: {t:?} is not a service principal with its realm \
-                     (service/host@REALM)"
-                );
-            }
             if name.starts_with("krbtgt/") {
                 anyhow::bail!("{key}.targets: {t:?} is a ticket-granting service, never a target");
             }

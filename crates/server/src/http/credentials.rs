@@ -110,17 +110,17 @@ fn users_own_tgt(cache: &[u8]) -> Result<bool, Error> {
 }
 
 /// The kept cache's ticket for its user to `target`, alone in a cache, if
-/// it is good for more than [`crate::delegation::MARGIN_SECS`] from `now`.
+/// it is still [`crate::delegation::usable`] at `now`.
 fn one_ticket(cache: &[u8], target: &str, now: sessiond_core::Timestamp) -> Option<Vec<u8>> {
     let cache = Ccache::parse(cache).ok()?;
     let user = cache.default.clone();
     let one = cache.only_ticket(&user, &Principal::parse(target))?;
     let ends = i64::from(one.credentials.first()?.end_time()?);
-    (ends - now.0 > crate::delegation::MARGIN_SECS).then(|| one.to_bytes())
+    crate::delegation::usable(ends, now).then(|| one.to_bytes())
 }
 
-/// The configured principal `asked` names in `realm`'s delegation targets.
-/// With the realm's delegation settings.
+/// The configured principal `asked` names in `realm`'s delegation targets,
+/// with the realm's delegation settings.
 fn allowed_target<'a>(
     app: &'a App,
     realm: &str,
@@ -161,21 +161,19 @@ async fn delegated(
     {
         return Ok(kept);
     }
-    let target_name = target;
     let from_kerberos = matches!(record.identity.source.as_str(), "negotiate" | "auth/krb5");
     let principal = delegation
         .principal_of(&record.identity.user, from_kerberos)
         .map_err(Error::DelegationRefused)?;
-    let (service, target) = (app.config.kerberos.service.clone(), target.to_owned());
+    let (service, owned_target) = (app.config.kerberos.service.clone(), target.to_owned());
     let got = tokio::task::spawn_blocking(move || {
-        s4u::ticket_by_protocol_transition(&service, &principal, &target)
+        s4u::ticket_by_protocol_transition(&service, &principal, &owned_target)
     })
     .await
     .map_err(|e| Error::KerberosUnavailable(format!("Kerberos task failed: {e}")))?;
     match got {
         Ok(ccache) => {
-            app.delegated_tickets
-                .put(session, target_name, ccache.expose());
+            app.delegated_tickets.put(session, target, ccache.expose());
             Ok(ccache.expose().to_vec())
         }
         Err(e @ DelegationError::Refused { .. }) => Err(Error::DelegationRefused(e.to_string())),

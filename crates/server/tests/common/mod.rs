@@ -471,6 +471,22 @@ impl Resp {
     }
 }
 
+/// `GET /v1/sessions/credentials?{query}` as the back end `reader`, for the
+/// user whose session is `token`.
+#[allow(dead_code)]
+pub async fn fetch_credentials(s: &Server, query: &str, token: &str, reader: &str) -> Resp {
+    s.request(
+        "GET",
+        &format!("/v1/sessions/credentials?{query}"),
+        &[
+            ("Authorization", &format!("Bearer {reader}")),
+            ("X-Sessiond-Token", token),
+        ],
+        b"",
+    )
+    .await
+}
+
 /// Logs in through `/auth_token` and returns the token.
 pub async fn login(s: &Server, realm: &str, user: &str, pw: &str) -> String {
     let r = s
